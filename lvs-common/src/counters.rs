@@ -1,0 +1,59 @@
+//! Indices of the global per-CPU `COUNTERS` array: why packets took the path
+//! they took. Names are what `lvs` prints.
+
+pub const RX: u32 = 0;
+/// Not a service's traffic (or not IP/TCP/UDP): handed to the kernel untouched.
+pub const PASS: u32 = 1;
+/// Truncated or inconsistent headers: passed untouched (see parse rules).
+pub const MALFORMED: u32 = 2;
+/// IP fragments: passed untouched (we do not balance fragments yet).
+pub const FRAGMENT: u32 = 3;
+/// Forward-direction NAT packets sent with a redirect / XDP_TX.
+pub const NAT_FWD: u32 = 4;
+/// Forward NAT packets handed to the kernel because the next hop had no
+/// neighbour entry yet (the kernel routes them and resolves it).
+pub const NAT_FWD_FIB_PASS: u32 = 5;
+/// Reverse-NAT packets sent back to the client.
+pub const NAT_REPLY: u32 = 6;
+/// Reverse-NAT packets dropped: no route/neighbour towards the client. Never
+/// passed to the kernel, which would drop a packet from the VIP as a martian.
+pub const NAT_REPLY_DROP: u32 = 7;
+/// New connections scheduled.
+pub const NEW_CONN: u32 = 8;
+/// Service had no usable real server: handed to the kernel (as IPVS, the
+/// director then answers with a reset / port unreachable).
+pub const NO_REAL: u32 = 9;
+/// TCP packets for a service without a connection and without SYN.
+pub const NO_CONN: u32 = 10;
+/// DR packets sent.
+pub const DR_FWD: u32 = 11;
+/// DR/TUN packets dropped for lack of a neighbour entry.
+pub const FWD_NO_NEIGH: u32 = 12;
+/// TUN packets sent.
+pub const TUN_FWD: u32 = 13;
+/// Packets dropped because they could not be rewritten (headroom, map error).
+pub const XMIT_ERR: u32 = 14;
+/// A connection entry pointed at a real-server slot that was reused.
+pub const STALE_CONN: u32 = 15;
+
+pub const COUNT: u32 = 16;
+
+/// Printable names, indexed as above.
+pub const NAMES: [&str; COUNT as usize] = [
+    "rx",
+    "pass",
+    "malformed",
+    "fragment",
+    "nat_fwd",
+    "nat_fwd_fib_pass",
+    "nat_reply",
+    "nat_reply_drop",
+    "new_conn",
+    "no_real",
+    "no_conn",
+    "dr_fwd",
+    "fwd_no_neigh",
+    "tun_fwd",
+    "xmit_err",
+    "stale_conn",
+];

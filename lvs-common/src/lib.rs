@@ -1,0 +1,228 @@
+//! Types shared by the XDP program and userspace: every map key and value is
+//! defined here once, `#[repr(C)]` with explicit padding so both sides agree
+//! on the layout byte for byte.
+//!
+//! Conventions: addresses are `[u32; 4]` holding the raw network-order bytes
+//! (IPv4 in word 0, words 1..3 zero); ports are `u16` holding network-order
+//! bytes. The XDP program can then compare and copy them without swapping.
+#![no_std]
+
+pub mod counters;
+pub mod csum;
+
+/// `family` codes, as the kernel's `AF_*`.
+pub const AF_INET: u8 = 2;
+pub const AF_INET6: u8 = 10;
+
+/// IP protocol numbers used in keys.
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+
+/// Forwarding methods (ipvsadm's -g / -i / -m).
+pub const METHOD_ROUTE: u8 = 0;
+pub const METHOD_TUNNEL: u8 = 1;
+pub const METHOD_MASQ: u8 = 2;
+
+/// Scheduler codes stored in [`Service::sched`]. The XDP program implements
+/// them; userspace only builds tables for the table-driven ones.
+pub mod sched {
+    pub const RR: u8 = 0;
+    pub const WRR: u8 = 1;
+    pub const LC: u8 = 2;
+    pub const WLC: u8 = 3;
+    pub const LBLC: u8 = 4;
+    pub const LBLCR: u8 = 5;
+    pub const DH: u8 = 6;
+    pub const SH: u8 = 7;
+    pub const SED: u8 = 8;
+    pub const NQ: u8 = 9;
+    pub const FO: u8 = 10;
+    pub const OVF: u8 = 11;
+    pub const MH: u8 = 12;
+    pub const TWOS: u8 = 13;
+}
+
+/// [`Service::flags`] bits (ipvsadm's service flags).
+pub const SVC_F_PERSISTENT: u16 = 1 << 0;
+pub const SVC_F_ONEPACKET: u16 = 1 << 1;
+pub const SVC_F_SCHED1: u16 = 1 << 2;
+pub const SVC_F_SCHED2: u16 = 1 << 3;
+pub const SVC_F_SCHED3: u16 = 1 << 4;
+
+/// [`Real::flags`] bits.
+/// The slot holds a real server (possibly deleted from its service but still
+/// referenced by connections: see [`Real::generation`]).
+pub const REAL_F_IN_USE: u8 = 1 << 0;
+/// The real server is a member of its service (not yet deleted).
+pub const REAL_F_MEMBER: u8 = 1 << 1;
+
+/// Conntrack states; IPVS's TCP states plus one for UDP.
+pub mod state {
+    pub const NONE: u8 = 0;
+    pub const ESTABLISHED: u8 = 1;
+    pub const SYN_SENT: u8 = 2;
+    pub const SYN_RECV: u8 = 3;
+    pub const FIN_WAIT: u8 = 4;
+    pub const TIME_WAIT: u8 = 5;
+    pub const CLOSE: u8 = 6;
+    pub const CLOSE_WAIT: u8 = 7;
+    pub const LAST_ACK: u8 = 8;
+    pub const LISTEN: u8 = 9;
+    pub const SYNACK: u8 = 10;
+    pub const UDP: u8 = 11;
+    pub const COUNT: usize = 12;
+}
+
+/// Key of `SERVICES`: what a packet is matched against.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    pub addr: [u32; 4],
+    pub port: u16,
+    pub proto: u8,
+    pub family: u8,
+}
+
+/// Value of `SERVICES`.
+///
+/// The member list and the scheduling table live in shared regions of the
+/// `DESTS` and `SCHED_TABLE` arrays; userspace writes a new region before it
+/// points a service at it and frees the old one after, so the XDP program
+/// never sees half a table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Service {
+    /// Slot in the per-service arrays (`SCHED_STATE`, `SVC_STATS`).
+    pub id: u32,
+    pub sched: u8,
+    pub family: u8,
+    pub flags: u16,
+    /// Members (real indices), in the order they were added.
+    pub dests_off: u32,
+    pub dests_len: u32,
+    /// The scheduler's precomputed table (rr/wrr sequence, hash buckets, Maglev).
+    pub table_off: u32,
+    pub table_len: u32,
+    /// Persistence timeout in seconds (with [`SVC_F_PERSISTENT`]).
+    pub persist_timeout: u32,
+    /// Persistence netmask (IPv4: raw mask in word 0; IPv6: prefix length in word 0).
+    pub netmask: [u32; 4],
+}
+
+/// Value of `REALS`, indexed by a global real-server index.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Real {
+    pub addr: [u32; 4],
+    pub port: u16,
+    pub method: u8,
+    pub flags: u8,
+    pub weight: u32,
+    /// Owning service's [`Service::id`].
+    pub svc_id: u32,
+    /// Bumped whenever the slot is given to a new real server, so that a
+    /// connection pinned to a reused slot is recognised as stale.
+    pub generation: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A flow's 5-tuple as seen in a packet, key of `CONNS` (client side) and of
+/// `REPLIES` (real-server side).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+/// Value of `CONNS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Conn {
+    pub real: u32,
+    pub real_generation: u32,
+    pub svc_id: u32,
+    pub state: u8,
+    pub method: u8,
+    pub flags: u8,
+    pub _pad: u8,
+    /// `bpf_ktime_get_ns()` of the last packet, refreshed at most every
+    /// [`CONN_TOUCH_NS`] to keep the shared cache line mostly read-only.
+    pub last_seen: u64,
+}
+
+/// How stale `Conn::last_seen` may get before a packet rewrites it.
+pub const CONN_TOUCH_NS: u64 = 1_000_000_000;
+
+/// Per-service and per-real counters (per-CPU; userspace sums them).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub conns: u64,
+    pub inpkts: u64,
+    pub outpkts: u64,
+    pub inbytes: u64,
+    pub outbytes: u64,
+}
+
+/// Active/inactive connection counts of one real server, shared across CPUs
+/// and updated with atomics so schedulers see a consistent value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealConns {
+    pub active: u64,
+    pub inactive: u64,
+}
+
+/// The single entry of `CONFIG`, written by `lvs load`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Size of `CONNS`, reported by `lvsadm -L` as IPVS's "size".
+    pub conn_table_size: u32,
+    /// Non-zero: emit per-packet debug logs.
+    pub debug: u32,
+    /// Per-state timeouts in seconds, indexed by [`state`] codes.
+    pub timeouts: [u32; state::COUNT],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), Copy, contain no padding bytes
+    // (explicit `_pad` fields) and are valid for any bit pattern.
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for Real {}
+    unsafe impl aya::Pod for FlowKey {}
+    unsafe impl aya::Pod for Conn {}
+    unsafe impl aya::Pod for Stats {}
+    unsafe impl aya::Pod for RealConns {}
+    unsafe impl aya::Pod for Config {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<ServiceKey>(), 20);
+        assert_eq!(size_of::<Service>(), 44);
+        assert_eq!(size_of::<Real>(), 44);
+        assert_eq!(size_of::<FlowKey>(), 40);
+        assert_eq!(size_of::<Conn>(), 24);
+        assert_eq!(size_of::<Stats>(), 40);
+        assert_eq!(size_of::<RealConns>(), 16);
+        assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT);
+    }
+}

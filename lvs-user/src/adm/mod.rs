@@ -1,0 +1,1 @@
+//! ipvsadm-compatible command line (being written).

@@ -1,2 +1,168 @@
+//! The lvs-xdp director: one XDP program attached to every link of the
+//! director. Each packet is either a service's (forward direction), a reply
+//! from a NAT real server (reverse direction), or not ours (XDP_PASS,
+//! untouched).
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(internal_features)]
+
+mod atomic;
+mod conntrack;
+mod maps;
+mod nat;
+mod parse;
+mod sched;
+mod stats;
+mod xmit;
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_DROP, XDP_PASS},
+    helpers::bpf_ktime_get_ns,
+    macros::xdp,
+    programs::XdpContext,
+};
+use aya_log_ebpf::debug;
+use lvs_common::{counters, ServiceKey, METHOD_MASQ};
+
+use crate::{
+    maps::{CONFIG, CONNS, REPLIES, SERVICES},
+    nat::End,
+    parse::Packet,
+    stats::{account, count},
+    xmit::Fib,
+};
+
+#[xdp]
+pub fn director(ctx: XdpContext) -> u32 {
+    count(counters::RX);
+    let p = match parse::parse(&ctx) {
+        Ok(p) => p,
+        Err(skip) => {
+            count(skip.counter());
+            return XDP_PASS;
+        }
+    };
+    let key = ServiceKey {
+        addr: p.dst,
+        port: p.dport,
+        proto: p.proto,
+        family: p.family,
+    };
+    if let Some(svc) = unsafe { SERVICES.get(&key) } {
+        return forward(&ctx, &p, svc);
+    }
+    reply(&ctx, &p)
+}
+
+fn debug_on() -> bool {
+    CONFIG.get(0).is_some_and(|c| c.debug != 0)
+}
+
+/// Client -> VIP: find or schedule the connection, then forward it by its
+/// real server's method.
+#[inline(always)]
+fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let key = conntrack::flow_key(p);
+    let syn = conntrack::is_syn(p);
+    let (idx, real, new) = match conntrack::lookup(&key, syn) {
+        Some((c, real)) => {
+            let idx = unsafe { (*c).real };
+            conntrack::touch(c, p, true, now);
+            (idx, real, false)
+        }
+        None => {
+            // As IPVS: only a SYN opens a TCP connection; anything else
+            // without one goes to the director's stack (which resets it).
+            if p.proto == lvs_common::PROTO_TCP && !syn {
+                count(counters::NO_CONN);
+                return XDP_PASS;
+            }
+            let Some(pick) = sched::pick(svc) else {
+                count(counters::NO_REAL);
+                return XDP_PASS;
+            };
+            conntrack::create(&key, p, pick.idx, &pick.real, svc.id, now);
+            count(counters::NEW_CONN);
+            if debug_on() {
+                debug!(
+                    ctx,
+                    "new conn svc {} -> real {} (port {})",
+                    svc.id,
+                    pick.idx,
+                    u16::from_be(pick.real.port)
+                );
+            }
+            (pick.idx, pick.real, true)
+        }
+    };
+    account(svc.id, idx, true, p.ip_len as u64, new);
+    match real.method {
+        METHOD_MASQ => nat_forward(ctx, p, &real),
+        _ => {
+            count(counters::XMIT_ERR);
+            XDP_DROP
+        }
+    }
+}
+
+#[inline(always)]
+fn nat_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
+    if nat::rewrite(ctx, p, End::Dst, &real.addr, real.port).is_none() {
+        count(counters::XMIT_ERR);
+        return XDP_DROP;
+    }
+    match xmit::route(ctx, p, &p.src, &real.addr) {
+        Fib::Sent(action) => {
+            count(counters::NAT_FWD);
+            action
+        }
+        // The kernel routes the already rewritten packet and resolves the
+        // neighbour; `lvs` keeps real servers' neighbours resolved so this
+        // is rare.
+        Fib::Miss => {
+            count(counters::NAT_FWD_FIB_PASS);
+            XDP_PASS
+        }
+    }
+}
+
+/// Real server -> client of a NAT connection: restore VIP:vport as source.
+#[inline(always)]
+fn reply(ctx: &XdpContext, p: &Packet) -> u32 {
+    let rkey = conntrack::flow_key(p);
+    let Some(client) = (unsafe { REPLIES.get(&rkey) }) else {
+        count(counters::PASS);
+        return XDP_PASS;
+    };
+    let client = *client;
+    if let Some(c) = CONNS.get_ptr_mut(&client) {
+        let now = unsafe { bpf_ktime_get_ns() };
+        conntrack::touch(c, p, false, now);
+        let (svc_id, real) = unsafe { ((*c).svc_id, (*c).real) };
+        account(svc_id, real, false, p.ip_len as u64, false);
+    }
+    if nat::rewrite(ctx, p, End::Src, &client.dst, client.dport).is_none() {
+        count(counters::XMIT_ERR);
+        return XDP_DROP;
+    }
+    match xmit::route(ctx, p, &client.dst, &p.dst) {
+        Fib::Sent(action) => {
+            count(counters::NAT_REPLY);
+            action
+        }
+        // Never hand a packet whose source is now the VIP to the kernel: it
+        // would drop it as a martian. Drop and count instead.
+        Fib::Miss => {
+            count(counters::NAT_REPLY_DROP);
+            XDP_DROP
+        }
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}

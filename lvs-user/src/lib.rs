@@ -2,5 +2,8 @@
 //! front end, and the loader.
 
 pub mod adm;
+pub mod loader;
 pub mod model;
+pub mod neigh;
+pub mod schedtab;
 pub mod tables;

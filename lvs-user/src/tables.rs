@@ -1,14 +1,72 @@
-//! The pinned maps as one transactional table store, shared by `lvs` and
-//! `lvsadm`. (Stub: signatures fixed, bodies being written.)
+//! The pinned maps as one table store, shared by `lvs` and `lvsadm`.
+//!
+//! A change is computed against the snapshot read under the directory lock
+//! and written in an order that never exposes half a service to the data
+//! path: real servers first, then the member list and scheduler table (in
+//! fresh regions), then the service entry that points at them; removals the
+//! other way round.
 
-use std::path::{Path, PathBuf};
+use std::{
+    collections::HashMap as StdHashMap,
+    fs::File,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    os::fd::AsRawFd,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
+use aya::{
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues},
+    util::nr_cpus,
+};
+use lvs_common::{
+    Config, Real, RealConns, Service, ServiceKey, Stats, AF_INET, AF_INET6, REAL_F_IN_USE,
+    REAL_F_MEMBER, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
+};
 
-use crate::model::{ServiceAddr, Snapshot};
+use crate::{
+    model::{
+        Method, Persistence, Proto, RealServer, ServiceAddr, Snapshot, Timeouts, VirtualService,
+    },
+    schedtab,
+};
 
 /// Default pin directory, overridden by `LVS_PIN_PATH` and `--pin-path`.
 pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/lvs";
+
+/// How long `lvsadm` waits for another one holding the lock.
+const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// Names of the maps as pinned; the loader creates exactly these.
+pub mod names {
+    pub const SERVICES: &str = "SERVICES";
+    pub const REALS: &str = "REALS";
+    pub const DESTS: &str = "DESTS";
+    pub const SCHED_TABLE: &str = "SCHED_TABLE";
+    pub const SCHED_STATE: &str = "SCHED_STATE";
+    pub const CONNS: &str = "CONNS";
+    pub const REPLIES: &str = "REPLIES";
+    pub const REAL_CONNS: &str = "REAL_CONNS";
+    pub const SVC_STATS: &str = "SVC_STATS";
+    pub const REAL_STATS: &str = "REAL_STATS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const CONFIG: &str = "CONFIG";
+    pub const ALL: [&str; 12] = [
+        SERVICES,
+        REALS,
+        DESTS,
+        SCHED_TABLE,
+        SCHED_STATE,
+        CONNS,
+        REPLIES,
+        REAL_CONNS,
+        SVC_STATS,
+        REAL_STATS,
+        COUNTERS,
+        CONFIG,
+    ];
+}
 
 /// `--pin-path` if given, else `LVS_PIN_PATH`, else the default.
 pub fn pin_path(arg: Option<&Path>) -> PathBuf {
@@ -21,25 +79,556 @@ pub fn pin_path(arg: Option<&Path>) -> PathBuf {
     }
 }
 
-pub struct Tables {}
+/// Raw network-order words of an address, as the maps hold it.
+pub fn addr_words(a: IpAddr) -> [u32; 4] {
+    match a {
+        IpAddr::V4(v4) => [u32::from_ne_bytes(v4.octets()), 0, 0, 0],
+        IpAddr::V6(v6) => {
+            let o = v6.octets();
+            let w = |i: usize| u32::from_ne_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+            [w(0), w(4), w(8), w(12)]
+        }
+    }
+}
+
+pub fn words_addr(w: [u32; 4], family: u8) -> IpAddr {
+    if family == AF_INET6 {
+        let mut o = [0u8; 16];
+        for i in 0..4 {
+            o[i * 4..i * 4 + 4].copy_from_slice(&w[i].to_ne_bytes());
+        }
+        IpAddr::V6(Ipv6Addr::from(o))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(w[0].to_ne_bytes()))
+    }
+}
+
+/// Network-order port as the maps hold it.
+pub fn port_raw(p: u16) -> u16 {
+    u16::from_ne_bytes(p.to_be_bytes())
+}
+
+pub fn raw_port(p: u16) -> u16 {
+    u16::from_be_bytes(p.to_ne_bytes())
+}
+
+fn family_of(a: IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => AF_INET,
+        IpAddr::V6(_) => AF_INET6,
+    }
+}
+
+pub fn service_key(s: &ServiceAddr) -> ServiceKey {
+    ServiceKey {
+        addr: addr_words(s.addr),
+        port: port_raw(s.port),
+        proto: s.proto.code(),
+        family: family_of(s.addr),
+    }
+}
+
+fn open_map(dir: &Path, name: &str) -> Result<MapData> {
+    let p = dir.join(name);
+    MapData::from_pin(&p).with_context(|| {
+        format!(
+            "cannot open {} (is `lvs load` running with --pin-path {}?)",
+            p.display(),
+            dir.display()
+        )
+    })
+}
+
+/// Where one service's data sits in the maps, as last read.
+#[derive(Clone, Debug)]
+struct Placed {
+    value: Service,
+    /// Real indices in member order.
+    reals: Vec<u32>,
+}
+
+pub struct Tables {
+    _lock: File,
+    services: HashMap<MapData, ServiceKey, Service>,
+    reals: Array<MapData, Real>,
+    dests: Array<MapData, u32>,
+    sched_table: Array<MapData, u32>,
+    sched_state: Array<MapData, u64>,
+    real_conns: Array<MapData, RealConns>,
+    svc_stats: PerCpuArray<MapData, Stats>,
+    real_stats: PerCpuArray<MapData, Stats>,
+    config: Array<MapData, Config>,
+    /// From the last snapshot: service key -> placement.
+    placed: StdHashMap<ServiceKey, Placed>,
+    /// From the last snapshot: every real slot.
+    slots: Vec<Real>,
+}
+
+fn lock_dir(dir: &Path) -> Result<File> {
+    let f = File::open(dir).with_context(|| {
+        format!(
+            "cannot open pin directory {} (is `lvs load` running?)",
+            dir.display()
+        )
+    })?;
+    let start = Instant::now();
+    loop {
+        // flock works on a directory fd, and bpffs cannot hold a lock file.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(f);
+        }
+        if start.elapsed() > LOCK_WAIT {
+            bail!("timed out waiting for the lock on {}", dir.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn zeros<T: aya::Pod + Default>() -> Result<PerCpuValues<T>> {
+    let n = nr_cpus().map_err(|(_, e)| anyhow!("cannot count CPUs: {e}"))?;
+    Ok(PerCpuValues::try_from(vec![T::default(); n])?)
+}
+
+fn sum_stats(v: &PerCpuValues<Stats>) -> Stats {
+    v.iter().fold(Stats::default(), |a, s| Stats {
+        conns: a.conns + s.conns,
+        inpkts: a.inpkts + s.inpkts,
+        outpkts: a.outpkts + s.outpkts,
+        inbytes: a.inbytes + s.inbytes,
+        outbytes: a.outbytes + s.outbytes,
+    })
+}
+
+/// First gap of `len` slots in `[0, cap)` not overlapping `used`.
+fn find_gap(used: &mut [(u32, u32)], len: u32, cap: u32) -> Option<u32> {
+    used.sort_unstable();
+    let mut at = 0u32;
+    for &(off, l) in used.iter() {
+        if off >= at && off - at >= len {
+            return Some(at);
+        }
+        at = at.max(off + l);
+    }
+    (cap.checked_sub(at)? >= len).then_some(at)
+}
 
 impl Tables {
     /// Opens the maps pinned under `dir` and takes the directory's lock, so
     /// concurrent `lvsadm` runs are serialized.
-    pub fn open(_dir: &Path) -> Result<Tables> {
-        todo!()
+    pub fn open(dir: &Path) -> Result<Tables> {
+        let lock = lock_dir(dir)?;
+        Ok(Tables {
+            _lock: lock,
+            services: HashMap::try_from(Map::HashMap(open_map(dir, names::SERVICES)?))?,
+            reals: Array::try_from(Map::Array(open_map(dir, names::REALS)?))?,
+            dests: Array::try_from(Map::Array(open_map(dir, names::DESTS)?))?,
+            sched_table: Array::try_from(Map::Array(open_map(dir, names::SCHED_TABLE)?))?,
+            sched_state: Array::try_from(Map::Array(open_map(dir, names::SCHED_STATE)?))?,
+            real_conns: Array::try_from(Map::Array(open_map(dir, names::REAL_CONNS)?))?,
+            svc_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(
+                dir,
+                names::SVC_STATS,
+            )?))?,
+            real_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(
+                dir,
+                names::REAL_STATS,
+            )?))?,
+            config: Array::try_from(Map::Array(open_map(dir, names::CONFIG)?))?,
+            placed: StdHashMap::new(),
+            slots: Vec::new(),
+        })
     }
+
+    pub fn config(&self) -> Result<Config> {
+        Ok(self.config.get(&0, 0)?)
+    }
+
     /// Reads the whole configuration, with counters.
     pub fn snapshot(&mut self) -> Result<Snapshot> {
-        todo!()
+        let cfg = self.config()?;
+        self.slots = (0..self.reals.len())
+            .map(|i| self.reals.get(&i, 0))
+            .collect::<Result<_, _>>()?;
+        let mut entries = Vec::new();
+        for kv in self.services.iter() {
+            let (k, v) = kv?;
+            entries.push((k, v));
+        }
+        entries.sort_by_key(|(_, v)| v.id);
+        self.placed.clear();
+        let mut services = Vec::new();
+        for (k, v) in entries {
+            let mut idxs = Vec::with_capacity(v.dests_len as usize);
+            for i in 0..v.dests_len {
+                idxs.push(self.dests.get(&(v.dests_off + i), 0)?);
+            }
+            let mut reals = Vec::new();
+            for &idx in &idxs {
+                let r = self
+                    .slots
+                    .get(idx as usize)
+                    .ok_or_else(|| anyhow!("member {idx} out of range"))?;
+                let conns = self.real_conns.get(&idx, 0)?;
+                reals.push(RealServer {
+                    addr: words_addr(r.addr, r.family),
+                    port: raw_port(r.port),
+                    method: Method::from_code(r.method)
+                        .ok_or_else(|| anyhow!("bad method {}", r.method))?,
+                    weight: r.weight,
+                    u_threshold: r.u_threshold,
+                    l_threshold: r.l_threshold,
+                    active: conns.active,
+                    inactive: conns.inactive,
+                    stats: sum_stats(&self.real_stats.get(&idx, 0)?),
+                });
+            }
+            let persistence = (v.flags & SVC_F_PERSISTENT != 0).then(|| Persistence {
+                timeout: v.persist_timeout,
+                netmask: Ipv4Addr::from(v.netmask[0].to_ne_bytes()),
+                v6_prefix: if k.family == AF_INET6 {
+                    v.netmask[0] as u8
+                } else {
+                    128
+                },
+            });
+            services.push(VirtualService {
+                key: ServiceAddr {
+                    proto: Proto::from_code(k.proto)
+                        .ok_or_else(|| anyhow!("bad protocol {}", k.proto))?,
+                    addr: words_addr(k.addr, k.family),
+                    port: raw_port(k.port),
+                },
+                sched: crate::model::Scheduler::from_code(v.sched)
+                    .ok_or_else(|| anyhow!("bad scheduler code {}", v.sched))?,
+                sched_flags: v.flags & !(SVC_F_PERSISTENT | SVC_F_ONEPACKET),
+                persistence,
+                ops: v.flags & SVC_F_ONEPACKET != 0,
+                reals,
+                stats: sum_stats(&self.svc_stats.get(&v.id, 0)?),
+            });
+            self.placed.insert(k, Placed { value: v, reals: idxs });
+        }
+        let t = &cfg.timeouts;
+        Ok(Snapshot {
+            conn_table_size: cfg.conn_table_size,
+            timeouts: Timeouts {
+                tcp: t[lvs_common::state::ESTABLISHED as usize],
+                tcp_fin: t[lvs_common::state::FIN_WAIT as usize],
+                udp: t[lvs_common::state::UDP as usize],
+            },
+            services,
+        })
     }
+
     /// Writes `new`, given that the tables still hold what the last
-    /// `snapshot()` returned (the lock guarantees that).
-    pub fn commit(&mut self, _new: &Snapshot) -> Result<()> {
-        todo!()
+    /// `snapshot()` returned (the lock guarantees that). Everything that can
+    /// fail for lack of room is checked before the first write.
+    pub fn commit(&mut self, new: &Snapshot) -> Result<()> {
+        let plan = self.plan(new)?;
+        self.apply(plan)
     }
+
     /// Zeroes the counters of one service (and its real servers) or of all.
-    pub fn zero(&mut self, _svc: Option<&ServiceAddr>) -> Result<()> {
-        todo!()
+    pub fn zero(&mut self, svc: Option<&ServiceAddr>) -> Result<()> {
+        if self.placed.is_empty() {
+            self.snapshot()?;
+        }
+        let keys: Vec<ServiceKey> = match svc {
+            Some(s) => {
+                let k = service_key(s);
+                if !self.placed.contains_key(&k) {
+                    bail!("No such service");
+                }
+                vec![k]
+            }
+            None => self.placed.keys().copied().collect(),
+        };
+        for k in keys {
+            let p = self.placed[&k].clone();
+            self.svc_stats.set(p.value.id, zeros()?, 0)?;
+            for idx in p.reals {
+                self.real_stats.set(idx, zeros()?, 0)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One service as it will be written.
+struct PlannedService {
+    key: ServiceKey,
+    value: Service,
+    /// (index, entry, freshly allocated) per member.
+    reals: Vec<(u32, Real, bool)>,
+    dests_changed: bool,
+    table: Option<Vec<u32>>,
+    new_id: bool,
+}
+
+struct Plan {
+    services: Vec<PlannedService>,
+    removed_services: Vec<ServiceKey>,
+    /// Real slots that stop being members (kept in use for their
+    /// connections until the slot is reused).
+    dropped_reals: Vec<u32>,
+    /// Real slots whose whole service went away: freed.
+    freed_reals: Vec<u32>,
+    timeouts: Timeouts,
+}
+
+impl Tables {
+    fn plan(&self, new: &Snapshot) -> Result<Plan> {
+        let max_services = self.sched_state.len();
+        let dests_cap = self.dests.len();
+        let table_cap = self.sched_table.len();
+        let mut slots = self.slots.clone();
+        let new_keys: Vec<ServiceKey> = new.services.iter().map(|s| service_key(&s.key)).collect();
+        let removed_services: Vec<ServiceKey> = self
+            .placed
+            .keys()
+            .filter(|k| !new_keys.contains(k))
+            .copied()
+            .collect();
+        let mut freed_reals = Vec::new();
+        for k in &removed_services {
+            for &idx in &self.placed[k].reals {
+                freed_reals.push(idx);
+                slots[idx as usize].flags = 0;
+            }
+        }
+        // Service ids and regions in use by services that stay (their old
+        // regions stay readable until their entry is switched).
+        let mut used_ids: Vec<u32> = self
+            .placed
+            .iter()
+            .filter(|(k, _)| new_keys.contains(k))
+            .map(|(_, p)| p.value.id)
+            .collect();
+        let mut used_dests: Vec<(u32, u32)> = self
+            .placed
+            .values()
+            .map(|p| (p.value.dests_off, p.value.dests_len))
+            .collect();
+        let mut used_table: Vec<(u32, u32)> = self
+            .placed
+            .values()
+            .map(|p| (p.value.table_off, p.value.table_len))
+            .collect();
+        let mut dropped_reals = Vec::new();
+        let mut services = Vec::new();
+        for (vs, key) in new.services.iter().zip(&new_keys) {
+            let old = self.placed.get(key);
+            let mut value = old.map(|p| p.value).unwrap_or_default();
+            let new_id = old.is_none();
+            if new_id {
+                value.id = (0..max_services)
+                    .find(|i| !used_ids.contains(i))
+                    .ok_or_else(|| anyhow!("service table full ({max_services} services; raise `lvs load --max-services`)"))?;
+                used_ids.push(value.id);
+            }
+            value.sched = vs.sched.code();
+            value.family = key.family;
+            value.flags = vs.sched_flags;
+            if vs.ops {
+                value.flags |= SVC_F_ONEPACKET;
+            }
+            value.persist_timeout = 0;
+            value.netmask = [0; 4];
+            if let Some(p) = vs.persistence {
+                value.flags |= SVC_F_PERSISTENT;
+                value.persist_timeout = p.timeout;
+                value.netmask = if key.family == AF_INET6 {
+                    [p.v6_prefix as u32, 0, 0, 0]
+                } else {
+                    [u32::from_ne_bytes(p.netmask.octets()), 0, 0, 0]
+                };
+            }
+            // Members: keep the slots of servers that stay, take free slots
+            // (or revive this server's own dropped slot) for new ones.
+            let old_reals: Vec<u32> = old.map(|p| p.reals.clone()).unwrap_or_default();
+            let mut reals = Vec::new();
+            for rs in &vs.reals {
+                let want_addr = addr_words(rs.addr);
+                let want_port = port_raw(rs.port);
+                let same = |r: &Real| r.addr == want_addr && r.port == want_port && r.svc_id == value.id;
+                let existing = old_reals
+                    .iter()
+                    .copied()
+                    .find(|&i| same(&slots[i as usize]))
+                    .or_else(|| {
+                        (0..slots.len() as u32).find(|&i| {
+                            let r = &slots[i as usize];
+                            !new_id && r.flags == REAL_F_IN_USE && same(r)
+                        })
+                    });
+                let (idx, fresh) = match existing {
+                    Some(i) => (i, false),
+                    None => {
+                        // Prefer never-used or freed slots; reclaim dropped
+                        // ones (their connections become stale) last.
+                        let i = (0..slots.len() as u32)
+                            .find(|&i| slots[i as usize].flags == 0)
+                            .or_else(|| {
+                                (0..slots.len() as u32).find(|&i| {
+                                    slots[i as usize].flags == REAL_F_IN_USE
+                                        && !dropped_reals.contains(&i)
+                                })
+                            })
+                            .ok_or_else(|| anyhow!("real server table full ({} slots; raise `lvs load --max-reals`)", slots.len()))?;
+                        (i, true)
+                    }
+                };
+                let mut r = slots[idx as usize];
+                if fresh {
+                    r.generation = r.generation.wrapping_add(1);
+                }
+                r.addr = want_addr;
+                r.port = want_port;
+                r.family = family_of(rs.addr);
+                r.method = rs.method.code();
+                r.flags = REAL_F_IN_USE | REAL_F_MEMBER;
+                r.weight = rs.weight;
+                r.svc_id = value.id;
+                r.u_threshold = rs.u_threshold;
+                r.l_threshold = rs.l_threshold;
+                slots[idx as usize] = r;
+                reals.push((idx, r, fresh));
+            }
+            for &i in &old_reals {
+                if !reals.iter().any(|(j, _, _)| *j == i) {
+                    slots[i as usize].flags = REAL_F_IN_USE;
+                    dropped_reals.push(i);
+                }
+            }
+            let idxs: Vec<u32> = reals.iter().map(|(i, _, _)| *i).collect();
+            let dests_changed = new_id || idxs != old_reals;
+            if dests_changed {
+                let len = idxs.len() as u32;
+                value.dests_off = find_gap(&mut used_dests, len, dests_cap)
+                    .ok_or_else(|| anyhow!("member table full ({dests_cap} slots)"))?;
+                value.dests_len = len;
+                used_dests.push((value.dests_off, len));
+            }
+            let weights: Vec<u32> = reals.iter().map(|(_, r, _)| r.weight).collect();
+            let positions = schedtab::build(vs.sched, &weights)?;
+            let table: Vec<u32> = positions.iter().map(|&p| idxs[p as usize]).collect();
+            let table_same = old.is_some_and(|p| {
+                p.value.table_len as usize == table.len()
+                    && (0..table.len()).all(|i| {
+                        self.sched_table.get(&(p.value.table_off + i as u32), 0).ok()
+                            == Some(table[i])
+                    })
+            });
+            let table = if table_same {
+                None
+            } else {
+                let len = table.len() as u32;
+                value.table_off = find_gap(&mut used_table, len, table_cap).ok_or_else(|| {
+                    anyhow!("scheduler table full ({table_cap} entries; raise `lvs load --sched-table-size`)")
+                })?;
+                value.table_len = len;
+                used_table.push((value.table_off, len));
+                Some(table)
+            };
+            services.push(PlannedService {
+                key: *key,
+                value,
+                reals,
+                dests_changed,
+                table,
+                new_id,
+            });
+        }
+        Ok(Plan {
+            services,
+            removed_services,
+            dropped_reals,
+            freed_reals,
+            timeouts: new.timeouts,
+        })
+    }
+
+    fn apply(&mut self, plan: Plan) -> Result<()> {
+        // Removals first: a deleted service stops matching before its slots
+        // can be handed to another one.
+        for k in &plan.removed_services {
+            self.services.remove(k)?;
+        }
+        for &i in &plan.freed_reals {
+            let mut r = self.reals.get(&i, 0)?;
+            r.flags = 0;
+            self.reals.set(i, r, 0)?;
+        }
+        for s in &plan.services {
+            for (idx, r, fresh) in &s.reals {
+                if *fresh {
+                    self.real_conns.set(*idx, RealConns::default(), 0)?;
+                    self.real_stats.set(*idx, zeros()?, 0)?;
+                }
+                self.reals.set(*idx, *r, 0)?;
+            }
+            if s.dests_changed {
+                for (i, (idx, _, _)) in s.reals.iter().enumerate() {
+                    self.dests.set(s.value.dests_off + i as u32, *idx, 0)?;
+                }
+            }
+            if let Some(t) = &s.table {
+                for (i, idx) in t.iter().enumerate() {
+                    self.sched_table.set(s.value.table_off + i as u32, *idx, 0)?;
+                }
+            }
+            if s.new_id {
+                self.sched_state.set(s.value.id, 0, 0)?;
+                self.svc_stats.set(s.value.id, zeros()?, 0)?;
+            }
+            self.services.insert(s.key, s.value, 0)?;
+        }
+        for &i in &plan.dropped_reals {
+            let mut r = self.reals.get(&i, 0)?;
+            r.flags = REAL_F_IN_USE;
+            self.reals.set(i, r, 0)?;
+        }
+        let mut cfg = self.config()?;
+        let t = &mut cfg.timeouts;
+        let old = (
+            t[lvs_common::state::ESTABLISHED as usize],
+            t[lvs_common::state::FIN_WAIT as usize],
+            t[lvs_common::state::UDP as usize],
+        );
+        let new = (plan.timeouts.tcp, plan.timeouts.tcp_fin, plan.timeouts.udp);
+        if old != new {
+            t[lvs_common::state::ESTABLISHED as usize] = new.0;
+            t[lvs_common::state::FIN_WAIT as usize] = new.1;
+            t[lvs_common::state::UDP as usize] = new.2;
+            self.config.set(0, cfg, 0)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_first_fit_and_bounded() {
+        assert_eq!(find_gap(&mut [], 4, 10), Some(0));
+        assert_eq!(find_gap(&mut [(0, 3)], 4, 10), Some(3));
+        assert_eq!(find_gap(&mut [(5, 2), (0, 3)], 2, 10), Some(3));
+        assert_eq!(find_gap(&mut [(5, 2), (0, 3)], 3, 10), Some(7));
+        assert_eq!(find_gap(&mut [(5, 2), (0, 3)], 4, 10), None);
+        assert_eq!(find_gap(&mut [(0, 0)], 0, 0), Some(0));
+    }
+
+    #[test]
+    fn addresses_round_trip_in_network_order() {
+        let a: IpAddr = "192.168.47.128".parse().unwrap();
+        let w = addr_words(a);
+        assert_eq!(w[0].to_ne_bytes(), [192, 168, 47, 128]);
+        assert_eq!(words_addr(w, AF_INET), a);
+        let b: IpAddr = "fd00::1:2".parse().unwrap();
+        assert_eq!(words_addr(addr_words(b), AF_INET6), b);
+        assert_eq!(port_raw(80).to_ne_bytes(), [0, 80]);
+        assert_eq!(raw_port(port_raw(8080)), 8080);
     }
 }

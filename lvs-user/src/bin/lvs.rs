@@ -1,1 +1,115 @@
-fn main() {}
+//! `lvs`: the lvs-xdp loader and daemon.
+
+use std::path::PathBuf;
+
+use aya::programs::XdpMode;
+use clap::{Parser, Subcommand, ValueEnum};
+use lvs::{
+    loader::{self, LoadOpts, Sizes},
+    tables,
+};
+
+#[derive(Parser)]
+#[command(name = "lvs", version, about = "Linux Virtual Server director in XDP")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Mode {
+    Native,
+    Skb,
+}
+
+impl From<Mode> for XdpMode {
+    fn from(m: Mode) -> XdpMode {
+        match m {
+            Mode::Native => XdpMode::Driver,
+            Mode::Skb => XdpMode::Skb,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Load and attach the director to every named link; runs until SIGINT/SIGTERM.
+    Load {
+        /// A link to attach to (repeat for several).
+        #[arg(long = "iface", short = 'i', required = true)]
+        ifaces: Vec<String>,
+        #[arg(long, value_enum, default_value = "native")]
+        xdp_mode: Mode,
+        /// Where to pin the maps [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs].
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
+        /// Tracked connections (CONNS and REPLIES entries each).
+        #[arg(long, default_value_t = Sizes::default().max_conns)]
+        max_conns: u32,
+        #[arg(long, default_value_t = Sizes::default().max_services)]
+        max_services: u32,
+        #[arg(long, default_value_t = Sizes::default().max_reals)]
+        max_reals: u32,
+        /// Entries of the shared scheduler table (rr/wrr sequences).
+        #[arg(long, default_value_t = Sizes::default().sched_table)]
+        sched_table_size: u32,
+        /// Per-packet debug logs from the data path.
+        #[arg(long)]
+        debug: bool,
+    },
+    /// Attach an XDP_PASS program (for the peers of veth links); runs until a signal.
+    Pass {
+        #[arg(long = "iface", short = 'i', required = true)]
+        ifaces: Vec<String>,
+        #[arg(long, value_enum, default_value = "native")]
+        xdp_mode: Mode,
+    },
+    /// Print the data path's counters.
+    Stats {
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = rt.block_on(async {
+        match cli.cmd {
+            Cmd::Load {
+                ifaces,
+                xdp_mode,
+                pin_path,
+                max_conns,
+                max_services,
+                max_reals,
+                sched_table_size,
+                debug,
+            } => {
+                loader::run_load(LoadOpts {
+                    ifaces,
+                    mode: xdp_mode.into(),
+                    pin_dir: tables::pin_path(pin_path.as_deref()),
+                    sizes: Sizes {
+                        max_conns,
+                        max_services,
+                        max_reals,
+                        sched_table: sched_table_size,
+                    },
+                    debug,
+                })
+                .await
+            }
+            Cmd::Pass { ifaces, xdp_mode } => loader::run_pass(ifaces, xdp_mode.into()).await,
+            Cmd::Stats { pin_path } => loader::print_counters(&tables::pin_path(pin_path.as_deref())),
+        }
+    });
+    if let Err(e) = result {
+        eprintln!("lvs: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,12 @@
+//! Atomic adds on map values. The BPF target has no compare-and-swap, so
+//! core's `AtomicU64::fetch_add` is unavailable; the intrinsic lowers to
+//! BPF's own atomic add instruction.
+
+use core::intrinsics::{atomic_xadd, AtomicOrdering};
+
+/// Adds `v` to `*p` atomically and returns the previous value.
+#[inline(always)]
+pub fn fetch_add(p: *mut u64, v: u64) -> u64 {
+    // SAFETY: callers pass pointers to live map values.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) }
+}

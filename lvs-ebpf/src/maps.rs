@@ -1,0 +1,66 @@
+//! Every map of the director. All are pinned by name, so `lvsadm` can open
+//! them and a later `lvs load` can take over the tables of a stopped one.
+//! Sizes here are defaults; `lvs load` overrides them (`--max-conns`, ...).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+};
+use lvs_common::{
+    counters, Config, Conn, FlowKey, Real, RealConns, Service, ServiceKey, Stats,
+};
+
+/// (proto, family, VIP, port) -> service. Shared hash: read-mostly, written
+/// only by userspace.
+#[map]
+pub static SERVICES: HashMap<ServiceKey, Service> = HashMap::pinned(1024, 0);
+
+/// Real-server index -> real server. Array: dense and lookups are O(1).
+#[map]
+pub static REALS: Array<Real> = Array::pinned(4096, 0);
+
+/// Members of each service (real indices), in regions named by
+/// `Service::dests_off/len`.
+#[map]
+pub static DESTS: Array<u32> = Array::pinned(4096, 0);
+
+/// Scheduler tables (rr/wrr sequences, hash buckets, Maglev), in regions
+/// named by `Service::table_off/len`.
+#[map]
+pub static SCHED_TABLE: Array<u32> = Array::pinned(262144, 0);
+
+/// Service id -> scheduling position. Shared and bumped with an atomic add:
+/// consecutive connections of one service land on any CPU, and rr must still
+/// alternate across them.
+#[map]
+pub static SCHED_STATE: Array<u64> = Array::pinned(1024, 0);
+
+/// Client-side 5-tuple -> connection. Shared LRU: a flow's packets and its
+/// NAT replies arrive on any CPU (veth has no RSS), so a per-CPU table
+/// would miss.
+#[map]
+pub static CONNS: LruHashMap<FlowKey, Conn> = LruHashMap::pinned(65536, 0);
+
+/// Real-server-side 5-tuple (src = RS:port, dst = client) -> client-side
+/// tuple, for reverse NAT. Same size as `CONNS`.
+#[map]
+pub static REPLIES: LruHashMap<FlowKey, FlowKey> = LruHashMap::pinned(65536, 0);
+
+/// Real index -> active/inactive connection counts (atomics).
+#[map]
+pub static REAL_CONNS: Array<RealConns> = Array::pinned(4096, 0);
+
+/// Per-service and per-real counters: per-CPU, summed by userspace, so the
+/// hot path never contends.
+#[map]
+pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1024, 0);
+#[map]
+pub static REAL_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(4096, 0);
+
+/// Global path counters, indexed by `lvs_common::counters`.
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counters::COUNT, 0);
+
+/// Runtime settings written by `lvs load` (index 0).
+#[map]
+pub static CONFIG: Array<Config> = Array::pinned(1, 0);

@@ -1,0 +1,186 @@
+//! Packet parsing into a small [`Packet`] view, with verifier-proof bounds
+//! checks. Nothing here writes to the packet.
+//!
+//! Rules (documented in the README): a frame we cannot fully parse, an IPv4
+//! header with IHL < 5 or a total length beyond the frame, and any IP
+//! fragment are handed to the kernel untouched (`Verdict::Pass`), so the
+//! director never forwards something it did not understand. VLAN-tagged
+//! frames are parsed through one 802.1Q/802.1ad tag but passed, as a
+//! redirect could not restore the tag on another link.
+
+use aya_ebpf::programs::XdpContext;
+use lvs_common::{counters, AF_INET, AF_INET6, PROTO_TCP, PROTO_UDP};
+
+pub const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86dd;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88a8;
+
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_ACK: u8 = 0x10;
+
+/// Byte offsets of the checksum field inside the L4 header.
+pub const TCP_CSUM_OFF: usize = 16;
+pub const UDP_CSUM_OFF: usize = 6;
+
+/// Returns a pointer to a `T` at `off`, if the whole `T` lies in the packet.
+#[inline(always)]
+pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    if start + off + core::mem::size_of::<T>() > end {
+        return None;
+    }
+    Some((start + off) as *mut T)
+}
+
+/// Why a frame was not parsed into a [`Packet`]; each maps to a counter.
+#[derive(Clone, Copy)]
+pub enum Skip {
+    /// Not IP/TCP/UDP, or tagged: not ours.
+    Other,
+    Malformed,
+    Fragment,
+}
+
+impl Skip {
+    pub fn counter(self) -> u32 {
+        match self {
+            Skip::Other => counters::PASS,
+            Skip::Malformed => counters::MALFORMED,
+            Skip::Fragment => counters::FRAGMENT,
+        }
+    }
+}
+
+/// The parsed view of an IPv4/IPv6 TCP or UDP packet.
+pub struct Packet {
+    pub family: u8,
+    pub proto: u8,
+    /// Offset of the IP header (after Ethernet).
+    pub l3_off: usize,
+    /// Offset of the TCP/UDP header.
+    pub l4_off: usize,
+    pub src: [u32; 4],
+    pub dst: [u32; 4],
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    /// IP total length (IPv4) or payload length + 40 (IPv6), host order.
+    pub ip_len: u16,
+}
+
+#[inline(always)]
+fn load_u16(ctx: &XdpContext, off: usize) -> Result<u16, Skip> {
+    let p = ptr_at::<u16>(ctx, off).ok_or(Skip::Malformed)?;
+    Ok(unsafe { p.read_unaligned() })
+}
+
+#[inline(always)]
+pub fn parse(ctx: &XdpContext) -> Result<Packet, Skip> {
+    let proto = u16::from_be(load_u16(ctx, 12).map_err(|_| Skip::Other)?);
+    match proto {
+        ETH_P_IP => parse_ipv4(ctx, ETH_HLEN),
+        ETH_P_IPV6 => parse_ipv6(ctx, ETH_HLEN),
+        ETH_P_8021Q | ETH_P_8021AD => Err(Skip::Other),
+        _ => Err(Skip::Other),
+    }
+}
+
+#[inline(always)]
+fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
+    let b0 = ptr_at::<[u8; 20]>(ctx, l3).ok_or(Skip::Malformed)?;
+    let h = unsafe { &*b0 };
+    if h[0] >> 4 != 4 {
+        return Err(Skip::Malformed);
+    }
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
+    if ihl < 20 {
+        return Err(Skip::Malformed);
+    }
+    let tot = u16::from_be_bytes([h[2], h[3]]);
+    if (tot as usize) < ihl || l3 + tot as usize > ctx.data_end() - ctx.data() {
+        return Err(Skip::Malformed);
+    }
+    let frag = u16::from_be_bytes([h[6], h[7]]);
+    // MF set or a non-zero offset: a fragment.
+    if frag & 0x3fff != 0 {
+        return Err(Skip::Fragment);
+    }
+    let proto = h[9];
+    let src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
+    let dst = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
+    // ihl is at most 60, so the verifier sees a bounded offset.
+    let l4 = l3 + (ihl & 0x3c);
+    let mut p = Packet {
+        family: AF_INET,
+        proto,
+        l3_off: l3,
+        l4_off: l4,
+        src: [src, 0, 0, 0],
+        dst: [dst, 0, 0, 0],
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        ip_len: tot,
+    };
+    parse_l4(ctx, &mut p, tot as usize - ihl)?;
+    Ok(p)
+}
+
+#[inline(always)]
+fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
+    let h = unsafe { &*ptr_at::<[u8; 40]>(ctx, l3).ok_or(Skip::Malformed)? };
+    if h[0] >> 4 != 6 {
+        return Err(Skip::Malformed);
+    }
+    let plen = u16::from_be_bytes([h[4], h[5]]);
+    if l3 + 40 + plen as usize > ctx.data_end() - ctx.data() {
+        return Err(Skip::Malformed);
+    }
+    let a = |o: usize| u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
+    let mut p = Packet {
+        family: AF_INET6,
+        proto: h[6],
+        l3_off: l3,
+        l4_off: l3 + 40,
+        src: [a(8), a(12), a(16), a(20)],
+        dst: [a(24), a(28), a(32), a(36)],
+        sport: 0,
+        dport: 0,
+        tcp_flags: 0,
+        ip_len: plen.saturating_add(40),
+    };
+    parse_l4(ctx, &mut p, plen as usize)?;
+    Ok(p)
+}
+
+/// Fills ports and flags. `l4_len` is what the IP header says follows it.
+#[inline(always)]
+fn parse_l4(ctx: &XdpContext, p: &mut Packet, l4_len: usize) -> Result<(), Skip> {
+    match p.proto {
+        PROTO_TCP => {
+            let t = unsafe { &*ptr_at::<[u8; 20]>(ctx, p.l4_off).ok_or(Skip::Malformed)? };
+            let doff = ((t[12] >> 4) as usize) * 4;
+            if doff < 20 || doff > l4_len {
+                return Err(Skip::Malformed);
+            }
+            p.sport = u16::from_ne_bytes([t[0], t[1]]);
+            p.dport = u16::from_ne_bytes([t[2], t[3]]);
+            p.tcp_flags = t[13];
+        }
+        PROTO_UDP => {
+            let u = unsafe { &*ptr_at::<[u8; 8]>(ctx, p.l4_off).ok_or(Skip::Malformed)? };
+            if l4_len < 8 {
+                return Err(Skip::Malformed);
+            }
+            p.sport = u16::from_ne_bytes([u[0], u[1]]);
+            p.dport = u16::from_ne_bytes([u[2], u[3]]);
+        }
+        _ => return Err(Skip::Other),
+    }
+    Ok(())
+}

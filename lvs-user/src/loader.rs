@@ -1,0 +1,275 @@
+//! `lvs load` and `lvs pass`: loading the embedded XDP objects, attaching
+//! them, pinning the director's maps, and running until a signal.
+
+use std::{
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::{
+    maps::{Array, Map, MapData, PerCpuArray},
+    programs::{ProgramError, Xdp, XdpMode},
+    Ebpf, EbpfLoader,
+};
+use aya_log::EbpfLogger;
+use lvs_common::{counters, state, Config, Real, REAL_F_MEMBER};
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{signal, SignalKind},
+};
+
+use crate::{neigh::Neighbours, tables::names};
+
+/// The director and pass-through objects, built by `build.rs`.
+static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
+static PASS_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_PASS"));
+
+/// Map sizes; each is an option of `lvs load`.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    pub max_conns: u32,
+    pub max_services: u32,
+    pub max_reals: u32,
+    pub sched_table: u32,
+}
+
+impl Default for Sizes {
+    fn default() -> Self {
+        Sizes {
+            max_conns: 65536,
+            max_services: 1024,
+            max_reals: 4096,
+            sched_table: 262144,
+        }
+    }
+}
+
+pub struct LoadOpts {
+    pub ifaces: Vec<String>,
+    pub mode: XdpMode,
+    pub pin_dir: PathBuf,
+    pub sizes: Sizes,
+    pub debug: bool,
+}
+
+/// IPVS's default timeouts (seconds) per conntrack state.
+pub fn default_timeouts() -> [u32; state::COUNT] {
+    let mut t = [60u32; state::COUNT];
+    t[state::ESTABLISHED as usize] = 900;
+    t[state::SYN_SENT as usize] = 120;
+    t[state::SYN_RECV as usize] = 30;
+    t[state::FIN_WAIT as usize] = 120;
+    t[state::TIME_WAIT as usize] = 120;
+    t[state::CLOSE as usize] = 10;
+    t[state::CLOSE_WAIT as usize] = 60;
+    t[state::LAST_ACK as usize] = 30;
+    t[state::LISTEN as usize] = 120;
+    t[state::SYNACK as usize] = 120;
+    t[state::UDP as usize] = 300;
+    t
+}
+
+fn ensure_bpffs(dir: &Path) -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if !mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+    {
+        bail!(
+            "bpffs is not mounted; run `mount -t bpf bpf /sys/fs/bpf` (needed to pin maps at {})",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Turns aya's load error into one message that carries the verifier log.
+fn explain(e: ProgramError, what: &str) -> anyhow::Error {
+    match e {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => anyhow!("the kernel rejected the {what} program: {io_error}\nverifier log:\n{verifier_log}"),
+        other => anyhow!("cannot load the {what} program: {other}"),
+    }
+}
+
+fn attach(prog: &mut Xdp, ifaces: &[String], mode: XdpMode) -> Result<()> {
+    for ifname in ifaces {
+        prog.attach(ifname, mode).map_err(|e| match e {
+            ProgramError::UnknownInterface { name } => anyhow!("no such interface: {name}"),
+            e => anyhow!("cannot attach XDP to {ifname} ({mode:?} mode): {e}"),
+        })?;
+    }
+    Ok(())
+}
+
+/// Runs the logger's reader until the process ends; keeping it alive is
+/// also what keeps the log map valid.
+fn spawn_logger(bpf: &mut Ebpf) {
+    match EbpfLogger::init(bpf) {
+        Ok(logger) => {
+            tokio::spawn(async move {
+                // SAFETY: the logger owns its ring buffer's fd for as long
+                // as the AsyncFd holds it.
+                let registered = unsafe {
+                    AsyncFd::register_with_interest(logger, tokio::io::Interest::READABLE)
+                };
+                let Ok(mut fd) = registered else {
+                    return;
+                };
+                loop {
+                    let Ok(mut guard) = fd.readable_mut().await else {
+                        return;
+                    };
+                    guard.get_inner_mut().flush();
+                    guard.clear_ready();
+                }
+            });
+        }
+        Err(e) => log::warn!("eBPF logs unavailable: {e}"),
+    }
+}
+
+async fn wait_for_signal() -> Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    Ok(())
+}
+
+fn remove_pins(dir: &Path) {
+    for name in names::ALL {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+fn write_config(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
+    let map = bpf
+        .map_mut(names::CONFIG)
+        .ok_or_else(|| anyhow!("object has no CONFIG map"))?;
+    let mut config: Array<&mut MapData, Config> = Array::try_from(map)?;
+    let mut cfg = config.get(&0, 0)?;
+    cfg.conn_table_size = opts.sizes.max_conns;
+    cfg.debug = opts.debug as u32;
+    // Taking over pinned maps keeps the timeouts an operator set.
+    if cfg.timeouts.iter().all(|&t| t == 0) {
+        cfg.timeouts = default_timeouts();
+    }
+    config.set(0, cfg, 0)?;
+    Ok(())
+}
+
+/// Addresses of the real servers that need a resolved neighbour (NAT/DR).
+fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
+    let reals: Array<MapData, Real> =
+        Array::try_from(Map::Array(MapData::from_pin(dir.join(names::REALS))?))?;
+    let mut out = Vec::new();
+    for i in 0..reals.len() {
+        let r = reals.get(&i, 0)?;
+        if r.flags & REAL_F_MEMBER != 0 && r.method != lvs_common::METHOD_TUNNEL {
+            out.push(crate::tables::words_addr(r.addr, r.family));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+/// `lvs load`: attach the director and serve until SIGINT/SIGTERM.
+pub async fn run_load(opts: LoadOpts) -> Result<()> {
+    ensure_bpffs(&opts.pin_dir)?;
+    let s = opts.sizes;
+    let mut bpf = EbpfLoader::new()
+        .default_map_pin_directory(&opts.pin_dir)
+        .map_max_entries(names::CONNS, s.max_conns)
+        .map_max_entries(names::REPLIES, s.max_conns)
+        .map_max_entries(names::SERVICES, s.max_services)
+        .map_max_entries(names::SCHED_STATE, s.max_services)
+        .map_max_entries(names::SVC_STATS, s.max_services)
+        .map_max_entries(names::REALS, s.max_reals)
+        .map_max_entries(names::REAL_CONNS, s.max_reals)
+        .map_max_entries(names::REAL_STATS, s.max_reals)
+        // Twice the reals: a member list is rewritten into a fresh region
+        // before the old one is released.
+        .map_max_entries(names::DESTS, s.max_reals.saturating_mul(2))
+        .map_max_entries(names::SCHED_TABLE, s.sched_table)
+        .load(DIRECTOR_OBJ)
+        .context("cannot load the director object (are you root?)")?;
+    let result = serve(&mut bpf, &opts).await;
+    drop(bpf);
+    remove_pins(&opts.pin_dir);
+    result
+}
+
+async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
+    spawn_logger(bpf);
+    write_config(bpf, opts)?;
+    let prog: &mut Xdp = bpf
+        .program_mut("director")
+        .ok_or_else(|| anyhow!("object has no director program"))?
+        .try_into()?;
+    prog.load().map_err(|e| explain(e, "director"))?;
+    attach(prog, &opts.ifaces, opts.mode)?;
+    println!(
+        "lvs: director attached to {}; maps pinned at {}",
+        opts.ifaces.join(", "),
+        opts.pin_dir.display()
+    );
+    let mut neighbours = Neighbours::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let sig = wait_for_signal();
+    tokio::pin!(sig);
+    loop {
+        tokio::select! {
+            r = &mut sig => { r?; break; }
+            _ = tick.tick() => {
+                match reals_needing_neighbours(&opts.pin_dir) {
+                    Ok(addrs) => for a in addrs {
+                        if let Err(e) = neighbours.ensure(a) {
+                            log::warn!("{e:#}");
+                        }
+                    },
+                    Err(e) => log::warn!("cannot read real servers: {e:#}"),
+                }
+            }
+        }
+    }
+    neighbours.remove_all();
+    println!("lvs: detaching");
+    Ok(())
+}
+
+/// `lvs pass`: an XDP_PASS program on the given links until a signal.
+pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
+    let mut bpf = Ebpf::load(PASS_OBJ).context("cannot load the pass object (are you root?)")?;
+    let prog: &mut Xdp = bpf
+        .program_mut("pass")
+        .ok_or_else(|| anyhow!("object has no pass program"))?
+        .try_into()?;
+    prog.load().map_err(|e| explain(e, "pass"))?;
+    attach(prog, &ifaces, mode)?;
+    println!("lvs: pass attached to {}", ifaces.join(", "));
+    wait_for_signal().await
+}
+
+/// `lvs stats`: the data path's global counters.
+pub fn print_counters(dir: &Path) -> Result<()> {
+    let map = MapData::from_pin(dir.join(names::COUNTERS))
+        .with_context(|| format!("cannot open counters under {}", dir.display()))?;
+    let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(map))?;
+    let mut out = String::new();
+    for i in 0..counters::COUNT {
+        let v: u64 = c.get(&i, 0)?.iter().sum();
+        out.push_str(&format!("{:<18} {v}\n", counters::NAMES[i as usize]));
+    }
+    // A closed pipe (`lvs stats | head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    Ok(())
+}

@@ -1,6 +1,10 @@
 //! Atomic adds on map values. The BPF target has no compare-and-swap, so
 //! core's `AtomicU64::fetch_add` is unavailable; the intrinsic lowers to
 //! BPF's own atomic add instruction.
+//!
+//! The ordering must be SeqCst: LLVM's BPF backend lowers a relaxed
+//! fetch-add to the legacy XADD, which does not return the old value (the
+//! caller then reads back its own addend). SeqCst gives `atomic_fetch_add`.
 
 use core::intrinsics::{atomic_xadd, AtomicOrdering};
 
@@ -8,5 +12,5 @@ use core::intrinsics::{atomic_xadd, AtomicOrdering};
 #[inline(always)]
 pub fn fetch_add(p: *mut u64, v: u64) -> u64 {
     // SAFETY: callers pass pointers to live map values.
-    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(p, v) }
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(p, v) }
 }

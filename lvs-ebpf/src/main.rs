@@ -23,7 +23,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
-use lvs_common::{counters, ServiceKey, METHOD_MASQ};
+use lvs_common::{counters, ServiceKey, METHOD_MASQ, METHOD_ROUTE};
 
 use crate::{
     maps::{CONFIG, CONNS, REPLIES, SERVICES},
@@ -100,8 +100,28 @@ fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
     account(svc.id, idx, true, p.ip_len as u64, new);
     match real.method {
         METHOD_MASQ => nat_forward(ctx, p, &real),
+        METHOD_ROUTE => dr_forward(ctx, p, &real),
         _ => {
             count(counters::XMIT_ERR);
+            XDP_DROP
+        }
+    }
+}
+
+/// Direct routing: the packet keeps its IP header (the real server holds
+/// the VIP on a loopback); only the MACs change, towards the real server.
+#[inline(always)]
+fn dr_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
+    match xmit::route(ctx, p, &p.src, &real.addr) {
+        Fib::Sent(action) => {
+            count(counters::DR_FWD);
+            action
+        }
+        // Never pass it: its destination is the VIP, a local address, so
+        // the director's own stack would answer it. `lvs` resolves the
+        // real server's neighbour; until then, drop and count.
+        Fib::Miss => {
+            count(counters::FWD_NO_NEIGH);
             XDP_DROP
         }
     }

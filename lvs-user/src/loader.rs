@@ -143,21 +143,14 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-fn remove_pins(dir: &Path) {
-    for name in names::ALL {
-        let _ = std::fs::remove_file(dir.join(name));
-    }
-    let _ = std::fs::remove_dir(dir);
-}
-
-fn write_config(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
+fn write_config(bpf: &mut Ebpf, sizes: Sizes, debug: bool) -> Result<()> {
     let map = bpf
         .map_mut(names::CONFIG)
         .ok_or_else(|| anyhow!("object has no CONFIG map"))?;
     let mut config: Array<&mut MapData, Config> = Array::try_from(map)?;
     let mut cfg = config.get(&0, 0)?;
-    cfg.conn_table_size = opts.sizes.max_conns;
-    cfg.debug = opts.debug as u32;
+    cfg.conn_table_size = sizes.max_conns;
+    cfg.debug = debug as u32;
     // Taking over pinned maps keeps the timeouts an operator set.
     if cfg.timeouts.iter().all(|&t| t == 0) {
         cfg.timeouts = default_timeouts();
@@ -182,12 +175,14 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
     Ok(out)
 }
 
-/// `lvs load`: attach the director and serve until SIGINT/SIGTERM.
-pub async fn run_load(opts: LoadOpts) -> Result<()> {
-    ensure_bpffs(&opts.pin_dir)?;
-    let s = opts.sizes;
+/// Loads the director with its maps pinned under `pin_dir` (taking over
+/// maps already pinned there) and writes its configuration; the program is
+/// loaded into the kernel but not attached.
+pub fn load_director(pin_dir: &Path, sizes: Sizes, debug: bool) -> Result<Ebpf> {
+    ensure_bpffs(pin_dir)?;
+    let s = sizes;
     let mut bpf = EbpfLoader::new()
-        .default_map_pin_directory(&opts.pin_dir)
+        .default_map_pin_directory(pin_dir)
         .map_max_entries(names::CONNS, s.max_conns)
         .map_max_entries(names::REPLIES, s.max_conns)
         .map_max_entries(names::SERVICES, s.max_services)
@@ -202,20 +197,39 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         .map_max_entries(names::SCHED_TABLE, s.sched_table)
         .load(DIRECTOR_OBJ)
         .context("cannot load the director object (are you root?)")?;
-    let result = serve(&mut bpf, &opts).await;
-    drop(bpf);
+    write_config(&mut bpf, sizes, debug)?;
+    let prog: &mut Xdp = bpf
+        .program_mut("director")
+        .ok_or_else(|| anyhow!("object has no director program"))?
+        .try_into()?;
+    prog.load().map_err(|e| explain(e, "director"))?;
+    Ok(bpf)
+}
+
+/// Removes the pins `load_director` made under `dir`.
+pub fn remove_pins(dir: &Path) {
+    for name in names::ALL {
+        let _ = std::fs::remove_file(dir.join(name));
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// `lvs load`: attach the director and serve until SIGINT/SIGTERM.
+pub async fn run_load(opts: LoadOpts) -> Result<()> {
+    let result = match load_director(&opts.pin_dir, opts.sizes, opts.debug) {
+        Ok(mut bpf) => serve(&mut bpf, &opts).await,
+        Err(e) => Err(e),
+    };
     remove_pins(&opts.pin_dir);
     result
 }
 
 async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     spawn_logger(bpf);
-    write_config(bpf, opts)?;
     let prog: &mut Xdp = bpf
         .program_mut("director")
         .ok_or_else(|| anyhow!("object has no director program"))?
         .try_into()?;
-    prog.load().map_err(|e| explain(e, "director"))?;
     attach(prog, &opts.ifaces, opts.mode)?;
     println!(
         "lvs: director attached to {}; maps pinned at {}",

@@ -1,1 +1,70 @@
-fn main() {}
+//! `cargo xtask …`: set up, build, demo and test lvs-xdp.
+
+mod build;
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "lvs-xdp developer tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (idempotent).
+    Setup,
+    /// Build target/release/lvs and target/release/lvsadm.
+    Build,
+    /// The seed tutorial's LVS setup, in network namespaces.
+    Demo(demo::Opts),
+    /// Run the workspace's tests (namespace tests need root).
+    Test {
+        /// Passed on to `cargo test`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks (not written yet).
+    Bench,
+    /// The demo's fallback web server when nginx is missing.
+    #[command(hide = true)]
+    ServeHttp {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        body: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.task {
+        Task::Setup => setup::run(setup::Verbosity::Report),
+        Task::Build => build::run().map(drop),
+        Task::Demo(opts) => demo::run(opts),
+        Task::Test { args } => return test::run(&args),
+        Task::Bench => {
+            eprintln!("xtask bench: not implemented yet");
+            return ExitCode::from(2);
+        }
+        Task::ServeHttp { addr, body } => demo::serve_http(addr, &body),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

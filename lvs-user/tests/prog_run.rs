@@ -1,0 +1,312 @@
+//! Crafted frames through BPF_PROG_TEST_RUN: the director's exact output
+//! bytes for the forward and reply NAT paths, and the documented rule that
+//! malformed frames are passed untouched.
+//!
+//! The program runs inside a namespace of the test's own with fixed MACs and
+//! permanent neighbour entries, so `bpf_fib_lookup` gives known answers.
+
+use std::{net::IpAddr, path::PathBuf};
+
+use aya::{
+    maps::{Map, MapData, PerCpuArray},
+    programs::{TestRun, TestRunOptions, Xdp},
+    Ebpf,
+};
+use lvs::{
+    loader::{self, Sizes},
+    model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
+    tables::Tables,
+};
+use lvs_common::counters;
+use lvs_lab::{packet::*, require_root, Lab, Netns};
+
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+
+const CLIENT_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x01];
+const DIR_EXT_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x80];
+const DIR_INT_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x80];
+const RS_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x29];
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn mac_str(m: Mac) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+struct Fixture {
+    ns: Netns,
+    pin: PathBuf,
+    bpf: Option<Ebpf>,
+    ext_if: u32,
+    int_if: u32,
+    // Dropped last: removes the namespace.
+    _lab: Lab,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        self.bpf.take();
+        loader::remove_pins(&self.pin);
+    }
+}
+
+fn sh(ns: &Netns, cmd: &str) {
+    ns.sh(cmd).unwrap_or_else(|e| panic!("{cmd}: {e:#}"));
+}
+
+fn ifindex(ns: &Netns, dev: &str) -> u32 {
+    let name = std::ffi::CString::new(dev).unwrap();
+    let i = ns.enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) }).unwrap();
+    assert_ne!(i, 0, "no interface {dev}");
+    i
+}
+
+/// A namespace with the director's two links (peers in the same namespace),
+/// fixed MACs and permanent neighbours for the client and the real server.
+fn fixture() -> Fixture {
+    let lab = Lab::new("pr").expect("lab");
+    let ns = lab.ns("d").expect("netns");
+    for (a, b, mac, addr) in [
+        ("ext0", "ext1", DIR_EXT_MAC, "192.168.47.128/24"),
+        ("int0", "int1", DIR_INT_MAC, "192.168.211.128/24"),
+    ] {
+        sh(&ns, &format!("ip link add name {a} type veth peer name {b}"));
+        sh(&ns, &format!("ip link set {a} address {} up", mac_str(mac)));
+        sh(&ns, &format!("ip link set {b} up"));
+        sh(&ns, &format!("ip addr add {addr} dev {a}"));
+    }
+    sh(&ns, &format!("ip neigh replace 192.168.47.1 lladdr {} dev ext0 nud permanent", mac_str(CLIENT_MAC)));
+    sh(&ns, &format!("ip neigh replace 192.168.211.129 lladdr {} dev int0 nud permanent", mac_str(RS_MAC)));
+    sh(&ns, "sysctl -qw net.ipv4.ip_forward=1");
+    let ext_if = ifindex(&ns, "ext0");
+    let int_if = ifindex(&ns, "int0");
+    let pin = lab.pin_dir().expect("pin dir");
+    let bpf = loader::load_director(&pin, Sizes::default(), false).expect("load director");
+    let mut t = Tables::open(&pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    let vip = ip("192.168.47.128");
+    let mut tcp = VirtualService::new(ServiceAddr { proto: Proto::Tcp, addr: vip, port: 80 }, Scheduler::Rr);
+    tcp.reals.push(RealServer::new(ip("192.168.211.129"), 8080, Method::Masq, 1));
+    let mut udp = VirtualService::new(ServiceAddr { proto: Proto::Udp, addr: vip, port: 53 }, Scheduler::Rr);
+    udp.reals.push(RealServer::new(ip("192.168.211.129"), 5353, Method::Masq, 1));
+    snap.services = vec![tcp, udp];
+    t.commit(&snap).unwrap();
+    Fixture { ns, pin, bpf: Some(bpf), ext_if, int_if, _lab: lab }
+}
+
+impl Fixture {
+    /// Runs one frame as if received on `ifindex`, inside the namespace.
+    fn run(&self, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+        let prog: &Xdp = self
+            .bpf
+            .as_ref()
+            .unwrap()
+            .program("director")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+        let mut ctx = [0u8; 24];
+        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let mut out = vec![0u8; frame.len() + 256];
+        let r = self
+            .ns
+            .enter(|| {
+                prog.test_run(TestRunOptions {
+                    data_in: Some(frame),
+                    data_out: Some(&mut out),
+                    ctx_in: Some(&ctx),
+                    ..Default::default()
+                })
+            })
+            .expect("setns")
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(r.data_size_out as usize);
+        (r.return_value, out)
+    }
+
+    fn counter(&self, idx: u32) -> u64 {
+        let m = MapData::from_pin(self.pin.join("COUNTERS")).unwrap();
+        let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(m)).unwrap();
+        c.get(&idx, 0).unwrap().iter().sum()
+    }
+}
+
+fn client_syn() -> Frame {
+    Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 80), SYN)
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"GET / HTTP/1.0\r\n\r\n")
+}
+
+#[test]
+fn nat_forward_and_reply_rewrite_exact_bytes() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let syn = client_syn();
+    let (action, out) = f.run(&syn.build(), f.ext_if);
+    assert_eq!(action, XDP_REDIRECT, "forward SYN must be redirected to the internal link");
+    let mut want = syn.clone().macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    want.l4 = L4::Tcp { sport: 40000, dport: 8080, flags: SYN, seq: 0x1000_0000, ack: 0 };
+    assert_eq!(out, want.build(), "DNAT output differs from a freshly built frame");
+    let p = parse(&out).unwrap();
+    assert!(p.ip_csum_ok && p.l4_csum_ok);
+
+    let reply = Frame::tcp((ip("192.168.211.129"), 8080), (ip("192.168.47.1"), 40000), SYN | ACK)
+        .macs(RS_MAC, DIR_INT_MAC)
+        .payload(b"HTTP/1.0 200 OK\r\n\r\nhao2\n");
+    let (action, out) = f.run(&reply.build(), f.int_if);
+    assert_eq!(action, XDP_REDIRECT, "reply must be redirected to the external link");
+    let mut want = reply.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    want.l4 = L4::Tcp { sport: 80, dport: 40000, flags: SYN | ACK, seq: 0x1000_0000, ack: 0 };
+    assert_eq!(out, want.build(), "reverse NAT output differs");
+    assert_eq!(f.counter(counters::NAT_FWD), 1);
+    assert_eq!(f.counter(counters::NAT_REPLY), 1);
+
+    // The established flow keeps its real server; a non-SYN without a
+    // connection goes to the director's stack untouched.
+    let ack = Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 80), ACK).macs(CLIENT_MAC, DIR_EXT_MAC);
+    assert_eq!(f.run(&ack.build(), f.ext_if).0, XDP_REDIRECT);
+    let stray = Frame::tcp((ip("192.168.47.1"), 40001), (ip("192.168.47.128"), 80), ACK).macs(CLIENT_MAC, DIR_EXT_MAC);
+    let (action, out) = f.run(&stray.build(), f.ext_if);
+    assert_eq!((action, out), (XDP_PASS, stray.build()));
+}
+
+#[test]
+fn udp_checksums_including_zero() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    for no_csum in [false, true] {
+        let mut q = Frame::udp((ip("192.168.47.1"), 33000 + no_csum as u16), (ip("192.168.47.128"), 53))
+            .macs(CLIENT_MAC, DIR_EXT_MAC)
+            .payload(b"query");
+        q.udp_no_csum = no_csum;
+        let (action, out) = f.run(&q.build(), f.ext_if);
+        assert_eq!(action, XDP_REDIRECT);
+        let mut want = q.clone().macs(DIR_INT_MAC, RS_MAC);
+        want.dst = ip("192.168.211.129");
+        want.l4 = L4::Udp { sport: 33000 + no_csum as u16, dport: 5353 };
+        assert_eq!(out, want.build(), "udp_no_csum={no_csum}");
+        if no_csum {
+            let p = parse(&out).unwrap();
+            assert_eq!(&out[p.l4_off + 6..p.l4_off + 8], &[0, 0], "a zero UDP checksum stays zero");
+        }
+    }
+}
+
+#[test]
+fn non_service_traffic_passes_untouched() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    for frame in [
+        Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 22), SYN),
+        Frame::udp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 54)),
+        Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.129"), 80), SYN),
+    ] {
+        let b = frame.macs(CLIENT_MAC, DIR_EXT_MAC).build();
+        assert_eq!(f.run(&b, f.ext_if), (XDP_PASS, b));
+    }
+    // ARP and ICMP echo.
+    let mut arp = vec![0xffu8; 6];
+    arp.extend_from_slice(&CLIENT_MAC);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0u8; 28]);
+    assert_eq!(f.run(&arp, f.ext_if), (XDP_PASS, arp.clone()));
+    let mut icmp = client_syn().build();
+    icmp[23] = 1;
+    assert_eq!(f.run(&icmp, f.ext_if), (XDP_PASS, icmp.clone()));
+}
+
+#[test]
+fn malformed_frames_pass_untouched() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let good = client_syn().build();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    cases.push(("ethernet header only", good[..14].to_vec()));
+    cases.push(("truncated IPv4 header", good[..14 + 12].to_vec()));
+    cases.push(("truncated TCP header", good[..14 + 20 + 10].to_vec()));
+    let mut ihl4 = good.clone();
+    ihl4[14] = 0x44;
+    cases.push(("IHL < 5", ihl4));
+    let mut long = good.clone();
+    long[16..18].copy_from_slice(&2000u16.to_be_bytes());
+    cases.push(("total length beyond frame", long));
+    let mut mf = good.clone();
+    mf[20] = 0x20; // MF
+    cases.push(("first fragment", mf));
+    let mut off = good.clone();
+    off[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
+    cases.push(("later fragment", off));
+    let mut doff = good.clone();
+    doff[14 + 20 + 12] = 0x40;
+    cases.push(("TCP data offset < 5", doff));
+    let mut ver = good.clone();
+    ver[14] = 0x65;
+    cases.push(("IP version 6 in an IPv4 frame", ver));
+    let before = f.counter(counters::MALFORMED) + f.counter(counters::FRAGMENT);
+    for (name, frame) in &cases {
+        let (action, out) = f.run(frame, f.ext_if);
+        assert_eq!(action, XDP_PASS, "{name}");
+        assert_eq!(&out, frame, "{name}: must not be modified");
+    }
+    let after = f.counter(counters::MALFORMED) + f.counter(counters::FRAGMENT);
+    assert_eq!(after - before, cases.len() as u64, "each case is counted as malformed or fragment");
+    // Nothing was forwarded or scheduled.
+    assert_eq!(f.counter(counters::NEW_CONN), 0);
+}
+
+#[test]
+fn rr_alternates_and_wrr_follows_its_sequence() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    let tcp = &mut snap.services[0];
+    tcp.reals.push(RealServer::new(ip("192.168.211.130"), 8080, Method::Masq, 1));
+    t.commit(&snap).unwrap();
+    f.ns
+        .sh(&format!("ip neigh replace 192.168.211.130 lladdr {} dev int0 nud permanent", mac_str(RS_MAC)))
+        .unwrap();
+    let mut dsts = Vec::new();
+    for port in 0..6u16 {
+        let syn = Frame::tcp((ip("192.168.47.1"), 41000 + port), (ip("192.168.47.128"), 80), SYN)
+            .macs(CLIENT_MAC, DIR_EXT_MAC);
+        let (action, out) = f.run(&syn.build(), f.ext_if);
+        assert_eq!(action, XDP_REDIRECT);
+        dsts.push(parse(&out).unwrap().dst.to_string());
+    }
+    for w in dsts.windows(2) {
+        assert_ne!(w[0], w[1], "{dsts:?}");
+    }
+
+    // wrr 3:1 walks IPVS's cycle A A A B, continuing from the shared
+    // position (six connections scheduled so far).
+    let mut snap = t.snapshot().unwrap();
+    let tcp = &mut snap.services[0];
+    tcp.sched = Scheduler::Wrr;
+    tcp.reals[0].weight = 3;
+    t.commit(&snap).unwrap();
+    let cycle = ["192.168.211.129", "192.168.211.129", "192.168.211.129", "192.168.211.130"];
+    for i in 0..8u16 {
+        let syn = Frame::tcp((ip("192.168.47.1"), 42000 + i), (ip("192.168.47.128"), 80), SYN)
+            .macs(CLIENT_MAC, DIR_EXT_MAC);
+        let (_, out) = f.run(&syn.build(), f.ext_if);
+        assert_eq!(parse(&out).unwrap().dst.to_string(), cycle[(6 + i as usize) % 4], "connection {i}");
+    }
+}

@@ -11,14 +11,25 @@ fn main() {
     for dir in ["lvs-ebpf/src", "lvs-common/src"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
-    println!("cargo:rerun-if-changed={}", ebpf.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        ebpf.join("Cargo.toml").display()
+    );
     // A target dir of its own: the outer cargo holds the lock on ours.
     let target_dir = root.join("target").join("bpf");
     // `rustup run` rather than `cargo +nightly`: inside a build script
     // `cargo` may resolve to the active toolchain's binary, not the proxy.
     let mut cmd = Command::new("rustup");
     cmd.current_dir(&root)
-        .args(["run", "nightly", "cargo", "build", "--release", "-p", "lvs-ebpf"])
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "build",
+            "--release",
+            "-p",
+            "lvs-ebpf",
+        ])
         .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
         .arg("--target-dir")
         .arg(&target_dir);
@@ -34,11 +45,23 @@ fn main() {
         }
     }
     cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-cpu=v3");
-    let status = cmd.status().expect("running `rustup run nightly cargo` for lvs-ebpf (run `cargo xtask setup`)");
+    let status = cmd
+        .status()
+        .expect("running `rustup run nightly cargo` for lvs-ebpf (run `cargo xtask setup`)");
     if !status.success() {
         panic!("building lvs-ebpf failed (is the toolchain set up? run `cargo xtask setup`)");
     }
     let out = target_dir.join("bpfel-unknown-none").join("release");
-    println!("cargo:rustc-env=LVS_EBPF_DIRECTOR={}", out.join("lvs-ebpf").display());
-    println!("cargo:rustc-env=LVS_EBPF_PASS={}", out.join("lvs-pass").display());
+    println!(
+        "cargo:rustc-env=LVS_EBPF_DIRECTOR={}",
+        out.join("lvs-ebpf").display()
+    );
+    println!(
+        "cargo:rustc-env=LVS_EBPF_PASS={}",
+        out.join("lvs-pass").display()
+    );
+    println!(
+        "cargo:rustc-env=LVS_EBPF_BENCH={}",
+        out.join("lvs-bench").display()
+    );
 }

@@ -6,9 +6,7 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
-use lvs_common::{
-    counters, Config, Conn, FlowKey, Real, RealConns, Service, ServiceKey, Stats,
-};
+use lvs_common::{counters, Config, Conn, FlowKey, Real, RealConns, Service, ServiceKey, Stats};
 
 /// (proto, family, VIP, port) -> service. Shared hash: read-mostly, written
 /// only by userspace.

@@ -55,7 +55,8 @@ pub fn remove_pins(dir: &Path) -> Result<()> {
     }
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        // Also when someone else removed (part of) it meanwhile.
+        Err(_) if !dir.exists() => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
     }
 }

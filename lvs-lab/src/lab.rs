@@ -4,7 +4,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::{Arc, Mutex, Once},
+    sync::{Arc, Mutex, MutexGuard, Once, PoisonError},
     time::Duration,
 };
 
@@ -27,7 +27,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn spawn(&self, name: &str, cmd: Command) -> Result<Proc> {
-        let mut procs = self.procs.lock().unwrap();
+        let mut procs = locked(&self.procs);
         // Names only pick the log file; repeats get a counter.
         let taken = |n: &str| procs.iter().any(|p| p.name() == n);
         let mut unique = name.to_owned();
@@ -103,7 +103,7 @@ impl Lab {
         }
         let name = format!("{}-{role}", self.shared.prefix);
         {
-            let mut all = self.shared.namespaces.lock().unwrap();
+            let mut all = locked(&self.shared.namespaces);
             if all.contains(&name) {
                 bail!("namespace {role:?} already exists in this lab");
             }
@@ -130,7 +130,7 @@ impl Lab {
             format!("{}-{name}", self.shared.prefix)
         };
         let dir = Path::new(bpffs::BPFFS).join(leaf);
-        let mut pins = self.shared.pins.lock().unwrap();
+        let mut pins = locked(&self.shared.pins);
         if !pins.contains(&dir) {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             pins.push(dir.clone());
@@ -145,11 +145,11 @@ impl Lab {
     }
 
     pub fn namespaces(&self) -> Vec<String> {
-        self.shared.namespaces.lock().unwrap().clone()
+        locked(&self.shared.namespaces).clone()
     }
 
     pub fn procs(&self) -> Vec<Proc> {
-        self.shared.procs.lock().unwrap().clone()
+        locked(&self.shared.procs).clone()
     }
 
     /// Leaves everything in place and records it under /run/lvs-lab/kept so
@@ -167,7 +167,7 @@ impl Lab {
         let kept = Kept {
             prefix: self.shared.prefix.clone(),
             namespaces: self.namespaces(),
-            pins: self.shared.pins.lock().unwrap().clone(),
+            pins: locked(&self.shared.pins).clone(),
             workdir: self.shared.workdir.clone(),
             pids: self
                 .procs()
@@ -182,9 +182,9 @@ impl Lab {
     }
 
     fn cleanup(&self) {
-        let procs = std::mem::take(&mut *self.shared.procs.lock().unwrap());
+        let procs = std::mem::take(&mut *locked(&self.shared.procs));
         process::terminate(&procs, process::STOP_GRACE);
-        let namespaces = std::mem::take(&mut *self.shared.namespaces.lock().unwrap());
+        let namespaces = std::mem::take(&mut *locked(&self.shared.namespaces));
         // Grandchildren (a shell's children, nginx workers) are not ours to
         // wait for, but they would keep a deleted namespace alive.
         let strays: Vec<u32> = namespaces.iter().flat_map(|n| netns::pids(n)).collect();
@@ -196,7 +196,7 @@ impl Lab {
                 eprintln!("lvs-lab: {e:#}");
             }
         }
-        for dir in std::mem::take(&mut *self.shared.pins.lock().unwrap()) {
+        for dir in std::mem::take(&mut *locked(&self.shared.pins)) {
             if let Err(e) = bpffs::remove_pins(&dir) {
                 eprintln!("lvs-lab: {e:#}");
             }
@@ -215,6 +215,12 @@ impl Drop for Lab {
             self.cleanup();
         }
     }
+}
+
+/// Poison-tolerant: cleanup runs in Drop, often while a test is already
+/// unwinding, and must not turn that into an abort.
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Parent of all lab work directories.

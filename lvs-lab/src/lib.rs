@@ -45,17 +45,24 @@ pub fn is_root() -> bool {
 pub const REQUIRED_TOOLS: &[&str] = &["ip", "nsenter", "ethtool"];
 
 /// `true` when labs can be built here. Otherwise prints a loud
-/// `SKIPPED (…): {what}` and returns `false`, for tests to `return` on.
+/// `SKIPPED (…): {what}` (once per process) and returns `false`, for tests
+/// to `return` on.
 pub fn require_root(what: &str) -> bool {
-    if !is_root() {
-        eprintln!("\n*** SKIPPED (not root): {what} ***\n");
-        return false;
-    }
-    if let Some(tool) = REQUIRED_TOOLS.iter().find(|t| !on_path(t)) {
-        eprintln!("\n*** SKIPPED ({tool} not installed): {what} ***\n");
-        return false;
-    }
-    true
+    let reason = if !is_root() {
+        "not root".to_owned()
+    } else if let Some(tool) = REQUIRED_TOOLS.iter().find(|t| !on_path(t)) {
+        format!("{tool} not installed")
+    } else {
+        return true;
+    };
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Straight to the stderr fd: the test harness captures eprintln!
+        // of passing tests, and a skip must not pass silently.
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "\n*** SKIPPED ({reason}): {what} ***\n");
+    });
+    false
 }
 
 /// Whether `program` is found on `$PATH`.

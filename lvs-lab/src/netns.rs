@@ -244,11 +244,17 @@ pub(crate) fn create(name: &str) -> Result<()> {
     process::check_output(Command::new("ip").args(["netns", "add", name]), RUN_TIMEOUT).map(drop)
 }
 
+/// `ip netns del`; a namespace that is already gone (another process's
+/// sweep got there first) is not an error.
 pub(crate) fn delete(name: &str) -> Result<()> {
-    if !Path::new(NETNS_DIR).join(name).exists() {
+    let path = Path::new(NETNS_DIR).join(name);
+    if !path.exists() {
         return Ok(());
     }
-    process::check_output(Command::new("ip").args(["netns", "del", name]), RUN_TIMEOUT).map(drop)
+    match process::check_output(Command::new("ip").args(["netns", "del", name]), RUN_TIMEOUT) {
+        Err(_) if !path.exists() => Ok(()),
+        r => r.map(drop),
+    }
 }
 
 /// Names of all named namespaces.

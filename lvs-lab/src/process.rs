@@ -276,12 +276,17 @@ fn collect(pipe: Option<impl Read + Send + 'static>) -> mpsc::Receiver<Vec<u8>> 
 pub fn check_output(cmd: &mut Command, timeout: Duration) -> Result<String> {
     let out = run_timeout(cmd, timeout)?;
     if !out.status.success() {
+        // Some tools explain themselves on stdout.
+        let said = if out.stderr.trim_ascii().is_empty() {
+            &out.stdout
+        } else {
+            &out.stderr
+        };
         bail!(
-            "{} failed ({}): {}{}",
+            "{} failed ({}): {}",
             describe(cmd),
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim_end(),
-            String::from_utf8_lossy(&out.stdout).trim_end()
+            String::from_utf8_lossy(said).trim_end()
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())

@@ -40,8 +40,12 @@ pub fn sweep_stale() -> Result<Vec<String>> {
         }
     }
     for dir in entries(&work_root(), &stale) {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
-        removed.push(format!("dir {}", dir.display()));
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if dir.exists() => {
+                return Err(e).with_context(|| format!("removing {}", dir.display()))
+            }
+            _ => removed.push(format!("dir {}", dir.display())),
+        }
     }
     Ok(removed)
 }

@@ -25,6 +25,8 @@ use crate::{neigh::Neighbours, tables::names};
 /// The director and pass-through objects, built by `build.rs`.
 static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
 static PASS_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_PASS"));
+/// Baseline programs for `cargo xtask bench` (`bench_drop`, `bench_swap`).
+pub static BENCH_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_BENCH"));
 
 /// Map sizes; each is an option of `lvs load`.
 #[derive(Clone, Copy, Debug)]
@@ -91,7 +93,9 @@ fn explain(e: ProgramError, what: &str) -> anyhow::Error {
         ProgramError::LoadError {
             io_error,
             verifier_log,
-        } => anyhow!("the kernel rejected the {what} program: {io_error}\nverifier log:\n{verifier_log}"),
+        } => anyhow!(
+            "the kernel rejected the {what} program: {io_error}\nverifier log:\n{verifier_log}"
+        ),
         other => anyhow!("cannot load the {what} program: {other}"),
     }
 }

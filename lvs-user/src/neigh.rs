@@ -60,7 +60,10 @@ impl Neighbours {
             let err = String::from_utf8_lossy(&out.stderr);
             // An existing permanent/static entry is at least as good.
             if !err.contains("File exists") {
-                bail!("cannot add a managed neighbour for {hop} on {dev}: {}", err.trim());
+                bail!(
+                    "cannot add a managed neighbour for {hop} on {dev}: {}",
+                    err.trim()
+                );
             }
         }
         log::info!("neighbour {hop} on {dev} is kept resolved (for real server {addr})");
@@ -85,10 +88,21 @@ mod tests {
     #[test]
     fn route_get_lines() {
         let a: IpAddr = "192.168.211.129".parse().unwrap();
-        let (h, d) = parse_route_get(a, "192.168.211.129 dev ens33 src 192.168.211.128 uid 0 \\    cache ").unwrap();
+        let (h, d) = parse_route_get(
+            a,
+            "192.168.211.129 dev ens33 src 192.168.211.128 uid 0 \\    cache ",
+        )
+        .unwrap();
         assert_eq!((h, d.as_str()), (a, "ens33"));
-        let (h, d) = parse_route_get(a, "192.168.211.129 via 10.0.0.1 dev eth1 src 10.0.0.2 uid 0").unwrap();
-        assert_eq!((h.to_string(), d.as_str()), ("10.0.0.1".to_string(), "eth1"));
+        let (h, d) = parse_route_get(
+            a,
+            "192.168.211.129 via 10.0.0.1 dev eth1 src 10.0.0.2 uid 0",
+        )
+        .unwrap();
+        assert_eq!(
+            (h.to_string(), d.as_str()),
+            ("10.0.0.1".to_string(), "eth1")
+        );
         assert!(parse_route_get(a, "local 192.168.211.129 dev lo src 192.168.211.129").is_err());
     }
 }

@@ -225,14 +225,8 @@ impl Tables {
             sched_table: Array::try_from(Map::Array(open_map(dir, names::SCHED_TABLE)?))?,
             sched_state: Array::try_from(Map::Array(open_map(dir, names::SCHED_STATE)?))?,
             real_conns: Array::try_from(Map::Array(open_map(dir, names::REAL_CONNS)?))?,
-            svc_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(
-                dir,
-                names::SVC_STATS,
-            )?))?,
-            real_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(
-                dir,
-                names::REAL_STATS,
-            )?))?,
+            svc_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(dir, names::SVC_STATS)?))?,
+            real_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(dir, names::REAL_STATS)?))?,
             config: Array::try_from(Map::Array(open_map(dir, names::CONFIG)?))?,
             placed: StdHashMap::new(),
             slots: Vec::new(),
@@ -306,7 +300,13 @@ impl Tables {
                 reals,
                 stats: sum_stats(&self.svc_stats.get(&v.id, 0)?),
             });
-            self.placed.insert(k, Placed { value: v, reals: idxs });
+            self.placed.insert(
+                k,
+                Placed {
+                    value: v,
+                    reals: idxs,
+                },
+            );
         }
         let t = &cfg.timeouts;
         Ok(Snapshot {
@@ -450,7 +450,8 @@ impl Tables {
             for rs in &vs.reals {
                 let want_addr = addr_words(rs.addr);
                 let want_port = port_raw(rs.port);
-                let same = |r: &Real| r.addr == want_addr && r.port == want_port && r.svc_id == value.id;
+                let same =
+                    |r: &Real| r.addr == want_addr && r.port == want_port && r.svc_id == value.id;
                 let existing = old_reals
                     .iter()
                     .copied()
@@ -515,7 +516,9 @@ impl Tables {
             let table_same = old.is_some_and(|p| {
                 p.value.table_len as usize == table.len()
                     && (0..table.len()).all(|i| {
-                        self.sched_table.get(&(p.value.table_off + i as u32), 0).ok()
+                        self.sched_table
+                            .get(&(p.value.table_off + i as u32), 0)
+                            .ok()
                             == Some(table[i])
                     })
             });
@@ -574,7 +577,8 @@ impl Tables {
             }
             if let Some(t) = &s.table {
                 for (i, idx) in t.iter().enumerate() {
-                    self.sched_table.set(s.value.table_off + i as u32, *idx, 0)?;
+                    self.sched_table
+                        .set(s.value.table_off + i as u32, *idx, 0)?;
                 }
             }
             if s.new_id {

@@ -9,11 +9,47 @@ use lvs_lab::require_root;
 
 const TABLE: &[&[&str]] = &[
     &["-A", "-t", "192.168.47.128:80", "-s", "rr"],
-    &["-a", "-t", "192.168.47.128:80", "-r", "192.168.211.129:80", "-m", "-w", "1"],
-    &["-a", "-t", "192.168.47.128:80", "-r", "192.168.211.130:80", "-m", "-w", "1"],
+    &[
+        "-a",
+        "-t",
+        "192.168.47.128:80",
+        "-r",
+        "192.168.211.129:80",
+        "-m",
+        "-w",
+        "1",
+    ],
+    &[
+        "-a",
+        "-t",
+        "192.168.47.128:80",
+        "-r",
+        "192.168.211.130:80",
+        "-m",
+        "-w",
+        "1",
+    ],
     &["-A", "-u", "192.168.47.128:53", "-s", "wrr"],
-    &["-a", "-u", "192.168.47.128:53", "-r", "192.168.211.130:5353", "-m", "-w", "3"],
-    &["-a", "-u", "192.168.47.128:53", "-r", "192.168.211.129:5353", "-m", "-w", "0"],
+    &[
+        "-a",
+        "-u",
+        "192.168.47.128:53",
+        "-r",
+        "192.168.211.130:5353",
+        "-m",
+        "-w",
+        "3",
+    ],
+    &[
+        "-a",
+        "-u",
+        "192.168.47.128:53",
+        "-r",
+        "192.168.211.129:5353",
+        "-m",
+        "-w",
+        "0",
+    ],
 ];
 
 fn fill(d: &Director) {
@@ -59,7 +95,10 @@ fn save_clear_restore_round_trip() {
     let before = d.adm(&["-L", "-n"]);
     let saved = d.adm(&["-S", "-n"]);
     d.adm(&["-C"]);
-    assert!(!d.adm(&["-L", "-n"]).contains("TCP"), "-C must clear every service");
+    assert!(
+        !d.adm(&["-L", "-n"]).contains("TCP"),
+        "-C must clear every service"
+    );
     let (code, _, err) = d.adm_raw(&["-R"], &saved);
     assert_eq!(code, 0, "{err}");
     assert_eq!(d.adm(&["-L", "-n"]), before);
@@ -79,29 +118,60 @@ fn bad_restore_and_bad_commands_change_nothing() {
     let (code, _, err) = d.adm_raw(&["-R"], bad_restore);
     assert_ne!(code, 0, "a restore with a bad line must fail");
     assert!(!err.is_empty());
-    assert_eq!(d.adm(&["-L", "-n"]), before, "a failed restore must change nothing");
+    assert_eq!(
+        d.adm(&["-L", "-n"]),
+        before,
+        "a failed restore must change nothing"
+    );
 
     let cases: &[&[&str]] = &[
         &["-A", "-t", "192.168.47.128:80", "-s", "rr"], // duplicate service
         &["-A", "-t", "192.168.47.129:80", "-s", "nosuch"], // unknown scheduler
         &["-A", "-t", "192.168.47.300:80", "-s", "rr"], // bad address
         &["-A", "-t", "192.168.47.129:99999", "-s", "rr"], // bad port
-        &["-A", "-t", "192.168.47.129:80"], // default wlc: not implemented yet
-        &["-A", "-f", "1", "-s", "rr"], // firewall marks: refused for good
-        &["-D", "-t", "192.168.47.129:80"], // no such service
-        &["-a", "-t", "192.168.47.128:80", "-r", "192.168.211.129:80", "-m"], // duplicate server
-        &["-a", "-t", "192.168.47.129:80", "-r", "192.168.211.129:80", "-m"], // missing service
-        &["-a", "-t", "192.168.47.128:80", "-r", "192.168.211.131:80", "-m", "-w", "70000"],
+        &["-A", "-t", "192.168.47.129:80"],             // default wlc: not implemented yet
+        &["-A", "-f", "1", "-s", "rr"],                 // firewall marks: refused for good
+        &["-D", "-t", "192.168.47.129:80"],             // no such service
+        &[
+            "-a",
+            "-t",
+            "192.168.47.128:80",
+            "-r",
+            "192.168.211.129:80",
+            "-m",
+        ], // duplicate server
+        &[
+            "-a",
+            "-t",
+            "192.168.47.129:80",
+            "-r",
+            "192.168.211.129:80",
+            "-m",
+        ], // missing service
+        &[
+            "-a",
+            "-t",
+            "192.168.47.128:80",
+            "-r",
+            "192.168.211.131:80",
+            "-m",
+            "-w",
+            "70000",
+        ],
         &["-a", "-t", "192.168.47.128:80", "-r", "192.168.211.131:80"], // default -g: not yet
         &["-d", "-t", "192.168.47.128:80", "-r", "192.168.211.131:80"], // no such server
-        &["-A", "-t", "192.168.47.129:80", "-s", "rr", "-p", "60"], // persistence: not yet
+        &["-A", "-t", "192.168.47.129:80", "-s", "rr", "-p", "60"],     // persistence: not yet
         &["--bogus"],
     ];
     for args in cases {
         let (code, _, err) = d.adm_raw(args, "");
         assert_ne!(code, 0, "lvsadm {args:?} must fail");
         assert!(!err.trim().is_empty(), "lvsadm {args:?} must say why");
-        assert_eq!(d.adm(&["-L", "-n"]), before, "lvsadm {args:?} changed the tables");
+        assert_eq!(
+            d.adm(&["-L", "-n"]),
+            before,
+            "lvsadm {args:?} changed the tables"
+        );
     }
     let (_, _, err) = d.adm_raw(&["-A", "-f", "1", "-s", "rr"], "");
     assert!(err.contains("netfilter"), "the -f refusal says why: {err}");

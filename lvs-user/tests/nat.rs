@@ -105,14 +105,27 @@ fn wrr_shares_and_quiescing() {
         let who = c.ask("hi").unwrap();
         held.push((c, who));
     }
-    let (conn_rs2, _) = held.iter_mut().find(|(_, w)| w == "rs2").expect("one held connection on rs2");
+    let (conn_rs2, _) = held
+        .iter_mut()
+        .find(|(_, w)| w == "rs2")
+        .expect("one held connection on rs2");
     d.adm(&["-e", "-t", &vip(9000), "-r", &rs(1, 9000), "-m", "-w", "0"]);
     assert_eq!(conn_rs2.ask("still there?").unwrap(), "rs2");
     for _ in 0..10 {
         let mut c = TcpConn::connect(&d.seed.client, d.seed.vip(9000), T).unwrap();
-        assert_eq!(c.ask("hi").unwrap(), "rs1", "a quiesced server got a new connection");
+        assert_eq!(
+            c.ask("hi").unwrap(),
+            "rs1",
+            "a quiesced server got a new connection"
+        );
     }
-    assert_eq!(held.iter_mut().map(|(c, _)| c.ask("x").unwrap()).filter(|w| w == "rs2").count(), 1);
+    assert_eq!(
+        held.iter_mut()
+            .map(|(c, _)| c.ask("x").unwrap())
+            .filter(|w| w == "rs2")
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -197,14 +210,24 @@ fn non_service_traffic_reaches_the_director() {
     // A port of the director itself on the VIP address, and ICMP echo (ARP
     // is needed for both).
     let _own = servers::http(&d.seed.director, sa(&vip(2222)), "director\n").unwrap();
-    assert_eq!(clients::http_get(&d.seed.client, d.seed.vip(2222), T).unwrap(), "director\n");
-    clients::ping(&d.seed.client, IpAddr::V4(VIP), T).expect("echo to the VIP is answered by the director");
+    assert_eq!(
+        clients::http_get(&d.seed.client, d.seed.vip(2222), T).unwrap(),
+        "director\n"
+    );
+    clients::ping(&d.seed.client, IpAddr::V4(VIP), T)
+        .expect("echo to the VIP is answered by the director");
     let udp_own = servers::udp(&d.seed.director, sa(&vip(5353)), "dir-udp").unwrap();
-    assert_eq!(clients::udp_request(&d.seed.client, d.seed.vip(5353), "x", T).unwrap(), "dir-udp");
+    assert_eq!(
+        clients::udp_request(&d.seed.client, d.seed.vip(5353), "x", T).unwrap(),
+        "dir-udp"
+    );
     assert_eq!(udp_own.requests(), 1);
     assert!(d.counter("pass") > 0);
     // The service still works alongside.
-    assert_eq!(clients::http_get(&d.seed.client, d.seed.vip(80), T).unwrap(), "hao2\n");
+    assert_eq!(
+        clients::http_get(&d.seed.client, d.seed.vip(80), T).unwrap(),
+        "hao2\n"
+    );
 }
 
 /// Frames written on the client's link with a packet socket.
@@ -229,7 +252,12 @@ fn send_raw(d: &Director, frames: &[Vec<u8>]) {
                     &sll as *const _ as *const libc::sockaddr,
                     std::mem::size_of::<libc::sockaddr_ll>() as u32,
                 );
-                assert_eq!(n, f.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+                assert_eq!(
+                    n,
+                    f.len() as isize,
+                    "sendto: {}",
+                    std::io::Error::last_os_error()
+                );
             }
             libc::close(fd);
         })
@@ -245,7 +273,11 @@ fn mac_of(ns: &lvs_lab::Netns, dev: &str) -> [u8; 6] {
         .nth(1)
         .unwrap_or_else(|| panic!("no MAC in {out}"))
         .to_string();
-    let v: Vec<u8> = s.trim().split(':').map(|h| u8::from_str_radix(h, 16).unwrap()).collect();
+    let v: Vec<u8> = s
+        .trim()
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
     v.try_into().unwrap()
 }
 
@@ -273,8 +305,13 @@ fn malformed_packets_are_not_forwarded() {
     let smac = mac_of(&d.seed.client, "eth0");
     let c = IpAddr::V4(CLIENT_IP);
     let v = IpAddr::V4(VIP);
-    let udp = Frame::udp((c, 40000), (v, 53)).macs(smac, dmac).payload(b"mangled?").build();
-    let syn = Frame::tcp((c, 40001), (v, 80), SYN).macs(smac, dmac).build();
+    let udp = Frame::udp((c, 40000), (v, 53))
+        .macs(smac, dmac)
+        .payload(b"mangled?")
+        .build();
+    let syn = Frame::tcp((c, 40001), (v, 80), SYN)
+        .macs(smac, dmac)
+        .build();
     let mut frames = Vec::new();
     frames.push(udp[..14 + 10].to_vec()); // truncated IPv4 header
     frames.push(syn[..14 + 20 + 8].to_vec()); // truncated TCP header
@@ -293,9 +330,19 @@ fn malformed_packets_are_not_forwarded() {
     let before = d.counter("malformed") + d.counter("fragment");
     send_raw(&d, &frames);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(d.counter("malformed") + d.counter("fragment") - before, frames.len() as u64);
-    assert_eq!(srv.iter().map(|s| s.requests()).sum::<u64>(), 0, "a malformed datagram reached a real server");
+    assert_eq!(
+        d.counter("malformed") + d.counter("fragment") - before,
+        frames.len() as u64
+    );
+    assert_eq!(
+        srv.iter().map(|s| s.requests()).sum::<u64>(),
+        0,
+        "a malformed datagram reached a real server"
+    );
     assert_eq!(d.counter("nat_fwd"), 0);
     // The director is still healthy.
-    assert_eq!(clients::udp_request(&d.seed.client, d.seed.vip(53), "q", T).unwrap(), "rs");
+    assert_eq!(
+        clients::udp_request(&d.seed.client, d.seed.vip(53), "q", T).unwrap(),
+        "rs"
+    );
 }

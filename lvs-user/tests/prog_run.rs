@@ -33,7 +33,10 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn mac_str(m: Mac) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 struct Fixture {
@@ -59,7 +62,9 @@ fn sh(ns: &Netns, cmd: &str) {
 
 fn ifindex(ns: &Netns, dev: &str) -> u32 {
     let name = std::ffi::CString::new(dev).unwrap();
-    let i = ns.enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) }).unwrap();
+    let i = ns
+        .enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) })
+        .unwrap();
     assert_ne!(i, 0, "no interface {dev}");
     i
 }
@@ -73,13 +78,28 @@ fn fixture() -> Fixture {
         ("ext0", "ext1", DIR_EXT_MAC, "192.168.47.128/24"),
         ("int0", "int1", DIR_INT_MAC, "192.168.211.128/24"),
     ] {
-        sh(&ns, &format!("ip link add name {a} type veth peer name {b}"));
+        sh(
+            &ns,
+            &format!("ip link add name {a} type veth peer name {b}"),
+        );
         sh(&ns, &format!("ip link set {a} address {} up", mac_str(mac)));
         sh(&ns, &format!("ip link set {b} up"));
         sh(&ns, &format!("ip addr add {addr} dev {a}"));
     }
-    sh(&ns, &format!("ip neigh replace 192.168.47.1 lladdr {} dev ext0 nud permanent", mac_str(CLIENT_MAC)));
-    sh(&ns, &format!("ip neigh replace 192.168.211.129 lladdr {} dev int0 nud permanent", mac_str(RS_MAC)));
+    sh(
+        &ns,
+        &format!(
+            "ip neigh replace 192.168.47.1 lladdr {} dev ext0 nud permanent",
+            mac_str(CLIENT_MAC)
+        ),
+    );
+    sh(
+        &ns,
+        &format!(
+            "ip neigh replace 192.168.211.129 lladdr {} dev int0 nud permanent",
+            mac_str(RS_MAC)
+        ),
+    );
     sh(&ns, "sysctl -qw net.ipv4.ip_forward=1");
     let ext_if = ifindex(&ns, "ext0");
     let int_if = ifindex(&ns, "int0");
@@ -88,13 +108,44 @@ fn fixture() -> Fixture {
     let mut t = Tables::open(&pin).unwrap();
     let mut snap = t.snapshot().unwrap();
     let vip = ip("192.168.47.128");
-    let mut tcp = VirtualService::new(ServiceAddr { proto: Proto::Tcp, addr: vip, port: 80 }, Scheduler::Rr);
-    tcp.reals.push(RealServer::new(ip("192.168.211.129"), 8080, Method::Masq, 1));
-    let mut udp = VirtualService::new(ServiceAddr { proto: Proto::Udp, addr: vip, port: 53 }, Scheduler::Rr);
-    udp.reals.push(RealServer::new(ip("192.168.211.129"), 5353, Method::Masq, 1));
+    let mut tcp = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Tcp,
+            addr: vip,
+            port: 80,
+        },
+        Scheduler::Rr,
+    );
+    tcp.reals.push(RealServer::new(
+        ip("192.168.211.129"),
+        8080,
+        Method::Masq,
+        1,
+    ));
+    let mut udp = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Udp,
+            addr: vip,
+            port: 53,
+        },
+        Scheduler::Rr,
+    );
+    udp.reals.push(RealServer::new(
+        ip("192.168.211.129"),
+        5353,
+        Method::Masq,
+        1,
+    ));
     snap.services = vec![tcp, udp];
     t.commit(&snap).unwrap();
-    Fixture { ns, pin, bpf: Some(bpf), ext_if, int_if, _lab: lab }
+    Fixture {
+        ns,
+        pin,
+        bpf: Some(bpf),
+        ext_if,
+        int_if,
+        _lab: lab,
+    }
 }
 
 impl Fixture {
@@ -150,31 +201,59 @@ fn nat_forward_and_reply_rewrite_exact_bytes() {
     let f = fixture();
     let syn = client_syn();
     let (action, out) = f.run(&syn.build(), f.ext_if);
-    assert_eq!(action, XDP_REDIRECT, "forward SYN must be redirected to the internal link");
+    assert_eq!(
+        action, XDP_REDIRECT,
+        "forward SYN must be redirected to the internal link"
+    );
     let mut want = syn.clone().macs(DIR_INT_MAC, RS_MAC);
     want.dst = ip("192.168.211.129");
-    want.l4 = L4::Tcp { sport: 40000, dport: 8080, flags: SYN, seq: 0x1000_0000, ack: 0 };
-    assert_eq!(out, want.build(), "DNAT output differs from a freshly built frame");
+    want.l4 = L4::Tcp {
+        sport: 40000,
+        dport: 8080,
+        flags: SYN,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    assert_eq!(
+        out,
+        want.build(),
+        "DNAT output differs from a freshly built frame"
+    );
     let p = parse(&out).unwrap();
     assert!(p.ip_csum_ok && p.l4_csum_ok);
 
-    let reply = Frame::tcp((ip("192.168.211.129"), 8080), (ip("192.168.47.1"), 40000), SYN | ACK)
-        .macs(RS_MAC, DIR_INT_MAC)
-        .payload(b"HTTP/1.0 200 OK\r\n\r\nhao2\n");
+    let reply = Frame::tcp(
+        (ip("192.168.211.129"), 8080),
+        (ip("192.168.47.1"), 40000),
+        SYN | ACK,
+    )
+    .macs(RS_MAC, DIR_INT_MAC)
+    .payload(b"HTTP/1.0 200 OK\r\n\r\nhao2\n");
     let (action, out) = f.run(&reply.build(), f.int_if);
-    assert_eq!(action, XDP_REDIRECT, "reply must be redirected to the external link");
+    assert_eq!(
+        action, XDP_REDIRECT,
+        "reply must be redirected to the external link"
+    );
     let mut want = reply.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
     want.src = ip("192.168.47.128");
-    want.l4 = L4::Tcp { sport: 80, dport: 40000, flags: SYN | ACK, seq: 0x1000_0000, ack: 0 };
+    want.l4 = L4::Tcp {
+        sport: 80,
+        dport: 40000,
+        flags: SYN | ACK,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
     assert_eq!(out, want.build(), "reverse NAT output differs");
     assert_eq!(f.counter(counters::NAT_FWD), 1);
     assert_eq!(f.counter(counters::NAT_REPLY), 1);
 
     // The established flow keeps its real server; a non-SYN without a
     // connection goes to the director's stack untouched.
-    let ack = Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 80), ACK).macs(CLIENT_MAC, DIR_EXT_MAC);
+    let ack = Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 80), ACK)
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
     assert_eq!(f.run(&ack.build(), f.ext_if).0, XDP_REDIRECT);
-    let stray = Frame::tcp((ip("192.168.47.1"), 40001), (ip("192.168.47.128"), 80), ACK).macs(CLIENT_MAC, DIR_EXT_MAC);
+    let stray = Frame::tcp((ip("192.168.47.1"), 40001), (ip("192.168.47.128"), 80), ACK)
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
     let (action, out) = f.run(&stray.build(), f.ext_if);
     assert_eq!((action, out), (XDP_PASS, stray.build()));
 }
@@ -186,19 +265,29 @@ fn udp_checksums_including_zero() {
     }
     let f = fixture();
     for no_csum in [false, true] {
-        let mut q = Frame::udp((ip("192.168.47.1"), 33000 + no_csum as u16), (ip("192.168.47.128"), 53))
-            .macs(CLIENT_MAC, DIR_EXT_MAC)
-            .payload(b"query");
+        let mut q = Frame::udp(
+            (ip("192.168.47.1"), 33000 + no_csum as u16),
+            (ip("192.168.47.128"), 53),
+        )
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"query");
         q.udp_no_csum = no_csum;
         let (action, out) = f.run(&q.build(), f.ext_if);
         assert_eq!(action, XDP_REDIRECT);
         let mut want = q.clone().macs(DIR_INT_MAC, RS_MAC);
         want.dst = ip("192.168.211.129");
-        want.l4 = L4::Udp { sport: 33000 + no_csum as u16, dport: 5353 };
+        want.l4 = L4::Udp {
+            sport: 33000 + no_csum as u16,
+            dport: 5353,
+        };
         assert_eq!(out, want.build(), "udp_no_csum={no_csum}");
         if no_csum {
             let p = parse(&out).unwrap();
-            assert_eq!(&out[p.l4_off + 6..p.l4_off + 8], &[0, 0], "a zero UDP checksum stays zero");
+            assert_eq!(
+                &out[p.l4_off + 6..p.l4_off + 8],
+                &[0, 0],
+                "a zero UDP checksum stays zero"
+            );
         }
     }
 }
@@ -264,7 +353,11 @@ fn malformed_frames_pass_untouched() {
         assert_eq!(&out, frame, "{name}: must not be modified");
     }
     let after = f.counter(counters::MALFORMED) + f.counter(counters::FRAGMENT);
-    assert_eq!(after - before, cases.len() as u64, "each case is counted as malformed or fragment");
+    assert_eq!(
+        after - before,
+        cases.len() as u64,
+        "each case is counted as malformed or fragment"
+    );
     // Nothing was forwarded or scheduled.
     assert_eq!(f.counter(counters::NEW_CONN), 0);
 }
@@ -278,15 +371,26 @@ fn rr_alternates_and_wrr_follows_its_sequence() {
     let mut t = Tables::open(&f.pin).unwrap();
     let mut snap = t.snapshot().unwrap();
     let tcp = &mut snap.services[0];
-    tcp.reals.push(RealServer::new(ip("192.168.211.130"), 8080, Method::Masq, 1));
+    tcp.reals.push(RealServer::new(
+        ip("192.168.211.130"),
+        8080,
+        Method::Masq,
+        1,
+    ));
     t.commit(&snap).unwrap();
-    f.ns
-        .sh(&format!("ip neigh replace 192.168.211.130 lladdr {} dev int0 nud permanent", mac_str(RS_MAC)))
-        .unwrap();
+    f.ns.sh(&format!(
+        "ip neigh replace 192.168.211.130 lladdr {} dev int0 nud permanent",
+        mac_str(RS_MAC)
+    ))
+    .unwrap();
     let mut dsts = Vec::new();
     for port in 0..6u16 {
-        let syn = Frame::tcp((ip("192.168.47.1"), 41000 + port), (ip("192.168.47.128"), 80), SYN)
-            .macs(CLIENT_MAC, DIR_EXT_MAC);
+        let syn = Frame::tcp(
+            (ip("192.168.47.1"), 41000 + port),
+            (ip("192.168.47.128"), 80),
+            SYN,
+        )
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
         let (action, out) = f.run(&syn.build(), f.ext_if);
         assert_eq!(action, XDP_REDIRECT);
         dsts.push(parse(&out).unwrap().dst.to_string());
@@ -302,11 +406,24 @@ fn rr_alternates_and_wrr_follows_its_sequence() {
     tcp.sched = Scheduler::Wrr;
     tcp.reals[0].weight = 3;
     t.commit(&snap).unwrap();
-    let cycle = ["192.168.211.129", "192.168.211.129", "192.168.211.129", "192.168.211.130"];
+    let cycle = [
+        "192.168.211.129",
+        "192.168.211.129",
+        "192.168.211.129",
+        "192.168.211.130",
+    ];
     for i in 0..8u16 {
-        let syn = Frame::tcp((ip("192.168.47.1"), 42000 + i), (ip("192.168.47.128"), 80), SYN)
-            .macs(CLIENT_MAC, DIR_EXT_MAC);
+        let syn = Frame::tcp(
+            (ip("192.168.47.1"), 42000 + i),
+            (ip("192.168.47.128"), 80),
+            SYN,
+        )
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
         let (_, out) = f.run(&syn.build(), f.ext_if);
-        assert_eq!(parse(&out).unwrap().dst.to_string(), cycle[(6 + i as usize) % 4], "connection {i}");
+        assert_eq!(
+            parse(&out).unwrap().dst.to_string(),
+            cycle[(6 + i as usize) % 4],
+            "connection {i}"
+        );
     }
 }

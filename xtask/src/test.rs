@@ -31,18 +31,17 @@ fn run_inner(args: &[String]) -> Result<ExitCode> {
         eprintln!();
     }
     let mut cargo = cmd::cargo();
-    // lvs-ebpf only builds for the BPF target (lvs-user's build script
-    // does that), never for the host.
-    cargo
-        .current_dir(cmd::repo_root())
-        .args([
-            "test",
-            "--workspace",
-            "--exclude",
-            "lvs-ebpf",
-            "--no-fail-fast",
-        ])
-        .args(args);
+    cargo.current_dir(cmd::repo_root()).arg("test");
+    let picks_packages = args
+        .iter()
+        .take_while(|a| *a != "--")
+        .any(|a| a.starts_with("-p") || a.starts_with("--package"));
+    if !picks_packages {
+        // lvs-ebpf only builds for the BPF target (lvs-user's build script
+        // does that), never for the host.
+        cargo.args(["--workspace", "--exclude", "lvs-ebpf"]);
+    }
+    cargo.arg("--no-fail-fast").args(args);
     eprintln!("+ {}", cmd::show(&cargo));
 
     // One pipe for both streams keeps cargo's "Running …" lines (stderr)
@@ -98,7 +97,30 @@ impl Summary {
         for (what, result) in &self.results {
             writeln!(out, "{what}\n    {result}")?;
         }
-        Ok(())
+        // One closing line over every binary, in the plain form CI reads.
+        let (passed, failed, skipped) = self.totals();
+        writeln!(
+            out,
+            "total: {passed} passed, {failed} failed, {skipped} skipped"
+        )
+    }
+
+    /// Sums "N passed; M failed; K ignored" over every result line.
+    fn totals(&self) -> (u64, u64, u64) {
+        let mut t = (0, 0, 0);
+        for (_, line) in &self.results {
+            let words: Vec<&str> = line.split(|c| c == ' ' || c == ';' || c == '.').collect();
+            for w in words.windows(2) {
+                let Ok(n) = w[0].parse::<u64>() else { continue };
+                match w[1] {
+                    "passed" => t.0 += n,
+                    "failed" => t.1 += n,
+                    "ignored" => t.2 += n,
+                    _ => {}
+                }
+            }
+        }
+        t
     }
 }
 
@@ -126,8 +148,14 @@ mod tests {
         assert_eq!(s.results[1].0, "lvs_lab");
         let mut out = Vec::new();
         s.print(&mut out, true).unwrap();
-        assert!(String::from_utf8(out)
-            .unwrap()
-            .ends_with("1 passed; 0 failed\n"));
+        let out = String::from_utf8(out).unwrap();
+        assert!(
+            out.contains("    test result: ok. 1 passed; 0 failed\n"),
+            "{out}"
+        );
+        assert!(
+            out.ends_with("\ntotal: 6 passed, 0 failed, 0 skipped\n"),
+            "{out}"
+        );
     }
 }

@@ -1,18 +1,22 @@
 //! An XDP program that passes everything. `lvs pass` attaches it to the
 //! peers of the director's veth links: a veth delivers XDP_TX/redirected
 //! frames promptly only when its peer runs an XDP program.
-#![no_std]
-#![no_main]
+#![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+#[cfg(not(target_arch = "bpf"))]
+fn main() {}
 
-#[xdp]
-pub fn pass(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
-}
+#[cfg(target_arch = "bpf")]
+mod prog {
+    use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-#[cfg(not(test))]
-#[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
-    loop {}
+    #[xdp]
+    pub fn pass(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_PASS
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
 }

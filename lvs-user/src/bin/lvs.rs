@@ -105,7 +105,9 @@ fn main() {
                 .await
             }
             Cmd::Pass { ifaces, xdp_mode } => loader::run_pass(ifaces, xdp_mode.into()).await,
-            Cmd::Stats { pin_path } => loader::print_counters(&tables::pin_path(pin_path.as_deref())),
+            Cmd::Stats { pin_path } => {
+                loader::print_counters(&tables::pin_path(pin_path.as_deref()))
+            }
         }
     });
     if let Err(e) = result {

@@ -35,8 +35,14 @@ pub const TUN_FWD: u32 = 13;
 pub const XMIT_ERR: u32 = 14;
 /// A connection entry pointed at a real-server slot that was reused.
 pub const STALE_CONN: u32 = 15;
+/// ICMP "fragmentation needed" / ICMPv6 "packet too big" sent to clients.
+pub const ICMP_TOO_BIG: u32 = 16;
+/// ICMP errors about tracked connections forwarded to their real server.
+pub const ICMP_FWD: u32 = 17;
+/// ICMP errors from the real-server side translated back to the client.
+pub const ICMP_REPLY: u32 = 18;
 
-pub const COUNT: u32 = 16;
+pub const COUNT: u32 = 19;
 
 /// Printable names, indexed as above.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -56,4 +62,7 @@ pub const NAMES: [&str; COUNT as usize] = [
     "tun_fwd",
     "xmit_err",
     "stale_conn",
+    "icmp_too_big",
+    "icmp_fwd",
+    "icmp_reply",
 ];

@@ -192,6 +192,12 @@ pub struct Config {
     pub debug: u32,
     /// Per-state timeouts in seconds, indexed by [`state`] codes.
     pub timeouts: [u32; state::COUNT],
+    /// TUN outer source (`lvs load --tunnel-source`); zero: the egress
+    /// link's address as the FIB picks it.
+    pub tunnel_src4: u32,
+    pub tunnel_src6: [u32; 4],
+    /// TUN path MTU override (`--tunnel-mtu`); zero: the route's MTU.
+    pub tunnel_mtu: u32,
 }
 
 #[cfg(feature = "user")]
@@ -223,6 +229,6 @@ mod tests {
         assert_eq!(size_of::<Conn>(), 24);
         assert_eq!(size_of::<Stats>(), 40);
         assert_eq!(size_of::<RealConns>(), 16);
-        assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT);
+        assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT + 24);
     }
 }

@@ -7,10 +7,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
-use lvs_common::{counters, ServiceKey, METHOD_MASQ, METHOD_ROUTE};
+use lvs_common::{counters, Real, ServiceKey, AF_INET, METHOD_MASQ, METHOD_ROUTE, METHOD_TUNNEL};
 
 use crate::{
-    conntrack,
+    conntrack, icmp,
     maps::{CONFIG, CONNS, REPLIES, SERVICES},
     nat,
     nat::End,
@@ -18,8 +18,8 @@ use crate::{
     parse::Packet,
     sched,
     stats::{account, count},
-    xmit,
-    xmit::Fib,
+    tunnel, verdict, xmit,
+    xmit::Miss,
 };
 
 #[xdp]
@@ -66,20 +66,41 @@ fn run(ctx: &XdpContext) -> u32 {
         proto: p.proto,
         family: p.family,
     };
-    if let Some(svc) = unsafe { SERVICES.get(&key) } {
-        return forward(ctx, &p, svc);
+    // Each path is a call of its own and returns a verdict; only this
+    // frame stays live below them, which keeps the verifier's combined
+    // stack (512 bytes over the call chain) in bounds.
+    let v = if let Some(svc) = unsafe { SERVICES.get(&key) } {
+        let mut real = Real::default();
+        let v = forward(ctx, &p, svc, &mut real);
+        if v != verdict::SCHEDULED {
+            return v;
+        }
+        match real.method {
+            METHOD_MASQ => nat_forward(ctx, &p, &real),
+            METHOD_ROUTE => dr_forward(ctx, &p, &real),
+            METHOD_TUNNEL => tunnel::forward(ctx, &p, &real, CONFIG.get(0)),
+            _ => {
+                count(counters::XMIT_ERR);
+                XDP_DROP
+            }
+        }
+    } else {
+        reply(ctx, &p)
+    };
+    match verdict::too_big_mtu(v) {
+        Some(mtu) => icmp::too_big(ctx, &p, mtu),
+        None => v,
     }
-    reply(ctx, &p)
 }
 
 fn debug_on() -> bool {
     CONFIG.get(0).is_some_and(|c| c.debug != 0)
 }
 
-/// Client -> VIP: find or schedule the connection, then forward it by its
-/// real server's method.
-#[inline(always)]
-fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
+/// Client -> VIP: find or schedule the connection; on success `real` is
+/// its real server and the verdict is `SCHEDULED`.
+#[inline(never)]
+fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service, out: &mut Real) -> u32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let key = conntrack::flow_key(p);
     let syn = conntrack::is_syn(p);
@@ -115,58 +136,71 @@ fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
         }
     };
     account(svc.id, idx, true, p.ip_len as u64, new);
-    match real.method {
-        METHOD_MASQ => nat_forward(ctx, p, &real),
-        METHOD_ROUTE => dr_forward(ctx, p, &real),
-        _ => {
-            count(counters::XMIT_ERR);
-            XDP_DROP
-        }
-    }
+    *out = real;
+    verdict::SCHEDULED
 }
 
-/// Direct routing: the packet keeps its IP header (the real server holds
-/// the VIP on a loopback); only the MACs change, towards the real server.
+/// Whether the packet may not be fragmented on the way (IPv6 never is).
 #[inline(always)]
-fn dr_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
-    match xmit::route(ctx, p, &p.src, &real.addr) {
-        Fib::Sent(action) => {
-            count(counters::DR_FWD);
-            action
-        }
-        // Never pass it: its destination is the VIP, a local address, so
-        // the director's own stack would answer it. `lvs` resolves the
-        // real server's neighbour; until then, drop and count.
-        Fib::Miss => {
-            count(counters::FWD_NO_NEIGH);
-            XDP_DROP
-        }
-    }
+pub fn dont_fragment(ctx: &XdpContext, p: &Packet) -> bool {
+    p.family != AF_INET
+        || parse::ptr_at::<u8>(ctx, p.l3_off + 6).is_some_and(|b| unsafe { *b } & 0x40 != 0)
 }
 
-#[inline(always)]
+#[inline(never)]
 fn nat_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
+    // The route is looked up before the rewrite, so that a "fragmentation
+    // needed" can still quote the packet as the client sent it.
+    let hop = xmit::lookup(ctx, p.family, p.proto, &p.src, &real.addr, p.ip_len, false);
+    if let Err(Miss::FragNeeded(mtu)) = hop {
+        if dont_fragment(ctx, p) {
+            return verdict::too_big(mtu);
+        }
+    }
     if nat::rewrite(ctx, p, End::Dst, &real.addr, real.port).is_none() {
         count(counters::XMIT_ERR);
         return XDP_DROP;
     }
-    match xmit::route(ctx, p, &p.src, &real.addr) {
-        Fib::Sent(action) => {
+    match hop.ok().and_then(|h| xmit::send(ctx, &h)) {
+        Some(action) => {
             count(counters::NAT_FWD);
             action
         }
-        // The kernel routes the already rewritten packet and resolves the
-        // neighbour; `lvs` keeps real servers' neighbours resolved so this
-        // is rare.
-        Fib::Miss => {
+        // The kernel routes the already rewritten packet (fragmenting it
+        // if it must) and resolves the neighbour; `lvs` keeps real
+        // servers' neighbours resolved so this is rare.
+        None => {
             count(counters::NAT_FWD_FIB_PASS);
             XDP_PASS
         }
     }
 }
 
+/// Direct routing: the packet keeps its IP header (the real server holds
+/// the VIP on a loopback); only the MACs change, towards the real server.
+#[inline(never)]
+fn dr_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
+    match xmit::lookup(ctx, p.family, p.proto, &p.src, &real.addr, p.ip_len, false) {
+        Ok(hop) => match xmit::send(ctx, &hop) {
+            Some(action) => {
+                count(counters::DR_FWD);
+                action
+            }
+            None => XDP_DROP,
+        },
+        Err(Miss::FragNeeded(mtu)) if dont_fragment(ctx, p) => verdict::too_big(mtu),
+        // Never pass it: its destination is the VIP, a local address, so
+        // the director's own stack would answer it. `lvs` resolves the
+        // real server's neighbour; until then, drop and count.
+        Err(_) => {
+            count(counters::FWD_NO_NEIGH);
+            XDP_DROP
+        }
+    }
+}
+
 /// Real server -> client of a NAT connection: restore VIP:vport as source.
-#[inline(always)]
+#[inline(never)]
 fn reply(ctx: &XdpContext, p: &Packet) -> u32 {
     let rkey = conntrack::flow_key(p);
     let Some(client) = (unsafe { REPLIES.get(&rkey) }) else {
@@ -174,6 +208,21 @@ fn reply(ctx: &XdpContext, p: &Packet) -> u32 {
         return XDP_PASS;
     };
     let client = *client;
+    let hop = match xmit::lookup(ctx, p.family, p.proto, &client.dst, &p.dst, p.ip_len, false) {
+        Ok(hop) => hop,
+        // Still untranslated: the kernel tells the real server to use a
+        // smaller MTU, as a router would.
+        Err(Miss::FragNeeded(_)) if dont_fragment(ctx, p) => {
+            count(counters::PASS);
+            return XDP_PASS;
+        }
+        // Never hand a packet whose source is the VIP to the kernel: it
+        // would drop it as a martian. Drop and count instead.
+        Err(_) => {
+            count(counters::NAT_REPLY_DROP);
+            return XDP_DROP;
+        }
+    };
     if let Some(c) = CONNS.get_ptr_mut(&client) {
         let now = unsafe { bpf_ktime_get_ns() };
         conntrack::touch(c, p, false, now);
@@ -184,17 +233,12 @@ fn reply(ctx: &XdpContext, p: &Packet) -> u32 {
         count(counters::XMIT_ERR);
         return XDP_DROP;
     }
-    match xmit::route(ctx, p, &client.dst, &p.dst) {
-        Fib::Sent(action) => {
+    match xmit::send(ctx, &hop) {
+        Some(action) => {
             count(counters::NAT_REPLY);
             action
         }
-        // Never hand a packet whose source is now the VIP to the kernel: it
-        // would drop it as a martian. Drop and count instead.
-        Fib::Miss => {
-            count(counters::NAT_REPLY_DROP);
-            XDP_DROP
-        }
+        None => XDP_DROP,
     }
 }
 

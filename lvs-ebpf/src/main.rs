@@ -21,6 +21,8 @@ mod conntrack;
 #[cfg(target_arch = "bpf")]
 mod director;
 #[cfg(target_arch = "bpf")]
+mod icmp;
+#[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod nat;
@@ -30,5 +32,9 @@ mod parse;
 mod sched;
 #[cfg(target_arch = "bpf")]
 mod stats;
+#[cfg(target_arch = "bpf")]
+mod tunnel;
+#[cfg(target_arch = "bpf")]
+mod verdict;
 #[cfg(target_arch = "bpf")]
 mod xmit;

@@ -3,59 +3,97 @@
 //! redirect to another.
 
 use aya_ebpf::{
-    bindings::{bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_SUCCESS},
+    bindings::{
+        bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_FRAG_NEEDED,
+        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
+    },
     helpers::{bpf_fib_lookup, bpf_redirect},
     programs::XdpContext,
 };
 use lvs_common::AF_INET;
 
-use crate::parse::{ptr_at, Packet};
+use crate::parse::ptr_at;
 
-pub enum Fib {
-    /// Next hop resolved; the packet's MACs were rewritten. Carries the
-    /// XDP action that sends it.
-    Sent(u32),
-    /// No neighbour entry (or another FIB failure): the caller decides.
-    Miss,
+/// A resolved next hop.
+pub struct Hop {
+    pub ifindex: u32,
+    pub smac: [u8; 6],
+    pub dmac: [u8; 6],
+    /// The source address the kernel would use on that route (only when
+    /// asked for with `want_src`).
+    pub src: [u32; 4],
 }
 
-/// Looks up the route from `src` to `dst` as if the packet arrived on its
-/// ingress link, rewrites the Ethernet header and returns the action.
+pub enum Miss {
+    /// The packet (`tot_len`) exceeds the route's MTU, which is given.
+    FragNeeded(u16),
+    /// No route, no neighbour entry, forwarding disabled, ...
+    Other,
+}
+
+/// One FIB lookup as if the packet arrived on its ingress link.
 #[inline(always)]
-pub fn route(ctx: &XdpContext, p: &Packet, src: &[u32; 4], dst: &[u32; 4]) -> Fib {
+pub fn lookup(
+    ctx: &XdpContext,
+    family: u8,
+    proto: u8,
+    src: &[u32; 4],
+    dst: &[u32; 4],
+    tot_len: u16,
+    want_src: bool,
+) -> Result<Hop, Miss> {
     let mut f: FibParams = unsafe { core::mem::zeroed() };
-    f.family = p.family;
-    f.l4_protocol = p.proto;
-    f.__bindgen_anon_1.tot_len = p.ip_len;
+    f.family = family;
+    f.l4_protocol = proto;
+    f.__bindgen_anon_1.tot_len = tot_len;
     f.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
-    if p.family == AF_INET {
+    if family == AF_INET {
         f.__bindgen_anon_3.ipv4_src = src[0];
         f.__bindgen_anon_4.ipv4_dst = dst[0];
     } else {
         f.__bindgen_anon_3.ipv6_src = *src;
         f.__bindgen_anon_4.ipv6_dst = *dst;
     }
+    let flags = if want_src { BPF_FIB_LOOKUP_SRC } else { 0 };
     let rc = unsafe {
         bpf_fib_lookup(
             ctx.ctx as *mut _,
             &mut f,
             core::mem::size_of::<FibParams>() as i32,
-            0,
+            flags,
         )
     };
-    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
-        return Fib::Miss;
+    if rc == BPF_FIB_LKUP_RET_FRAG_NEEDED as i64 {
+        return Err(Miss::FragNeeded(unsafe { f.__bindgen_anon_1.mtu_result }));
     }
-    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
-        return Fib::Miss;
-    };
-    let mut macs = [0u8; 12];
-    macs[..6].copy_from_slice(&f.dmac);
-    macs[6..].copy_from_slice(&f.smac);
-    unsafe { eth.write_unaligned(macs) };
-    if f.ifindex == unsafe { (*ctx.ctx).ingress_ifindex } {
-        Fib::Sent(xdp_action::XDP_TX)
+    if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        return Err(Miss::Other);
+    }
+    let src = if family == AF_INET {
+        [unsafe { f.__bindgen_anon_3.ipv4_src }, 0, 0, 0]
     } else {
-        Fib::Sent(unsafe { bpf_redirect(f.ifindex, 0) } as u32)
+        unsafe { f.__bindgen_anon_3.ipv6_src }
+    };
+    Ok(Hop {
+        ifindex: f.ifindex,
+        smac: f.smac,
+        dmac: f.dmac,
+        src,
+    })
+}
+
+/// Writes the hop's MACs into the frame and returns the action that sends
+/// it: XDP_TX on the ingress link, a redirect otherwise.
+#[inline(always)]
+pub fn send(ctx: &XdpContext, hop: &Hop) -> Option<u32> {
+    let eth = ptr_at::<[u8; 12]>(ctx, 0)?;
+    let mut macs = [0u8; 12];
+    macs[..6].copy_from_slice(&hop.dmac);
+    macs[6..].copy_from_slice(&hop.smac);
+    unsafe { eth.write_unaligned(macs) };
+    if hop.ifindex == unsafe { (*ctx.ctx).ingress_ifindex } {
+        Some(xdp_action::XDP_TX)
+    } else {
+        Some(unsafe { bpf_redirect(hop.ifindex, 0) } as u32)
     }
 }

@@ -158,7 +158,7 @@ fn bad_restore_and_bad_commands_change_nothing() {
             "-w",
             "70000",
         ],
-        &["-a", "-t", "192.168.47.128:80", "-r", "192.168.211.131:80"], // default -g: not yet
+        &["-a", "-t", "192.168.47.128:80", "-r", "[fd00::1]:80", "-m"], // mixed families
         &["-d", "-t", "192.168.47.128:80", "-r", "192.168.211.131:80"], // no such server
         &["-A", "-t", "192.168.47.129:80", "-s", "rr", "-p", "60"],     // persistence: not yet
         &["--bogus"],

@@ -427,3 +427,81 @@ fn rr_alternates_and_wrr_follows_its_sequence() {
         );
     }
 }
+
+/// Replaces the TCP service's real server by one with `method`.
+fn set_method(f: &Fixture, method: Method) {
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals[0].method = method;
+    t.commit(&snap).unwrap();
+}
+
+#[test]
+fn tun_encapsulates_exactly_and_answers_too_big() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    set_method(&f, Method::Tunnel);
+    let syn = client_syn();
+    let inner = syn.build();
+    let (action, out) = f.run(&inner, f.ext_if);
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(out.len(), inner.len() + 20);
+    // Ethernet towards the real server, then the outer header, then the
+    // client's IP packet unchanged.
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIR_INT_MAC);
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+    let mut outer = ipv4_header(
+        "192.168.211.128".parse().unwrap(),
+        "192.168.211.129".parse().unwrap(),
+        4,
+        inner.len() - 14,
+        64,
+        0,
+        true,
+    );
+    outer[1] = inner[15];
+    assert_eq!(
+        &out[14..34],
+        &outer,
+        "outer IPv4 header (source: the egress link's address)"
+    );
+    assert_eq!(&out[34..], &inner[14..], "inner packet unchanged");
+
+    // A path MTU below packet + 20 with DF: ICMP "fragmentation needed"
+    // back to the client, quoting its header, with the MTU minus 20.
+    sh(&f.ns, "ip link set int0 mtu 1000");
+    let big = client_syn().payload(&[0x55; 1000]).build();
+    let (action, out) = f.run(&big, f.ext_if);
+    assert_eq!(action, 3, "XDP_TX back to the client");
+    assert_eq!(&out[..6], &CLIENT_MAC);
+    assert_eq!(&out[6..12], &DIR_EXT_MAC);
+    let ip = &out[14..34];
+    assert_eq!(checksum(ip), 0);
+    assert_eq!(ip[9], 1);
+    assert_eq!(&ip[12..16], &[192, 168, 47, 128]);
+    assert_eq!(&ip[16..20], &[192, 168, 47, 1]);
+    let icmp = &out[34..];
+    assert_eq!(icmp.len(), 8 + 28);
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 980);
+    assert_eq!(checksum(icmp), 0);
+    assert_eq!(&icmp[8..], &big[14..14 + 28]);
+}
+
+#[test]
+fn dr_rewrites_only_macs() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    set_method(&f, Method::Route);
+    let syn = client_syn().build();
+    let (action, out) = f.run(&syn, f.ext_if);
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIR_INT_MAC);
+    assert_eq!(&out[12..], &syn[12..]);
+}

@@ -17,10 +17,10 @@ use crate::model::{Method, Scheduler, ServiceAddr};
 pub const SCHEDULERS: &[Scheduler] = &[Scheduler::Rr, Scheduler::Wrr];
 
 /// Forwarding methods the data path implements.
-pub const METHODS: &[Method] = &[Method::Masq];
+pub const METHODS: &[Method] = &[Method::Masq, Method::Route, Method::Tunnel];
 
-/// Optional features the data path implements (none yet).
-pub const FEATURES: &[Feature] = &[];
+/// Optional features the data path implements.
+pub const FEATURES: &[Feature] = &[Feature::Ipv6];
 
 /// Everything else that can be switched on, one by one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -297,18 +297,6 @@ mod tests {
                 "lvsadm: --pe (persistence engines) is not implemented yet",
             ),
             (
-                "-A -t [fd00::1]:80 -s rr",
-                "lvsadm: IPv6 (virtual services and real servers) is not implemented yet",
-            ),
-            (
-                "-a -t 10.0.0.1:80 -r 10.1.0.1",
-                "lvsadm: forwarding method -g (gatewaying/direct routing, the default when none of -g, -i, -m is given) is not implemented yet",
-            ),
-            (
-                "-a -t 10.0.0.1:80 -r 10.1.0.1 -i",
-                "lvsadm: forwarding method -i (ipip tunnelling) is not implemented yet",
-            ),
-            (
                 "-e -t 10.0.0.1:80 -r 10.1.0.1 -m -x 10",
                 "lvsadm: -x (upper connection threshold) is not implemented yet",
             ),
@@ -335,10 +323,6 @@ mod tests {
             (
                 "--start-daemon master",
                 "lvsadm: the connection sync daemon (--start-daemon, --stop-daemon, --daemon) is not implemented yet",
-            ),
-            (
-                "-D -t [fd00::1]:80",
-                "lvsadm: IPv6 (virtual services and real servers) is not implemented yet",
             ),
         ];
         for (cmd, msg) in cases {

@@ -1,0 +1,128 @@
+//! TUN forwarding: IP-in-IP (IPv4) and IPv6-in-IPv6 encapsulation towards
+//! the real server, which decapsulates (kernel ipip/ip6tnl device, or
+//! `lvs decap`) and answers the client directly.
+
+use aya_ebpf::{
+    bindings::xdp_action::XDP_DROP, helpers::bpf_xdp_adjust_head, programs::XdpContext,
+};
+use lvs_common::{counters, csum, Config, Real, AF_INET};
+
+use crate::{
+    parse::{ptr_at, Packet, ETH_HLEN},
+    stats::count,
+    verdict,
+    xmit::{self, Miss},
+};
+
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
+
+// A call of its own: its headers and FIB parameters need a stack frame
+// that the NAT and DR paths do not share.
+#[inline(never)]
+pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) -> u32 {
+    let v4 = p.family == AF_INET;
+    let overhead: u16 = if v4 { 20 } else { 40 };
+    let tot = p.ip_len.saturating_add(overhead);
+    let (cfg_src, cfg_mtu) = match cfg {
+        Some(c) if v4 => ([c.tunnel_src4, 0, 0, 0], c.tunnel_mtu),
+        Some(c) => (c.tunnel_src6, c.tunnel_mtu),
+        None => ([0; 4], 0),
+    };
+    let want_src = cfg_src == [0; 4];
+    let proto = if v4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
+    let hop = match xmit::lookup(ctx, p.family, proto, &cfg_src, &real.addr, tot, want_src) {
+        Ok(h) => h,
+        Err(Miss::FragNeeded(mtu)) => return too_big(ctx, p, mtu.saturating_sub(overhead)),
+        Err(Miss::Other) => {
+            count(counters::FWD_NO_NEIGH);
+            return XDP_DROP;
+        }
+    };
+    if cfg_mtu != 0 && tot as u32 > cfg_mtu {
+        return too_big(ctx, p, (cfg_mtu as u16).saturating_sub(overhead));
+    }
+    let src = if want_src { hop.src } else { cfg_src };
+    let ok = if v4 {
+        encap4(ctx, p, &src, &real.addr)
+    } else {
+        encap6(ctx, p, &src, &real.addr)
+    };
+    if ok.is_none() {
+        count(counters::XMIT_ERR);
+        return XDP_DROP;
+    }
+    match xmit::send(ctx, &hop) {
+        Some(action) => {
+            count(counters::TUN_FWD);
+            action
+        }
+        None => XDP_DROP,
+    }
+}
+
+/// A packet too big for the tunnel: with DF (always, for IPv6) the client
+/// is told the usable MTU; without DF it cannot be fragmented here.
+#[inline(always)]
+fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> u32 {
+    if !crate::director::dont_fragment(ctx, p) {
+        count(counters::XMIT_ERR);
+        return XDP_DROP;
+    }
+    verdict::too_big(mtu)
+}
+
+#[inline(always)]
+fn encap4(ctx: &XdpContext, p: &Packet, src: &[u32; 4], dst: &[u32; 4]) -> Option<()> {
+    if p.l3_off != ETH_HLEN {
+        return None;
+    }
+    let inner = unsafe { *ptr_at::<[u8; 8]>(ctx, p.l3_off)? };
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -20) } != 0 {
+        return None;
+    }
+    let mut h = [0u8; ETH_HLEN + 20];
+    h[12] = 0x08;
+    let ip = &mut h[ETH_HLEN..];
+    ip[0] = 0x45;
+    ip[1] = inner[1]; // TOS
+    ip[2..4].copy_from_slice(&(p.ip_len + 20).to_be_bytes());
+    ip[6] = inner[6] & 0x40; // DF, copied from the inner packet
+    ip[8] = 64;
+    ip[9] = IPPROTO_IPIP;
+    ip[12..16].copy_from_slice(&src[0].to_ne_bytes());
+    ip[16..20].copy_from_slice(&dst[0].to_ne_bytes());
+    let c = csum::checksum(ip);
+    ip[10..12].copy_from_slice(&c.to_ne_bytes());
+    let head = ptr_at::<[u8; ETH_HLEN + 20]>(ctx, 0)?;
+    unsafe { head.write_unaligned(h) };
+    Some(())
+}
+
+#[inline(always)]
+fn encap6(ctx: &XdpContext, p: &Packet, src: &[u32; 4], dst: &[u32; 4]) -> Option<()> {
+    if p.l3_off != ETH_HLEN {
+        return None;
+    }
+    let inner = unsafe { *ptr_at::<[u8; 4]>(ctx, p.l3_off)? };
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -40) } != 0 {
+        return None;
+    }
+    let mut h = [0u8; ETH_HLEN + 40];
+    h[12] = 0x86;
+    h[13] = 0xdd;
+    let ip = &mut h[ETH_HLEN..];
+    // Version 6, the inner traffic class, flow label 0.
+    ip[0] = 0x60 | (inner[0] & 0x0f);
+    ip[1] = inner[1] & 0xf0;
+    ip[4..6].copy_from_slice(&p.ip_len.to_be_bytes());
+    ip[6] = IPPROTO_IPV6;
+    ip[7] = 64;
+    for i in 0..4 {
+        ip[8 + i * 4..12 + i * 4].copy_from_slice(&src[i].to_ne_bytes());
+        ip[24 + i * 4..28 + i * 4].copy_from_slice(&dst[i].to_ne_bytes());
+    }
+    let head = ptr_at::<[u8; ETH_HLEN + 40]>(ctx, 0)?;
+    unsafe { head.write_unaligned(h) };
+    Some(())
+}

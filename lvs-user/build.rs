@@ -52,16 +52,12 @@ fn main() {
         panic!("building lvs-ebpf failed (is the toolchain set up? run `cargo xtask setup`)");
     }
     let out = target_dir.join("bpfel-unknown-none").join("release");
-    println!(
-        "cargo:rustc-env=LVS_EBPF_DIRECTOR={}",
-        out.join("lvs-ebpf").display()
-    );
-    println!(
-        "cargo:rustc-env=LVS_EBPF_PASS={}",
-        out.join("lvs-pass").display()
-    );
-    println!(
-        "cargo:rustc-env=LVS_EBPF_BENCH={}",
-        out.join("lvs-bench").display()
-    );
+    for (var, bin) in [
+        ("LVS_EBPF_DIRECTOR", "lvs-ebpf"),
+        ("LVS_EBPF_PASS", "lvs-pass"),
+        ("LVS_EBPF_BENCH", "lvs-bench"),
+        ("LVS_EBPF_DECAP", "lvs-decap"),
+    ] {
+        println!("cargo:rustc-env={var}={}", out.join(bin).display());
+    }
 }

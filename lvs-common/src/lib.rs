@@ -200,6 +200,28 @@ pub struct Config {
     pub tunnel_mtu: u32,
 }
 
+/// Key of `lvs decap`'s `DECAP_ADDRS`: an address of the real server that
+/// tunnelled packets may be addressed to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct DecapKey {
+    pub addr: [u32; 4],
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Indices of `lvs decap`'s per-CPU `DECAP_COUNTERS`.
+pub mod decap_counters {
+    pub const RX: u32 = 0;
+    /// Tunnelled packets stripped and handed to the stack.
+    pub const DECAP: u32 = 1;
+    /// Tunnelled packets not addressed to this host, fragments, or
+    /// malformed: passed untouched.
+    pub const NOT_OURS: u32 = 2;
+    pub const COUNT: u32 = 3;
+    pub const NAMES: [&str; COUNT as usize] = ["rx", "decap", "not_ours"];
+}
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -213,6 +235,7 @@ mod pod {
     unsafe impl aya::Pod for Stats {}
     unsafe impl aya::Pod for RealConns {}
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for DecapKey {}
 }
 
 #[cfg(test)]

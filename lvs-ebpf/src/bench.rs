@@ -27,14 +27,14 @@ pub fn save(ctx: &XdpContext) -> Option<Saved> {
     unsafe { *buf = *head };
     Some(Saved {
         buf,
-        len: ctx.data_end() - ctx.data(),
+        len: crate::parse::frame_len(ctx),
     })
 }
 
 #[inline(always)]
 pub fn restore(ctx: &XdpContext, s: Saved) {
     // Undo an encapsulation (adjust_head by a negative delta).
-    let now = ctx.data_end() - ctx.data();
+    let now = crate::parse::frame_len(ctx);
     if now > s.len {
         let delta = (now - s.len) as i32;
         if unsafe { bpf_xdp_adjust_head(ctx.ctx, delta) } != 0 {

@@ -7,11 +7,11 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
-use lvs_common::{counters, Real, ServiceKey, AF_INET, METHOD_MASQ, METHOD_ROUTE, METHOD_TUNNEL};
+use lvs_common::{counters, ServiceKey, AF_INET, METHOD_MASQ, METHOD_ROUTE, METHOD_TUNNEL};
 
 use crate::{
-    conntrack, icmp,
-    maps::{CONFIG, CONNS, REPLIES, SERVICES},
+    conntrack, icmp, icmp_fwd,
+    maps::{CHOSEN, CHOSEN_CLIENT, CONFIG, CONNS, REPLIES, SERVICES},
     nat,
     nat::End,
     parse,
@@ -60,35 +60,57 @@ fn run(ctx: &XdpContext) -> u32 {
             return XDP_PASS;
         }
     };
-    let key = ServiceKey {
-        addr: p.dst,
-        port: p.dport,
-        proto: p.proto,
-        family: p.family,
-    };
     // Each path is a call of its own and returns a verdict; only this
-    // frame stays live below them, which keeps the verifier's combined
-    // stack (512 bytes over the call chain) in bounds.
-    let v = if let Some(svc) = unsafe { SERVICES.get(&key) } {
-        let mut real = Real::default();
-        let v = forward(ctx, &p, svc, &mut real);
-        if v != verdict::SCHEDULED {
-            return v;
+    // frame stays live below them, and the chosen real server is passed in
+    // a per-CPU slot rather than on the stack. That keeps the verifier's
+    // combined stack (512 bytes over the call chain) in bounds.
+    let v = if p.proto == parse::PROTO_ICMP || p.proto == parse::PROTO_ICMPV6 {
+        icmp_fwd::handle(ctx, &p)
+    } else {
+        let key = ServiceKey {
+            addr: p.dst,
+            port: p.dport,
+            proto: p.proto,
+            family: p.family,
+        };
+        match unsafe { SERVICES.get(&key) } {
+            Some(svc) => forward(ctx, &p, svc),
+            None => reply(ctx, &p),
         }
-        match real.method {
-            METHOD_MASQ => nat_forward(ctx, &p, &real),
-            METHOD_ROUTE => dr_forward(ctx, &p, &real),
-            METHOD_TUNNEL => tunnel::forward(ctx, &p, &real, CONFIG.get(0)),
+    };
+    if v == verdict::SCHEDULED || v == verdict::ICMP_TO_REAL {
+        let Some(real) = CHOSEN.get(0) else {
+            return XDP_DROP;
+        };
+        if v == verdict::ICMP_TO_REAL {
+            count(counters::ICMP_FWD);
+        }
+        let v = match real.method {
+            METHOD_MASQ if v == verdict::ICMP_TO_REAL => icmp_fwd::nat_to_real(ctx, &p, real),
+            METHOD_MASQ => nat_forward(ctx, &p, real),
+            METHOD_ROUTE => dr_forward(ctx, &p, real),
+            METHOD_TUNNEL => tunnel::forward(ctx, &p, real, CONFIG.get(0)),
             _ => {
                 count(counters::XMIT_ERR);
                 XDP_DROP
             }
-        }
-    } else {
-        reply(ctx, &p)
-    };
+        };
+        return finish(ctx, &p, v);
+    }
+    if v == verdict::ICMP_TO_CLIENT {
+        return match CHOSEN_CLIENT.get(0) {
+            Some(client) => icmp_fwd::nat_to_client(ctx, &p, client),
+            None => XDP_DROP,
+        };
+    }
+    finish(ctx, &p, v)
+}
+
+/// Turns a verdict into the XDP action.
+#[inline(always)]
+fn finish(ctx: &XdpContext, p: &Packet, v: u32) -> u32 {
     match verdict::too_big_mtu(v) {
-        Some(mtu) => icmp::too_big(ctx, &p, mtu),
+        Some(mtu) => icmp::too_big(ctx, p, mtu),
         None => v,
     }
 }
@@ -97,10 +119,10 @@ fn debug_on() -> bool {
     CONFIG.get(0).is_some_and(|c| c.debug != 0)
 }
 
-/// Client -> VIP: find or schedule the connection; on success `real` is
-/// its real server and the verdict is `SCHEDULED`.
+/// Client -> VIP: find or schedule the connection; on success its real
+/// server is in `CHOSEN` and the verdict is `SCHEDULED`.
 #[inline(never)]
-fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service, out: &mut Real) -> u32 {
+fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let key = conntrack::flow_key(p);
     let syn = conntrack::is_syn(p);
@@ -136,7 +158,9 @@ fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service, out: &mut Re
         }
     };
     account(svc.id, idx, true, p.ip_len as u64, new);
-    *out = real;
+    if CHOSEN.set(0, real, 0).is_err() {
+        return XDP_DROP;
+    }
     verdict::SCHEDULED
 }
 

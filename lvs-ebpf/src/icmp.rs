@@ -31,9 +31,9 @@ pub fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> u32 {
     macs[..6].copy_from_slice(&old[6..]);
     macs[6..].copy_from_slice(&old[..6]);
     let ok = if p.family == AF_INET {
-        too_big4(ctx, p, mtu, macs)
+        too_big4(ctx, p, mtu, &macs)
     } else {
-        too_big6(ctx, p, mtu, macs)
+        too_big6(ctx, p, mtu, &macs)
     };
     if ok.is_none() {
         count(counters::XMIT_ERR);
@@ -50,7 +50,7 @@ fn reshape(ctx: &XdpContext, grow: usize, new_len: usize) -> Option<()> {
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(grow as i32)) } != 0 {
         return None;
     }
-    let len = ctx.data_end() - ctx.data();
+    let len = crate::parse::frame_len(ctx);
     if len > new_len {
         let delta = new_len as i32 - len as i32;
         if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {
@@ -60,77 +60,73 @@ fn reshape(ctx: &XdpContext, grow: usize, new_len: usize) -> Option<()> {
     Some(())
 }
 
-/// Writes `bytes` into the frame at `off`.
+/// The frame's bytes at `off..off + N`, to fill in place (nothing staged on
+/// the stack: the ICMP builders run on top of the director's frame).
 #[inline(always)]
-fn put<const N: usize>(ctx: &XdpContext, off: usize, bytes: &[u8; N]) -> Option<()> {
-    let dst = ptr_at::<[u8; N]>(ctx, off)?;
-    unsafe { dst.write_unaligned(*bytes) };
-    Some(())
+fn bytes<'a, const N: usize>(ctx: &XdpContext, off: usize) -> Option<&'a mut [u8; N]> {
+    ptr_at::<[u8; N]>(ctx, off).map(|p| unsafe { &mut *p })
 }
 
 /// The Ethernet header of the error: back to where the packet came from.
 #[inline(always)]
 fn put_eth(ctx: &XdpContext, macs: &[u8; 12], ethertype: u16) -> Option<()> {
-    put(ctx, 0, macs)?;
-    put(ctx, 12, &ethertype.to_be_bytes())
+    let eth = bytes::<14>(ctx, 0)?;
+    eth[..12].copy_from_slice(macs);
+    eth[12..].copy_from_slice(&ethertype.to_be_bytes());
+    Some(())
 }
 
-#[inline(always)]
-fn too_big4(ctx: &XdpContext, p: &Packet, mtu: u16, macs: [u8; 12]) -> Option<()> {
+// Separate calls: each builder gets a frame of its own.
+#[inline(never)]
+fn too_big4(ctx: &XdpContext, p: &Packet, mtu: u16, macs: &[u8; 12]) -> Option<()> {
     // Only option-less headers are quoted; anything else is dropped.
     if p.l4_off != p.l3_off + 20 || p.l3_off != ETH_HLEN {
         return None;
     }
     reshape(ctx, 20 + 8, ETH_HLEN + 20 + 8 + QUOTE4)?;
-    put_eth(ctx, &macs, 0x0800)?;
-    let mut ip = [0u8; 20];
+    put_eth(ctx, macs, 0x0800)?;
+    let ip = bytes::<20>(ctx, ETH_HLEN)?;
+    *ip = [0; 20];
     ip[0] = 0x45;
     ip[2..4].copy_from_slice(&((20 + 8 + QUOTE4) as u16).to_be_bytes());
     ip[8] = 64;
     ip[9] = 1;
     ip[12..16].copy_from_slice(&p.dst[0].to_ne_bytes());
     ip[16..20].copy_from_slice(&p.src[0].to_ne_bytes());
-    let c = csum::checksum(&ip);
+    let c = csum::checksum(ip);
     ip[10..12].copy_from_slice(&c.to_ne_bytes());
-    put(ctx, ETH_HLEN, &ip)?;
-    let mut icmp = [0u8; 8];
-    icmp[0] = 3; // destination unreachable
-    icmp[1] = 4; // fragmentation needed
+    let icmp = bytes::<{ 8 + QUOTE4 }>(ctx, ETH_HLEN + 20)?;
+    icmp[..8].copy_from_slice(&[3, 4, 0, 0, 0, 0, 0, 0]); // fragmentation needed
     icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
-    let quote = ptr_at::<[u8; QUOTE4]>(ctx, ETH_HLEN + 20 + 8)?;
-    let c = !csum::fold(csum::sum(unsafe { &*quote }, csum::sum(&icmp, 0)));
+    let c = csum::checksum(icmp);
     icmp[2..4].copy_from_slice(&c.to_ne_bytes());
-    put(ctx, ETH_HLEN + 20, &icmp)
+    Some(())
 }
 
-#[inline(always)]
-fn too_big6(ctx: &XdpContext, p: &Packet, mtu: u16, macs: [u8; 12]) -> Option<()> {
+#[inline(never)]
+fn too_big6(ctx: &XdpContext, p: &Packet, mtu: u16, macs: &[u8; 12]) -> Option<()> {
     if p.l3_off != ETH_HLEN {
         return None;
     }
     reshape(ctx, 40 + 8, ETH_HLEN + 40 + 8 + QUOTE6)?;
-    put_eth(ctx, &macs, 0x86dd)?;
+    put_eth(ctx, macs, 0x86dd)?;
     let plen = (8 + QUOTE6) as u16;
-    let mut ip = [0u8; 40];
-    ip[0] = 0x60;
+    let ip = bytes::<40>(ctx, ETH_HLEN)?;
+    ip[..8].copy_from_slice(&[0x60, 0, 0, 0, 0, 0, 58, 64]);
     ip[4..6].copy_from_slice(&plen.to_be_bytes());
-    ip[6] = 58;
-    ip[7] = 64;
+    let mut sum = 0u64;
     for i in 0..4 {
         ip[8 + i * 4..12 + i * 4].copy_from_slice(&p.dst[i].to_ne_bytes());
         ip[24 + i * 4..28 + i * 4].copy_from_slice(&p.src[i].to_ne_bytes());
+        sum += (p.src[i] & 0xffff) as u64 + (p.src[i] >> 16) as u64;
+        sum += (p.dst[i] & 0xffff) as u64 + (p.dst[i] >> 16) as u64;
     }
-    put(ctx, ETH_HLEN, &ip)?;
-    let mut icmp = [0u8; 8];
-    icmp[0] = 2; // packet too big
-    icmp[4..8].copy_from_slice(&(mtu as u32).to_be_bytes());
-    let quote = ptr_at::<[u8; QUOTE6]>(ctx, ETH_HLEN + 40 + 8)?;
-    // Pseudo-header: addresses, upper-layer length, next header.
-    let mut sum = csum::sum(&ip[8..40], 0);
+    // Pseudo-header: addresses (above), upper-layer length, next header.
     sum += (plen.to_be() as u64) + (58u16.to_be() as u64);
-    sum = csum::sum(&icmp, sum);
-    sum = csum::sum(unsafe { &*quote }, sum);
-    let c = !csum::fold(sum);
+    let icmp = bytes::<{ 8 + QUOTE6 }>(ctx, ETH_HLEN + 40)?;
+    icmp[..8].copy_from_slice(&[2, 0, 0, 0, 0, 0, 0, 0]); // packet too big
+    icmp[4..8].copy_from_slice(&(mtu as u32).to_be_bytes());
+    let c = !csum::fold(csum::sum(icmp, sum));
     icmp[2..4].copy_from_slice(&c.to_ne_bytes());
-    put(ctx, ETH_HLEN + 40, &icmp)
+    Some(())
 }

@@ -59,6 +59,16 @@ pub static REAL_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(4096, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counters::COUNT, 0);
 
+/// The real server chosen for the packet being handled (index 0): handed
+/// from the lookup to the forwarding call without growing the stack.
+#[map]
+pub static CHOSEN: PerCpuArray<Real> = PerCpuArray::with_max_entries(1, 0);
+
+/// Likewise the client-side tuple of a NAT connection whose real-server
+/// side reported an ICMP error.
+#[map]
+pub static CHOSEN_CLIENT: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
 /// Runtime settings written by `lvs load` (index 0).
 #[map]
 pub static CONFIG: Array<Config> = Array::pinned(1, 0);

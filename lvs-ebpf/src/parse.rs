@@ -17,6 +17,9 @@ const ETH_P_IPV6: u16 = 0x86dd;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 
+pub const PROTO_ICMP: u8 = 1;
+pub const PROTO_ICMPV6: u8 = 58;
+
 pub const TCP_FIN: u8 = 0x01;
 pub const TCP_SYN: u8 = 0x02;
 pub const TCP_RST: u8 = 0x04;
@@ -26,11 +29,31 @@ pub const TCP_ACK: u8 = 0x10;
 pub const TCP_CSUM_OFF: usize = 16;
 pub const UDP_CSUM_OFF: usize = 6;
 
+/// Start of the frame. A volatile load of the context field: otherwise
+/// LLVM may hoist it out of a function and pass it to a BPF-to-BPF call as
+/// a plain 32-bit integer, and the verifier no longer sees a packet pointer.
+#[inline(always)]
+pub fn data(ctx: &XdpContext) -> usize {
+    unsafe { core::ptr::read_volatile(&(*ctx.ctx).data) as usize }
+}
+
+/// End of the frame; see [`data`].
+#[inline(always)]
+pub fn data_end(ctx: &XdpContext) -> usize {
+    unsafe { core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize }
+}
+
+/// Length of the frame.
+#[inline(always)]
+pub fn frame_len(ctx: &XdpContext) -> usize {
+    data_end(ctx) - data(ctx)
+}
+
 /// Returns a pointer to a `T` at `off`, if the whole `T` lies in the packet.
 #[inline(always)]
 pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
-    let start = ctx.data();
-    let end = ctx.data_end();
+    let start = data(ctx);
+    let end = data_end(ctx);
     if start + off + core::mem::size_of::<T>() > end {
         return None;
     }
@@ -102,7 +125,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         return Err(Skip::Malformed);
     }
     let tot = u16::from_be_bytes([h[2], h[3]]);
-    if (tot as usize) < ihl || l3 + tot as usize > ctx.data_end() - ctx.data() {
+    if (tot as usize) < ihl || l3 + tot as usize > frame_len(ctx) {
         return Err(Skip::Malformed);
     }
     let frag = u16::from_be_bytes([h[6], h[7]]);
@@ -138,7 +161,7 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         return Err(Skip::Malformed);
     }
     let plen = u16::from_be_bytes([h[4], h[5]]);
-    if l3 + 40 + plen as usize > ctx.data_end() - ctx.data() {
+    if l3 + 40 + plen as usize > frame_len(ctx) {
         return Err(Skip::Malformed);
     }
     let a = |o: usize| u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
@@ -180,6 +203,10 @@ fn parse_l4(ctx: &XdpContext, p: &mut Packet, l4_len: usize) -> Result<(), Skip>
             p.sport = u16::from_ne_bytes([u[0], u[1]]);
             p.dport = u16::from_ne_bytes([u[2], u[3]]);
         }
+        // ICMP errors about tracked connections are handled by `icmp_fwd`,
+        // which reads the embedded header itself; ports stay zero.
+        PROTO_ICMP if p.family == AF_INET => {}
+        PROTO_ICMPV6 if p.family == AF_INET6 => {}
         _ => return Err(Skip::Other),
     }
     Ok(())

@@ -5,6 +5,10 @@
 
 /// `forward` found the real server; the caller forwards by its method.
 pub const SCHEDULED: u32 = 1 << 17;
+/// An ICMP error about a connection whose real server is in `CHOSEN`.
+pub const ICMP_TO_REAL: u32 = 1 << 18;
+/// An ICMP error to send back to the client in `CHOSEN_CLIENT`.
+pub const ICMP_TO_CLIENT: u32 = 1 << 19;
 const TOO_BIG: u32 = 1 << 16;
 
 #[inline(always)]

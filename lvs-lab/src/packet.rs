@@ -256,6 +256,34 @@ pub fn ipv6_header(s: Ipv6Addr, d: Ipv6Addr, next: u8, payload_len: usize, hop: 
     h
 }
 
+/// An Ethernet frame carrying an ICMPv4 error (`typ`/`code`, 4 bytes of
+/// `rest`, e.g. the next-hop MTU) that quotes `quoted` (an IP header and
+/// the start of its payload), with correct checksums.
+#[allow(clippy::too_many_arguments)]
+pub fn icmp4_error(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    typ: u8,
+    code: u8,
+    rest: [u8; 4],
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut icmp = vec![typ, code, 0, 0];
+    icmp.extend_from_slice(&rest);
+    icmp.extend_from_slice(quoted);
+    let c = checksum(&icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&ETH_P_IP.to_be_bytes());
+    f.extend_from_slice(&ipv4_header(src, dst, 1, icmp.len(), 64, 0, false));
+    f.extend_from_slice(&icmp);
+    f
+}
+
 /// The L4 checksum over the pseudo-header and `seg` (whose checksum field
 /// must be zero, or it is included).
 pub fn checksum_l4(src: IpAddr, dst: IpAddr, proto: u8, seg: &[u8]) -> u16 {
@@ -388,6 +416,24 @@ mod tests {
         f[30] ^= 1; // destination address
         let p = parse(&f).unwrap();
         assert!(!p.ip_csum_ok && !p.l4_csum_ok);
+    }
+
+    #[test]
+    fn icmp_errors_carry_valid_checksums() {
+        let inner = Frame::tcp((v4("10.0.0.1"), 1), (v4("10.0.0.2"), 2), SYN).build();
+        let f = icmp4_error(
+            [2; 6],
+            [3; 6],
+            Ipv4Addr::new(10, 0, 0, 9),
+            Ipv4Addr::new(10, 0, 0, 1),
+            3,
+            4,
+            [0, 0, 5, 0xdc],
+            &inner[14..14 + 28],
+        );
+        assert_eq!(checksum(&f[14..34]), 0);
+        assert_eq!(checksum(&f[34..]), 0);
+        assert_eq!(f.len(), 14 + 20 + 8 + 28);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! front end, and the loader.
 
 pub mod adm;
+pub mod decap;
 pub mod loader;
 pub mod model;
 pub mod neigh;

@@ -54,6 +54,15 @@ pub struct LoadOpts {
     pub pin_dir: PathBuf,
     pub sizes: Sizes,
     pub debug: bool,
+    pub tunnel: TunnelOpts,
+}
+
+/// `--tunnel-source` / `--tunnel-mtu`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TunnelOpts {
+    pub source4: Option<std::net::Ipv4Addr>,
+    pub source6: Option<std::net::Ipv6Addr>,
+    pub mtu: Option<u32>,
 }
 
 /// IPVS's default timeouts (seconds) per conntrack state.
@@ -73,7 +82,7 @@ pub fn default_timeouts() -> [u32; state::COUNT] {
     t
 }
 
-fn ensure_bpffs(dir: &Path) -> Result<()> {
+pub fn ensure_bpffs(dir: &Path) -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     if !mounts
         .lines()
@@ -88,7 +97,7 @@ fn ensure_bpffs(dir: &Path) -> Result<()> {
 }
 
 /// Turns aya's load error into one message that carries the verifier log.
-fn explain(e: ProgramError, what: &str) -> anyhow::Error {
+pub fn explain(e: ProgramError, what: &str) -> anyhow::Error {
     match e {
         ProgramError::LoadError {
             io_error,
@@ -100,7 +109,7 @@ fn explain(e: ProgramError, what: &str) -> anyhow::Error {
     }
 }
 
-fn attach(prog: &mut Xdp, ifaces: &[String], mode: XdpMode) -> Result<()> {
+pub fn attach(prog: &mut Xdp, ifaces: &[String], mode: XdpMode) -> Result<()> {
     for ifname in ifaces {
         prog.attach(ifname, mode).map_err(|e| match e {
             ProgramError::UnknownInterface { name } => anyhow!("no such interface: {name}"),
@@ -137,7 +146,7 @@ fn spawn_logger(bpf: &mut Ebpf) {
     }
 }
 
-async fn wait_for_signal() -> Result<()> {
+pub async fn wait_for_signal() -> Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     tokio::select! {
@@ -147,7 +156,7 @@ async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-fn write_config(bpf: &mut Ebpf, sizes: Sizes, debug: bool) -> Result<()> {
+fn write_config(bpf: &mut Ebpf, sizes: Sizes, debug: bool, tunnel: TunnelOpts) -> Result<()> {
     let map = bpf
         .map_mut(names::CONFIG)
         .ok_or_else(|| anyhow!("object has no CONFIG map"))?;
@@ -155,6 +164,11 @@ fn write_config(bpf: &mut Ebpf, sizes: Sizes, debug: bool) -> Result<()> {
     let mut cfg = config.get(&0, 0)?;
     cfg.conn_table_size = sizes.max_conns;
     cfg.debug = debug as u32;
+    cfg.tunnel_src4 = tunnel.source4.map_or(0, |a| u32::from_ne_bytes(a.octets()));
+    cfg.tunnel_src6 = tunnel
+        .source6
+        .map_or([0; 4], |a| crate::tables::addr_words(a.into()));
+    cfg.tunnel_mtu = tunnel.mtu.unwrap_or(0);
     // Taking over pinned maps keeps the timeouts an operator set.
     if cfg.timeouts.iter().all(|&t| t == 0) {
         cfg.timeouts = default_timeouts();
@@ -182,7 +196,12 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 /// Loads the director with its maps pinned under `pin_dir` (taking over
 /// maps already pinned there) and writes its configuration; the program is
 /// loaded into the kernel but not attached.
-pub fn load_director(pin_dir: &Path, sizes: Sizes, debug: bool) -> Result<Ebpf> {
+pub fn load_director(
+    pin_dir: &Path,
+    sizes: Sizes,
+    debug: bool,
+    tunnel: TunnelOpts,
+) -> Result<Ebpf> {
     ensure_bpffs(pin_dir)?;
     let s = sizes;
     let mut bpf = EbpfLoader::new()
@@ -201,7 +220,7 @@ pub fn load_director(pin_dir: &Path, sizes: Sizes, debug: bool) -> Result<Ebpf> 
         .map_max_entries(names::SCHED_TABLE, s.sched_table)
         .load(DIRECTOR_OBJ)
         .context("cannot load the director object (are you root?)")?;
-    write_config(&mut bpf, sizes, debug)?;
+    write_config(&mut bpf, sizes, debug, tunnel)?;
     let prog: &mut Xdp = bpf
         .program_mut("director")
         .ok_or_else(|| anyhow!("object has no director program"))?
@@ -220,7 +239,7 @@ pub fn remove_pins(dir: &Path) {
 
 /// `lvs load`: attach the director and serve until SIGINT/SIGTERM.
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
-    let result = match load_director(&opts.pin_dir, opts.sizes, opts.debug) {
+    let result = match load_director(&opts.pin_dir, opts.sizes, opts.debug, opts.tunnel) {
         Ok(mut bpf) => serve(&mut bpf, &opts).await,
         Err(e) => Err(e),
     };

@@ -104,7 +104,8 @@ fn fixture() -> Fixture {
     let ext_if = ifindex(&ns, "ext0");
     let int_if = ifindex(&ns, "int0");
     let pin = lab.pin_dir().expect("pin dir");
-    let bpf = loader::load_director(&pin, Sizes::default(), false).expect("load director");
+    let bpf = loader::load_director(&pin, Sizes::default(), false, Default::default())
+        .expect("load director");
     let mut t = Tables::open(&pin).unwrap();
     let mut snap = t.snapshot().unwrap();
     let vip = ip("192.168.47.128");
@@ -504,4 +505,125 @@ fn dr_rewrites_only_macs() {
     assert_eq!(&out[..6], &RS_MAC);
     assert_eq!(&out[6..12], &DIR_INT_MAC);
     assert_eq!(&out[12..], &syn[12..]);
+}
+
+/// The first 28 bytes (IP header + 8) of a frame's IP packet, as routers
+/// quote it in an ICMP error.
+fn quote(frame: &Frame) -> Vec<u8> {
+    frame.build()[14..14 + 28].to_vec()
+}
+
+#[test]
+fn icmp_errors_of_nat_connections_are_translated() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let syn = client_syn();
+    assert_eq!(f.run(&syn.build(), f.ext_if).0, XDP_REDIRECT);
+    let ip4 = |s: &str| -> std::net::Ipv4Addr { s.parse().unwrap() };
+    let mtu = [0, 0, 0x05, 0x00];
+
+    // A router between the director and the real server cannot forward
+    // the DNATed packet: its error, sent to the client, goes back to the
+    // client with the VIP as outer source and embedded destination.
+    let mut sent = syn.clone();
+    sent.dst = ip("192.168.211.129");
+    sent.l4 = L4::Tcp {
+        sport: 40000,
+        dport: 8080,
+        flags: SYN,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    let err = icmp4_error(
+        RS_MAC,
+        DIR_INT_MAC,
+        ip4("192.168.211.1"),
+        ip4("192.168.47.1"),
+        3,
+        4,
+        mtu,
+        &quote(&sent),
+    );
+    let (action, out) = f.run(&err, f.int_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let want = icmp4_error(
+        DIR_EXT_MAC,
+        CLIENT_MAC,
+        ip4("192.168.47.128"),
+        ip4("192.168.47.1"),
+        3,
+        4,
+        mtu,
+        &quote(&syn),
+    );
+    assert_eq!(out, want, "reply-direction ICMP error, translated");
+
+    // A router between the client and the director cannot forward a reply
+    // (VIP:80 -> client): its error, sent to the VIP, reaches the real
+    // server with the real server's address as outer destination and
+    // embedded source.
+    let reply = Frame::tcp(
+        (ip("192.168.47.128"), 80),
+        (ip("192.168.47.1"), 40000),
+        SYN | ACK,
+    );
+    let err = icmp4_error(
+        CLIENT_MAC,
+        DIR_EXT_MAC,
+        ip4("192.168.47.2"),
+        ip4("192.168.47.128"),
+        3,
+        4,
+        mtu,
+        &quote(&reply),
+    );
+    let (action, out) = f.run(&err, f.ext_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut from_rs = reply.clone();
+    from_rs.src = ip("192.168.211.129");
+    from_rs.l4 = L4::Tcp {
+        sport: 8080,
+        dport: 40000,
+        flags: SYN | ACK,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    let want = icmp4_error(
+        DIR_INT_MAC,
+        RS_MAC,
+        ip4("192.168.47.2"),
+        ip4("192.168.211.129"),
+        3,
+        4,
+        mtu,
+        &quote(&from_rs),
+    );
+    assert_eq!(out, want, "forward-direction ICMP error, translated");
+
+    // Errors about unknown flows, and echo, are the director's own.
+    let other = Frame::tcp((ip("192.168.47.128"), 80), (ip("192.168.47.1"), 40999), ACK);
+    let err = icmp4_error(
+        CLIENT_MAC,
+        DIR_EXT_MAC,
+        ip4("192.168.47.2"),
+        ip4("192.168.47.128"),
+        3,
+        4,
+        mtu,
+        &quote(&other),
+    );
+    assert_eq!(f.run(&err, f.ext_if), (XDP_PASS, err.clone()));
+    let echo = icmp4_error(
+        CLIENT_MAC,
+        DIR_EXT_MAC,
+        ip4("192.168.47.1"),
+        ip4("192.168.47.128"),
+        8,
+        0,
+        [0, 1, 0, 1],
+        b"ping",
+    );
+    assert_eq!(f.run(&echo, f.ext_if), (XDP_PASS, echo.clone()));
 }

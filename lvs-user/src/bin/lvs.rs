@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use aya::programs::XdpMode;
 use clap::{Parser, Subcommand, ValueEnum};
 use lvs::{
-    loader::{self, LoadOpts, Sizes},
+    decap,
+    loader::{self, LoadOpts, Sizes, TunnelOpts},
     tables,
 };
 
@@ -56,6 +57,23 @@ enum Cmd {
         /// Per-packet debug logs from the data path.
         #[arg(long)]
         debug: bool,
+        /// Outer source address of TUN packets (one IPv4 and/or one IPv6)
+        /// [default: the egress link's address].
+        #[arg(long = "tunnel-source")]
+        tunnel_source: Vec<std::net::IpAddr>,
+        /// Path MTU for TUN packets [default: the route's MTU].
+        #[arg(long)]
+        tunnel_mtu: Option<u32>,
+    },
+    /// Real-server side of TUN: strip IPIP / IPv6-in-IPv6 addressed to this host.
+    Decap {
+        #[arg(long = "iface", short = 'i', required = true)]
+        ifaces: Vec<String>,
+        #[arg(long, value_enum, default_value = "native")]
+        xdp_mode: Mode,
+        /// [default: /sys/fs/bpf/lvs-decap]
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
     },
     /// Attach an XDP_PASS program (for the peers of veth links); runs until a signal.
     Pass {
@@ -89,7 +107,19 @@ fn main() {
                 max_reals,
                 sched_table_size,
                 debug,
+                tunnel_source,
+                tunnel_mtu,
             } => {
+                let mut tunnel = TunnelOpts {
+                    mtu: tunnel_mtu,
+                    ..Default::default()
+                };
+                for a in tunnel_source {
+                    match a {
+                        std::net::IpAddr::V4(v4) => tunnel.source4 = Some(v4),
+                        std::net::IpAddr::V6(v6) => tunnel.source6 = Some(v6),
+                    }
+                }
                 loader::run_load(LoadOpts {
                     ifaces,
                     mode: xdp_mode.into(),
@@ -101,10 +131,19 @@ fn main() {
                         sched_table: sched_table_size,
                     },
                     debug,
+                    tunnel,
                 })
                 .await
             }
             Cmd::Pass { ifaces, xdp_mode } => loader::run_pass(ifaces, xdp_mode.into()).await,
+            Cmd::Decap {
+                ifaces,
+                xdp_mode,
+                pin_path,
+            } => {
+                let dir = pin_path.unwrap_or_else(|| decap::DEFAULT_PIN_PATH.into());
+                decap::run(ifaces, xdp_mode.into(), &dir).await
+            }
             Cmd::Stats { pin_path } => {
                 loader::print_counters(&tables::pin_path(pin_path.as_deref()))
             }

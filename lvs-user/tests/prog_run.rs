@@ -101,6 +101,23 @@ fn fixture() -> Fixture {
         ),
     );
     sh(&ns, "sysctl -qw net.ipv4.ip_forward=1");
+    sh(&ns, "sysctl -qw net.ipv6.conf.all.forwarding=1");
+    sh(&ns, "ip addr add 2001:db8:47::128/64 dev ext0 nodad");
+    sh(&ns, "ip addr add 2001:db8:211::128/64 dev int0 nodad");
+    sh(
+        &ns,
+        &format!(
+            "ip neigh replace 2001:db8:47::1 lladdr {} dev ext0 nud permanent",
+            mac_str(CLIENT_MAC)
+        ),
+    );
+    sh(
+        &ns,
+        &format!(
+            "ip neigh replace 2001:db8:211::129 lladdr {} dev int0 nud permanent",
+            mac_str(RS_MAC)
+        ),
+    );
     let ext_if = ifindex(&ns, "ext0");
     let int_if = ifindex(&ns, "int0");
     let pin = lab.pin_dir().expect("pin dir");
@@ -137,7 +154,21 @@ fn fixture() -> Fixture {
         Method::Masq,
         1,
     ));
-    snap.services = vec![tcp, udp];
+    let mut tcp6 = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Tcp,
+            addr: ip("2001:db8:47::128"),
+            port: 80,
+        },
+        Scheduler::Rr,
+    );
+    tcp6.reals.push(RealServer::new(
+        ip("2001:db8:211::129"),
+        8080,
+        Method::Masq,
+        1,
+    ));
+    snap.services = vec![tcp, udp, tcp6];
     t.commit(&snap).unwrap();
     Fixture {
         ns,
@@ -626,4 +657,49 @@ fn icmp_errors_of_nat_connections_are_translated() {
         b"ping",
     );
     assert_eq!(f.run(&echo, f.ext_if), (XDP_PASS, echo.clone()));
+}
+
+#[test]
+fn ipv6_nat_forward_and_reply_exact_bytes() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let (c, vip, rs) = (
+        ip("2001:db8:47::1"),
+        ip("2001:db8:47::128"),
+        ip("2001:db8:211::129"),
+    );
+    let syn = Frame::tcp((c, 40000), (vip, 80), SYN)
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"GET /");
+    let (action, out) = f.run(&syn.build(), f.ext_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = syn.clone().macs(DIR_INT_MAC, RS_MAC);
+    want.dst = rs;
+    want.l4 = L4::Tcp {
+        sport: 40000,
+        dport: 8080,
+        flags: SYN,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    assert_eq!(out, want.build());
+    let reply = Frame::tcp((rs, 8080), (c, 40000), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
+    let (action, out) = f.run(&reply.build(), f.int_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = reply.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = vip;
+    want.l4 = L4::Tcp {
+        sport: 80,
+        dport: 40000,
+        flags: SYN | ACK,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    assert_eq!(out, want.build());
+    // An extension header before TCP: passed untouched (documented rule).
+    let mut ext = syn.build();
+    ext[14 + 6] = 0; // next header: hop-by-hop options
+    assert_eq!(f.run(&ext, f.ext_if), (XDP_PASS, ext.clone()));
 }

@@ -44,7 +44,14 @@ fn main() {
             cmd.env_remove(k);
         }
     }
-    cmd.env("CARGO_ENCODED_RUSTFLAGS", "-Ctarget-cpu=v3");
+    // BTF (`--btf`, from debug info) lets the kernel accept callbacks
+    // (bpf_loop); every function needs its func_info, including those of
+    // the rebuilt `core`, hence debug info for all crates.
+    cmd.env(
+        "CARGO_ENCODED_RUSTFLAGS",
+        ["-Ctarget-cpu=v3", "-Clink-arg=--btf"].join("\x1f"),
+    )
+    .env("CARGO_PROFILE_RELEASE_DEBUG", "2");
     let status = cmd
         .status()
         .expect("running `rustup run nightly cargo` for lvs-ebpf (run `cargo xtask setup`)");

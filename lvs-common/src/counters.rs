@@ -41,8 +41,11 @@ pub const ICMP_TOO_BIG: u32 = 16;
 pub const ICMP_FWD: u32 = 17;
 /// ICMP errors from the real-server side translated back to the client.
 pub const ICMP_REPLY: u32 = 18;
+/// Connection counts corrected by the sweeper because the LRU evicted
+/// connections before they ended.
+pub const EVICTED: u32 = 19;
 
-pub const COUNT: u32 = 19;
+pub const COUNT: u32 = 20;
 
 /// Printable names, indexed as above.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -65,4 +68,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "icmp_too_big",
     "icmp_fwd",
     "icmp_reply",
+    "evicted",
 ];

@@ -9,6 +9,7 @@
 
 pub mod counters;
 pub mod csum;
+pub mod hash;
 
 /// `family` codes, as the kernel's `AF_*`.
 pub const AF_INET: u8 = 2;
@@ -150,14 +151,23 @@ pub struct Conn {
     pub real: u32,
     pub real_generation: u32,
     pub svc_id: u32,
-    pub state: u8,
-    pub method: u8,
-    pub flags: u8,
-    pub _pad: u8,
+    /// State (low byte, a [`state`] code) and `CONN_F_*` flags, one word
+    /// changed only by compare-and-swap: the forward and reply directions
+    /// of one connection run on different CPUs, and exactly one of them
+    /// must move the real server's active/inactive counts.
+    pub st: u32,
     /// `bpf_ktime_get_ns()` of the last packet, refreshed at most every
     /// [`CONN_TOUCH_NS`] to keep the shared cache line mostly read-only.
     pub last_seen: u64,
 }
+
+/// Counted in `RealConns::active` (else in `inactive`).
+pub const CONN_F_ACTIVE: u32 = 1 << 8;
+/// DR/TUN: replies bypass the director (IPVS's "input only" state table).
+pub const CONN_F_NOOUTPUT: u32 = 1 << 9;
+/// Expired and being removed; whoever set it has uncounted it.
+pub const CONN_F_DEAD: u32 = 1 << 10;
+pub const CONN_STATE_MASK: u32 = 0xff;
 
 /// How stale `Conn::last_seen` may get before a packet rewrites it.
 pub const CONN_TOUCH_NS: u64 = 1_000_000_000;
@@ -180,7 +190,92 @@ pub struct Stats {
 pub struct RealConns {
     pub active: u64,
     pub inactive: u64,
+    /// Non-zero while over its upper threshold (`-x`), until it falls below
+    /// the lower one (`-y`): IPVS's overload flag.
+    pub overloaded: u64,
+    /// Connections the sweeper found missing from `CONNS` (LRU evictions)
+    /// and took off the counts.
+    pub evicted: u64,
 }
+
+/// Key of `PERSIST`: a persistence template (`-p`, `-M`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PersistKey {
+    /// The client address under the service's netmask.
+    pub client: [u32; 4],
+    pub svc_id: u32,
+}
+
+impl PersistKey {
+    /// The template key of `client` under a service's netmask (IPv4: the
+    /// mask in word 0; IPv6: the prefix length in word 0).
+    #[inline(always)]
+    pub fn new(svc_id: u32, family: u8, netmask: &[u32; 4], client: &[u32; 4]) -> PersistKey {
+        let mut c = [0u32; 4];
+        if family == AF_INET {
+            c[0] = client[0] & netmask[0];
+        } else {
+            let plen = netmask[0];
+            let mut i = 0;
+            while i < 4 {
+                let bits = plen.saturating_sub(i as u32 * 32);
+                let m: u32 = if bits >= 32 {
+                    u32::MAX
+                } else if bits == 0 {
+                    0
+                } else {
+                    (u32::MAX << (32 - bits)).to_be()
+                };
+                c[i] = client[i] & m;
+                i += 1;
+            }
+        }
+        PersistKey { client: c, svc_id }
+    }
+}
+
+/// Value of `PERSIST`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Persist {
+    pub real: u32,
+    pub real_generation: u32,
+    /// Last time a connection used or kept the template alive.
+    pub last_used: u64,
+}
+
+/// Key of `LBLC`: (service, destination address).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LblcKey {
+    pub dst: [u32; 4],
+    pub svc_id: u32,
+}
+
+/// Most real servers an lblcr destination set holds.
+pub const LBLCR_SET: usize = 4;
+
+/// Value of `LBLC`: the server (lblc) or server set (lblcr) of a destination.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lblc {
+    pub reals: [u32; LBLCR_SET],
+    pub len: u32,
+    pub _pad: u32,
+    pub last_used: u64,
+    /// lblcr: when the set last changed.
+    pub last_modified: u64,
+}
+
+/// Table entry meaning "no server" (dh/sh/mh tables of empty services).
+pub const TABLE_EMPTY: u32 = u32::MAX;
+
+/// ipvsadm's scheduler flags as stored in [`Service::flags`].
+pub const SH_FALLBACK: u16 = SVC_F_SCHED1;
+pub const SH_PORT: u16 = SVC_F_SCHED2;
+pub const MH_FALLBACK: u16 = SVC_F_SCHED1;
+pub const MH_PORT: u16 = SVC_F_SCHED2;
 
 /// The single entry of `CONFIG`, written by `lvs load`.
 #[repr(C)]
@@ -200,11 +295,12 @@ pub struct Config {
     pub tunnel_mtu: u32,
 }
 
-/// Key of `lvs decap`'s `DECAP_ADDRS`: an address of the real server that
-/// tunnelled packets may be addressed to.
+/// An address with its family: key of `lvs decap`'s `DECAP_ADDRS` (this
+/// host's addresses) and of the director's `NEIGH_MISS` (next hops to
+/// resolve).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct DecapKey {
+pub struct AddrKey {
     pub addr: [u32; 4],
     pub family: u8,
     pub _pad: [u8; 3],
@@ -235,13 +331,39 @@ mod pod {
     unsafe impl aya::Pod for Stats {}
     unsafe impl aya::Pod for RealConns {}
     unsafe impl aya::Pod for Config {}
-    unsafe impl aya::Pod for DecapKey {}
+    unsafe impl aya::Pod for AddrKey {}
+    unsafe impl aya::Pod for PersistKey {}
+    unsafe impl aya::Pod for Persist {}
+    unsafe impl aya::Pod for LblcKey {}
+    unsafe impl aya::Pod for Lblc {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use core::mem::size_of;
+
+    #[test]
+    fn persistence_keys_mask_the_client() {
+        let a = [u32::from_ne_bytes([192, 168, 47, 77]), 0, 0, 0];
+        let m = [u32::from_ne_bytes([255, 255, 255, 0]), 0, 0, 0];
+        let k = PersistKey::new(3, AF_INET, &m, &a);
+        assert_eq!(k.client[0].to_ne_bytes(), [192, 168, 47, 0]);
+        assert_eq!(k.svc_id, 3);
+        let v6 = [
+            0x2001_0db8u32.to_be(),
+            0x0047_0000u32.to_be(),
+            0xdead_beefu32.to_be(),
+            1u32.to_be(),
+        ];
+        let k = PersistKey::new(1, AF_INET6, &[48, 0, 0, 0], &v6);
+        assert_eq!(
+            k.client,
+            [0x2001_0db8u32.to_be(), 0x0047_0000u32.to_be(), 0, 0]
+        );
+        let k = PersistKey::new(1, AF_INET6, &[128, 0, 0, 0], &v6);
+        assert_eq!(k.client, v6);
+    }
 
     #[test]
     fn layouts_have_no_implicit_padding() {
@@ -251,7 +373,11 @@ mod tests {
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<Conn>(), 24);
         assert_eq!(size_of::<Stats>(), 40);
-        assert_eq!(size_of::<RealConns>(), 16);
+        assert_eq!(size_of::<RealConns>(), 32);
+        assert_eq!(size_of::<PersistKey>(), 20);
+        assert_eq!(size_of::<Persist>(), 16);
+        assert_eq!(size_of::<LblcKey>(), 20);
+        assert_eq!(size_of::<Lblc>(), 40);
         assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT + 24);
     }
 }

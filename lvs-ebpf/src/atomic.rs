@@ -6,11 +6,21 @@
 //! fetch-add to the legacy XADD, which does not return the old value (the
 //! caller then reads back its own addend). SeqCst gives `atomic_fetch_add`.
 
-use core::intrinsics::{atomic_xadd, AtomicOrdering};
+use core::intrinsics::{atomic_cxchg, atomic_xadd, AtomicOrdering};
 
 /// Adds `v` to `*p` atomically and returns the previous value.
 #[inline(always)]
 pub fn fetch_add(p: *mut u64, v: u64) -> u64 {
     // SAFETY: callers pass pointers to live map values.
     unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(p, v) }
+}
+
+/// Compare-and-swap of a 32-bit word; true when `*p` was `old` and is now
+/// `new`.
+#[inline(always)]
+pub fn cas32(p: *mut u32, old: u32, new: u32) -> bool {
+    // SAFETY: callers pass pointers to live map values.
+    unsafe {
+        atomic_cxchg::<u32, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(p, old, new).1
+    }
 }

@@ -1,11 +1,22 @@
 //! Connection tracking: the client-side table (`CONNS`) the forward path
 //! reads, the real-server-side table (`REPLIES`) the reverse-NAT path reads,
-//! and TCP state transitions.
+//! IPVS's TCP state machine with per-state timeouts, and each real server's
+//! active/inactive counts.
+//!
+//! A connection's state word changes only by compare-and-swap, so that of
+//! two CPUs handling its two directions exactly one moves the counts; an
+//! expired connection is claimed the same way (`CONN_F_DEAD`) by whoever
+//! meets it first, the data path or the sweeper, and only that one
+//! uncounts and deletes it.
 
-use lvs_common::{state, Conn, FlowKey, Real, CONN_TOUCH_NS, REAL_F_IN_USE};
+use lvs_common::{
+    state, Conn, FlowKey, Real, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_NOOUTPUT, CONN_STATE_MASK,
+    CONN_TOUCH_NS, METHOD_MASQ, PROTO_TCP, REAL_F_IN_USE,
+};
 
 use crate::{
-    maps::{CONNS, REALS, REPLIES},
+    atomic,
+    maps::{CONFIG, CONNS, REALS, REAL_CONNS, REPLIES},
     parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
@@ -25,105 +36,247 @@ pub fn flow_key(p: &Packet) -> FlowKey {
 /// A TCP SYN that opens a connection (not a SYN-ACK).
 #[inline(always)]
 pub fn is_syn(p: &Packet) -> bool {
-    p.proto == lvs_common::PROTO_TCP && p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
+    p.proto == PROTO_TCP && p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
+}
+
+// IPVS's TCP state table: [direction][event][state] -> state. Directions:
+// client -> server, server -> client, and client -> server of a DR/TUN
+// connection whose replies the director never sees.
+const ES: u8 = state::ESTABLISHED;
+const SS: u8 = state::SYN_SENT;
+const SR: u8 = state::SYN_RECV;
+const FW: u8 = state::FIN_WAIT;
+const TW: u8 = state::TIME_WAIT;
+const CL: u8 = state::CLOSE;
+const CW: u8 = state::CLOSE_WAIT;
+const LA: u8 = state::LAST_ACK;
+const LI: u8 = state::LISTEN;
+
+const DIR_INPUT: usize = 0;
+const DIR_OUTPUT: usize = 1;
+const DIR_INPUT_ONLY: usize = 2;
+
+#[rustfmt::skip]
+static TCP_STATES: [[[u8; 11]; 4]; 3] = [
+    [
+        /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        /*fin*/ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
+        /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
+    ],
+    [
+        /*syn*/ [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR],
+        /*fin*/ [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
+        /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
+        /*rst*/ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
+    ],
+    [
+        /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
+        /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
+        /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
+        /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
+    ],
+];
+
+/// IPVS's event of a segment: RST, then SYN, then FIN, then ACK.
+#[inline(always)]
+fn tcp_event(flags: u8) -> Option<usize> {
+    if flags & TCP_RST != 0 {
+        Some(3)
+    } else if flags & TCP_SYN != 0 {
+        Some(0)
+    } else if flags & TCP_FIN != 0 {
+        Some(1)
+    } else if flags & TCP_ACK != 0 {
+        Some(2)
+    } else {
+        None
+    }
 }
 
 /// States after which a new SYN from the same client port starts a new
 /// connection that is scheduled afresh (IPVS's conn_reuse_mode).
 #[inline(always)]
-fn closing(s: u8) -> bool {
+fn closing(s: u32) -> bool {
     matches!(
-        s,
+        (s & CONN_STATE_MASK) as u8,
         state::FIN_WAIT | state::TIME_WAIT | state::CLOSE | state::CLOSE_WAIT | state::LAST_ACK
     )
 }
 
-/// The tracked connection of a forward-direction packet, if it is still
-/// usable: its real-server slot has not been reused, and a new SYN does not
-/// reopen a closing connection.
+/// Timeout of a state, in nanoseconds.
 #[inline(always)]
-pub fn lookup(key: &FlowKey, syn: bool) -> Option<(*mut Conn, Real)> {
+fn timeout_ns(st: u32) -> u64 {
+    let s = (st & CONN_STATE_MASK) as usize;
+    let secs = match CONFIG.get(0) {
+        Some(c) if s < state::COUNT => c.timeouts[s],
+        _ => 60,
+    };
+    secs as u64 * 1_000_000_000
+}
+
+#[inline(always)]
+fn counts_add(real: u32, active: bool, delta: u64) {
+    if let Some(c) = REAL_CONNS.get_ptr_mut(real) {
+        let field = unsafe {
+            if active {
+                &raw mut (*c).active
+            } else {
+                &raw mut (*c).inactive
+            }
+        };
+        atomic::fetch_add(field, delta);
+    }
+}
+
+/// Claims an expired (or about to be replaced) connection: on success it
+/// is uncounted and removed, and the caller may treat it as gone.
+#[inline(always)]
+pub fn kill(key: &FlowKey, c: *mut Conn) -> bool {
+    let stp = unsafe { &raw mut (*c).st };
+    let old = unsafe { core::ptr::read_volatile(stp) };
+    if old & CONN_F_DEAD != 0 || !atomic::cas32(stp, old, old | CONN_F_DEAD) {
+        return false;
+    }
+    let conn = unsafe { *c };
+    counts_add(conn.real, old & CONN_F_ACTIVE != 0, u64::MAX);
+    if let Some(real) = REALS.get(conn.real) {
+        if real.generation == conn.real_generation && real.method == METHOD_MASQ {
+            let _ = REPLIES.remove(&reply_key(key, real));
+        }
+    }
+    let _ = CONNS.remove(key);
+    true
+}
+
+#[inline(always)]
+pub fn expired(c: &Conn, now: u64) -> bool {
+    now.wrapping_sub(c.last_seen) > timeout_ns(c.st) && now > c.last_seen
+}
+
+/// The tracked connection of a forward-direction packet, if it is still
+/// usable: not expired, its real-server slot not reused, and not a closing
+/// connection that a new SYN reopens.
+#[inline(always)]
+pub fn lookup(key: &FlowKey, syn: bool, now: u64) -> Option<(*mut Conn, Real)> {
     let c = CONNS.get_ptr_mut(key)?;
     let conn = unsafe { &*c };
-    if syn && closing(conn.state) {
+    if conn.st & CONN_F_DEAD != 0 {
+        return None;
+    }
+    if expired(conn, now) || (syn && closing(conn.st)) {
+        kill(key, c);
         return None;
     }
     let real = REALS.get(conn.real)?;
     if real.flags & REAL_F_IN_USE == 0 || real.generation != conn.real_generation {
         crate::stats::count(lvs_common::counters::STALE_CONN);
+        kill(key, c);
         return None;
     }
     Some((c, *real))
 }
 
-/// Records a new connection; for NAT also the reply-direction entry.
+#[inline(always)]
+fn reply_key(client: &FlowKey, real: &Real) -> FlowKey {
+    FlowKey {
+        src: real.addr,
+        dst: client.src,
+        sport: real.port,
+        dport: client.sport,
+        proto: client.proto,
+        family: client.family,
+        _pad: [0; 2],
+    }
+}
+
+/// Records a new connection, counted inactive as IPVS does until it is
+/// established; for NAT also the reply-direction entry.
 #[inline(always)]
 pub fn create(key: &FlowKey, p: &Packet, real_idx: u32, real: &Real, svc_id: u32, now: u64) {
+    // Only a SYN opens a TCP connection: NONE --syn--> SYN_RECV.
+    let mut st = if p.proto == PROTO_TCP {
+        state::SYN_RECV as u32
+    } else {
+        state::UDP as u32
+    };
+    if real.method != METHOD_MASQ {
+        st |= CONN_F_NOOUTPUT;
+    }
     let conn = Conn {
         real: real_idx,
         real_generation: real.generation,
         svc_id,
-        state: if p.proto == lvs_common::PROTO_TCP {
-            state::SYN_RECV
-        } else {
-            state::UDP
-        },
-        method: real.method,
-        flags: 0,
-        _pad: 0,
+        st,
         last_seen: now,
     };
-    let _ = CONNS.insert(key, &conn, 0);
-    if real.method == lvs_common::METHOD_MASQ {
-        let rkey = FlowKey {
-            src: real.addr,
-            dst: key.src,
-            sport: real.port,
-            dport: key.sport,
-            proto: key.proto,
-            family: key.family,
-            _pad: [0; 2],
-        };
-        let _ = REPLIES.insert(&rkey, key, 0);
+    if CONNS.insert(key, &conn, 0).is_err() {
+        return;
+    }
+    counts_add(real_idx, false, 1);
+    if real.method == METHOD_MASQ {
+        let _ = REPLIES.insert(&reply_key(key, real), key, 0);
     }
 }
 
-/// Advances the TCP state for one packet (`inbound`: client -> server) and
-/// refreshes the last-seen time at most every `CONN_TOUCH_NS`.
+/// Advances the TCP state for one packet (`inbound`: client -> server),
+/// moving the real server's counts when the connection becomes or stops
+/// being established, and refreshes the last-seen time at most every
+/// `CONN_TOUCH_NS`.
 #[inline(always)]
 pub fn touch(c: *mut Conn, p: &Packet, inbound: bool, now: u64) {
-    let conn = unsafe { &mut *c };
-    if p.proto == lvs_common::PROTO_TCP {
-        let next = tcp_next(conn.state, p.tcp_flags, inbound);
-        if next != conn.state {
-            conn.state = next;
+    if p.proto == PROTO_TCP {
+        if let Some(ev) = tcp_event(p.tcp_flags) {
+            transition(c, ev, inbound);
         }
     }
+    let conn = unsafe { &mut *c };
     if now.wrapping_sub(conn.last_seen) > CONN_TOUCH_NS {
         conn.last_seen = now;
     }
 }
 
-/// A reduced form of IPVS's TCP state table: enough to know when a
-/// connection is established, closing, or closed.
 #[inline(always)]
-fn tcp_next(cur: u8, flags: u8, inbound: bool) -> u8 {
-    if flags & TCP_RST != 0 {
-        return state::CLOSE;
-    }
-    if flags & TCP_FIN != 0 {
-        return match (cur, inbound) {
-            (state::CLOSE_WAIT, true) => state::LAST_ACK,
-            (state::FIN_WAIT, false) => state::TIME_WAIT,
-            (_, true) => state::FIN_WAIT,
-            (_, false) => state::CLOSE_WAIT,
+fn transition(c: *mut Conn, ev: usize, inbound: bool) {
+    let stp = unsafe { &raw mut (*c).st };
+    // A lost race means the other direction just moved it: look again.
+    for _ in 0..3 {
+        let old = unsafe { core::ptr::read_volatile(stp) };
+        if old & CONN_F_DEAD != 0 {
+            return;
+        }
+        let dir = if !inbound {
+            DIR_OUTPUT
+        } else if old & CONN_F_NOOUTPUT != 0 {
+            DIR_INPUT_ONLY
+        } else {
+            DIR_INPUT
         };
+        let cur = (old & CONN_STATE_MASK) as usize;
+        let Some(next) = TCP_STATES
+            .get(dir)
+            .and_then(|d| d.get(ev))
+            .and_then(|e| e.get(cur))
+        else {
+            return;
+        };
+        let next = *next as u32;
+        let active = next == state::ESTABLISHED as u32;
+        let mut new = (old & !(CONN_STATE_MASK | CONN_F_ACTIVE)) | next;
+        if active {
+            new |= CONN_F_ACTIVE;
+        }
+        if new == old {
+            return;
+        }
+        if atomic::cas32(stp, old, new) {
+            let was_active = old & CONN_F_ACTIVE != 0;
+            if was_active != active {
+                let real = unsafe { (*c).real };
+                counts_add(real, active, 1);
+                counts_add(real, was_active, u64::MAX);
+            }
+            return;
+        }
     }
-    if flags & TCP_SYN != 0 {
-        return if inbound { state::SYN_RECV } else { cur };
-    }
-    if flags & TCP_ACK != 0 && cur == state::SYN_RECV && inbound {
-        return state::ESTABLISHED;
-    }
-    cur
 }

@@ -11,7 +11,7 @@ use lvs_common::{counters, ServiceKey, AF_INET, METHOD_MASQ, METHOD_ROUTE, METHO
 
 use crate::{
     conntrack, icmp, icmp_fwd,
-    maps::{CHOSEN, CHOSEN_CLIENT, CONFIG, CONNS, REPLIES, SERVICES},
+    maps::{CHOSEN, CHOSEN_CLIENT, CONFIG, CONNS, PACKET, REPLIES, SERVICES},
     nat,
     nat::End,
     parse,
@@ -53,19 +53,26 @@ pub fn bench_overhead(ctx: XdpContext) -> u32 {
 #[inline(always)]
 fn run(ctx: &XdpContext) -> u32 {
     count(counters::RX);
-    let p = match parse::parse(ctx) {
-        Ok(p) => p,
+    // The packet view lives in a per-CPU slot, not on this frame: every
+    // call chain starts here, and the verifier allows 512 bytes for all of
+    // a chain's frames together.
+    let Some(slot) = PACKET.get_ptr_mut(0) else {
+        return XDP_PASS;
+    };
+    match parse::parse(ctx) {
+        Ok(parsed) => unsafe { slot.write(parsed) },
         Err(skip) => {
             count(skip.counter());
             return XDP_PASS;
         }
-    };
+    }
+    let p = unsafe { &*slot };
     // Each path is a call of its own and returns a verdict; only this
     // frame stays live below them, and the chosen real server is passed in
     // a per-CPU slot rather than on the stack. That keeps the verifier's
     // combined stack (512 bytes over the call chain) in bounds.
     let v = if p.proto == parse::PROTO_ICMP || p.proto == parse::PROTO_ICMPV6 {
-        icmp_fwd::handle(ctx, &p)
+        icmp_fwd::handle(ctx, p)
     } else {
         let key = ServiceKey {
             addr: p.dst,
@@ -74,8 +81,11 @@ fn run(ctx: &XdpContext) -> u32 {
             family: p.family,
         };
         match unsafe { SERVICES.get(&key) } {
-            Some(svc) => forward(ctx, &p, svc),
-            None => reply(ctx, &p),
+            Some(svc) => match forward(p, svc) {
+                verdict::NEW => schedule(ctx, p, svc),
+                v => v,
+            },
+            None => reply(ctx, p),
         }
     };
     if v == verdict::SCHEDULED || v == verdict::ICMP_TO_REAL {
@@ -86,24 +96,24 @@ fn run(ctx: &XdpContext) -> u32 {
             count(counters::ICMP_FWD);
         }
         let v = match real.method {
-            METHOD_MASQ if v == verdict::ICMP_TO_REAL => icmp_fwd::nat_to_real(ctx, &p, real),
-            METHOD_MASQ => nat_forward(ctx, &p, real),
-            METHOD_ROUTE => dr_forward(ctx, &p, real),
-            METHOD_TUNNEL => tunnel::forward(ctx, &p, real, CONFIG.get(0)),
+            METHOD_MASQ if v == verdict::ICMP_TO_REAL => icmp_fwd::nat_to_real(ctx, p, real),
+            METHOD_MASQ => nat_forward(ctx, p, real),
+            METHOD_ROUTE => dr_forward(ctx, p, real),
+            METHOD_TUNNEL => tunnel::forward(ctx, p, real, CONFIG.get(0)),
             _ => {
                 count(counters::XMIT_ERR);
                 XDP_DROP
             }
         };
-        return finish(ctx, &p, v);
+        return finish(ctx, p, v);
     }
     if v == verdict::ICMP_TO_CLIENT {
         return match CHOSEN_CLIENT.get(0) {
-            Some(client) => icmp_fwd::nat_to_client(ctx, &p, client),
+            Some(client) => icmp_fwd::nat_to_client(ctx, p, client),
             None => XDP_DROP,
         };
     }
-    finish(ctx, &p, v)
+    finish(ctx, p, v)
 }
 
 /// Turns a verdict into the XDP action.
@@ -119,46 +129,60 @@ fn debug_on() -> bool {
     CONFIG.get(0).is_some_and(|c| c.debug != 0)
 }
 
-/// Client -> VIP: find or schedule the connection; on success its real
-/// server is in `CHOSEN` and the verdict is `SCHEDULED`.
+/// Client -> VIP of a tracked connection: on success its real server is
+/// in `CHOSEN` and the verdict is `SCHEDULED`; `NEW` asks for `schedule`.
 #[inline(never)]
-fn forward(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
+fn forward(p: &Packet, svc: &lvs_common::Service) -> u32 {
     let now = unsafe { bpf_ktime_get_ns() };
     let key = conntrack::flow_key(p);
     let syn = conntrack::is_syn(p);
-    let (idx, real, new) = match conntrack::lookup(&key, syn) {
-        Some((c, real)) => {
-            let idx = unsafe { (*c).real };
-            conntrack::touch(c, p, true, now);
-            (idx, real, false)
+    let Some((c, real)) = conntrack::lookup(&key, syn, now) else {
+        // As IPVS: only a SYN opens a TCP connection; anything else
+        // without one goes to the director's stack (which resets it).
+        if p.proto == lvs_common::PROTO_TCP && !syn {
+            count(counters::NO_CONN);
+            return XDP_PASS;
         }
-        None => {
-            // As IPVS: only a SYN opens a TCP connection; anything else
-            // without one goes to the director's stack (which resets it).
-            if p.proto == lvs_common::PROTO_TCP && !syn {
-                count(counters::NO_CONN);
-                return XDP_PASS;
-            }
-            let Some(pick) = sched::pick(svc) else {
-                count(counters::NO_REAL);
-                return XDP_PASS;
-            };
-            conntrack::create(&key, p, pick.idx, &pick.real, svc.id, now);
-            count(counters::NEW_CONN);
-            if debug_on() {
-                debug!(
-                    ctx,
-                    "new conn svc {} -> real {} (port {})",
-                    svc.id,
-                    pick.idx,
-                    u16::from_be(pick.real.port)
-                );
-            }
-            (pick.idx, pick.real, true)
-        }
+        return verdict::NEW;
     };
-    account(svc.id, idx, true, p.ip_len as u64, new);
+    conntrack::touch(c, p, true, now);
+    account(svc.id, unsafe { (*c).real }, true, p.ip_len as u64, false);
     if CHOSEN.set(0, real, 0).is_err() {
+        return XDP_DROP;
+    }
+    verdict::SCHEDULED
+}
+
+/// A new connection: choose its real server (into `CHOSEN`) and track it.
+/// A call of its own, beside `forward`: the schedulers' scans need the
+/// stack room.
+#[inline(never)]
+fn schedule(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(pick) = sched::pick(svc, p, now) else {
+        count(counters::NO_REAL);
+        return XDP_PASS;
+    };
+    conntrack::create(
+        &conntrack::flow_key(p),
+        p,
+        pick.idx,
+        &pick.real,
+        svc.id,
+        now,
+    );
+    count(counters::NEW_CONN);
+    if debug_on() {
+        debug!(
+            ctx,
+            "new conn svc {} -> real {} (port {})",
+            svc.id,
+            pick.idx,
+            u16::from_be(pick.real.port)
+        );
+    }
+    account(svc.id, pick.idx, true, p.ip_len as u64, true);
+    if CHOSEN.set(0, pick.real, 0).is_err() {
         return XDP_DROP;
     }
     verdict::SCHEDULED

@@ -21,15 +21,21 @@ mod conntrack;
 #[cfg(target_arch = "bpf")]
 mod director;
 #[cfg(target_arch = "bpf")]
+mod gc;
+#[cfg(target_arch = "bpf")]
 mod icmp;
 #[cfg(target_arch = "bpf")]
 mod icmp_fwd;
+#[cfg(target_arch = "bpf")]
+mod lblc;
 #[cfg(target_arch = "bpf")]
 mod maps;
 #[cfg(target_arch = "bpf")]
 mod nat;
 #[cfg(target_arch = "bpf")]
 mod parse;
+#[cfg(target_arch = "bpf")]
+mod persist;
 #[cfg(target_arch = "bpf")]
 mod sched;
 #[cfg(target_arch = "bpf")]

@@ -6,7 +6,10 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
-use lvs_common::{counters, Config, Conn, FlowKey, Real, RealConns, Service, ServiceKey, Stats};
+use lvs_common::{
+    counters, AddrKey, Config, Conn, FlowKey, Lblc, LblcKey, Persist, PersistKey, Real, RealConns,
+    Service, ServiceKey, Stats,
+};
 
 /// (proto, family, VIP, port) -> service. Shared hash: read-mostly, written
 /// only by userspace.
@@ -48,6 +51,14 @@ pub static REPLIES: LruHashMap<FlowKey, FlowKey> = LruHashMap::pinned(65536, 0);
 #[map]
 pub static REAL_CONNS: Array<RealConns> = Array::pinned(4096, 0);
 
+/// Persistence templates (`-p`): masked client address -> real server.
+#[map]
+pub static PERSIST: LruHashMap<PersistKey, Persist> = LruHashMap::pinned(65536, 0);
+
+/// lblc/lblcr: (service, destination address) -> server (set).
+#[map]
+pub static LBLC: LruHashMap<LblcKey, Lblc> = LruHashMap::pinned(65536, 0);
+
 /// Per-service and per-real counters: per-CPU, summed by userspace, so the
 /// hot path never contends.
 #[map]
@@ -63,6 +74,16 @@ pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counters::COUNT, 0);
 /// from the lookup to the forwarding call without growing the stack.
 #[map]
 pub static CHOSEN: PerCpuArray<Real> = PerCpuArray::with_max_entries(1, 0);
+
+/// Destinations whose FIB lookup found no neighbour entry, with the time:
+/// `lvs load` resolves their next hops (a reply can never be handed to the
+/// kernel to do it, and a DR/TUN packet must not be).
+#[map]
+pub static NEIGH_MISS: LruHashMap<AddrKey, u64> = LruHashMap::pinned(1024, 0);
+
+/// The parsed view of the packet being handled (index 0).
+#[map]
+pub static PACKET: PerCpuArray<crate::parse::Packet> = PerCpuArray::with_max_entries(1, 0);
 
 /// Likewise the client-side tuple of a NAT connection whose real-server
 /// side reported an ICMP error.

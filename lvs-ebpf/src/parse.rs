@@ -49,12 +49,27 @@ pub fn frame_len(ctx: &XdpContext) -> usize {
     data_end(ctx) - data(ctx)
 }
 
+/// Larger than any header offset we use (Ethernet + VLAN + IPv4 options +
+/// an ICMP error's embedded headers).
+const MAX_OFF: usize = 0x3ff;
+
 /// Returns a pointer to a `T` at `off`, if the whole `T` lies in the packet.
 #[inline(always)]
 pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
+    // Header offsets are small; the mask gives the verifier their bound
+    // even when they were read back from a map (the per-CPU packet view).
+    let off = off & MAX_OFF;
     let start = data(ctx);
     let end = data_end(ctx);
-    if start + off + core::mem::size_of::<T>() > end {
+    // At least two bytes: for one, LLVM turns the check into `p >= end`,
+    // from which the verifier derives no range when `off` is variable.
+    // Every single byte we read has more header after it.
+    let need = if core::mem::size_of::<T>() < 2 {
+        2
+    } else {
+        core::mem::size_of::<T>()
+    };
+    if start + off + need > end {
         return None;
     }
     Some((start + off) as *mut T)

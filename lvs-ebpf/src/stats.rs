@@ -6,13 +6,18 @@ use crate::maps::{COUNTERS, REAL_STATS, SVC_STATS};
 
 #[inline(always)]
 pub fn count(idx: u32) {
+    add(idx, 1);
+}
+
+#[inline(always)]
+pub fn add(idx: u32, n: u64) {
     if let Some(p) = COUNTERS.get_ptr_mut(idx) {
-        unsafe { *p += 1 };
+        unsafe { *p += n };
     }
 }
 
 #[inline(always)]
-fn add(s: Option<*mut Stats>, inbound: bool, bytes: u64, new_conn: bool) {
+fn add_traffic(s: Option<*mut Stats>, inbound: bool, bytes: u64, new_conn: bool) {
     if let Some(s) = s {
         let s = unsafe { &mut *s };
         if inbound {
@@ -32,6 +37,6 @@ fn add(s: Option<*mut Stats>, inbound: bool, bytes: u64, new_conn: bool) {
 /// `inbound` is client -> real server.
 #[inline(always)]
 pub fn account(svc_id: u32, real: u32, inbound: bool, bytes: u64, new_conn: bool) {
-    add(SVC_STATS.get_ptr_mut(svc_id), inbound, bytes, new_conn);
-    add(REAL_STATS.get_ptr_mut(real), inbound, bytes, new_conn);
+    add_traffic(SVC_STATS.get_ptr_mut(svc_id), inbound, bytes, new_conn);
+    add_traffic(REAL_STATS.get_ptr_mut(real), inbound, bytes, new_conn);
 }

@@ -9,6 +9,8 @@ pub const SCHEDULED: u32 = 1 << 17;
 pub const ICMP_TO_REAL: u32 = 1 << 18;
 /// An ICMP error to send back to the client in `CHOSEN_CLIENT`.
 pub const ICMP_TO_CLIENT: u32 = 1 << 19;
+/// `forward` found no connection for a packet that may open one.
+pub const NEW: u32 = 1 << 20;
 const TOO_BIG: u32 = 1 << 16;
 
 #[inline(always)]

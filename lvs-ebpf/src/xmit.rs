@@ -5,14 +5,14 @@
 use aya_ebpf::{
     bindings::{
         bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_FRAG_NEEDED,
-        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
+        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
     },
-    helpers::{bpf_fib_lookup, bpf_redirect},
+    helpers::{bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect},
     programs::XdpContext,
 };
-use lvs_common::AF_INET;
+use lvs_common::{AddrKey, AF_INET};
 
-use crate::parse::ptr_at;
+use crate::{maps::NEIGH_MISS, parse::ptr_at};
 
 /// A resolved next hop.
 pub struct Hop {
@@ -67,6 +67,15 @@ pub fn lookup(
         return Err(Miss::FragNeeded(unsafe { f.__bindgen_anon_1.mtu_result }));
     }
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
+        if rc == BPF_FIB_LKUP_RET_NO_NEIGH as i64 {
+            let key = AddrKey {
+                addr: *dst,
+                family,
+                _pad: [0; 3],
+            };
+            let now = unsafe { bpf_ktime_get_ns() };
+            let _ = NEIGH_MISS.insert(&key, &now, 0);
+        }
         return Err(Miss::Other);
     }
     let src = if family == AF_INET {

@@ -20,6 +20,7 @@ mod bpffs;
 pub mod clients;
 pub mod interrupt;
 mod lab;
+pub mod lan;
 mod link;
 mod names;
 mod netns;

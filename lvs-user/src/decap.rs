@@ -9,7 +9,7 @@ use aya::{
     programs::{Xdp, XdpMode},
     EbpfLoader,
 };
-use lvs_common::{DecapKey, AF_INET, AF_INET6};
+use lvs_common::{AddrKey, AF_INET, AF_INET6};
 
 use crate::{loader, tables::addr_words};
 
@@ -38,8 +38,8 @@ fn parse_addrs(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
-fn key(a: IpAddr) -> DecapKey {
-    DecapKey {
+fn key(a: IpAddr) -> AddrKey {
+    AddrKey {
         addr: addr_words(a),
         family: if a.is_ipv4() { AF_INET } else { AF_INET6 },
         _pad: [0; 3],
@@ -68,11 +68,11 @@ async fn serve(ifaces: Vec<String>, mode: XdpMode, pin_dir: &Path) -> Result<()>
         .try_into()?;
     prog.load().map_err(|e| loader::explain(e, "decap"))?;
     loader::attach(prog, &ifaces, mode)?;
-    let mut addrs: HashMap<_, DecapKey, u8> = HashMap::try_from(
+    let mut addrs: HashMap<_, AddrKey, u8> = HashMap::try_from(
         bpf.map_mut("DECAP_ADDRS")
             .ok_or_else(|| anyhow!("object has no DECAP_ADDRS map"))?,
     )?;
-    let mut known: HashSet<DecapKey> = HashSet::new();
+    let mut known: HashSet<AddrKey> = HashSet::new();
     sync(&mut addrs, &mut known)?;
     println!(
         "lvs: decap attached to {}; maps pinned at {}",
@@ -95,11 +95,8 @@ async fn serve(ifaces: Vec<String>, mode: XdpMode, pin_dir: &Path) -> Result<()>
 }
 
 /// Makes the map hold exactly this host's current addresses.
-fn sync(
-    map: &mut HashMap<&mut MapData, DecapKey, u8>,
-    known: &mut HashSet<DecapKey>,
-) -> Result<()> {
-    let now: HashSet<DecapKey> = host_addrs()?.into_iter().map(key).collect();
+fn sync(map: &mut HashMap<&mut MapData, AddrKey, u8>, known: &mut HashSet<AddrKey>) -> Result<()> {
+    let now: HashSet<AddrKey> = host_addrs()?.into_iter().map(key).collect();
     for k in now.difference(known) {
         map.insert(k, 1, 0)?;
     }

@@ -2,9 +2,11 @@
 //! front end, and the loader.
 
 pub mod adm;
+pub mod bench;
 pub mod decap;
 pub mod loader;
 pub mod model;
 pub mod neigh;
 pub mod schedtab;
+pub mod sweeper;
 pub mod tables;

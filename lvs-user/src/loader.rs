@@ -20,7 +20,7 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use crate::{neigh::Neighbours, tables::names};
+use crate::{neigh::Neighbours, sweeper::Sweeper, tables::names};
 
 /// The director and pass-through objects, built by `build.rs`.
 static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
@@ -43,7 +43,8 @@ impl Default for Sizes {
             max_conns: 65536,
             max_services: 1024,
             max_reals: 4096,
-            sched_table: 262144,
+            // Room for a dozen Maglev tables of 65 537 entries.
+            sched_table: 1 << 20,
         }
     }
 }
@@ -55,6 +56,32 @@ pub struct LoadOpts {
     pub sizes: Sizes,
     pub debug: bool,
     pub tunnel: TunnelOpts,
+    /// `--timeout STATE=SECS` overrides, by state code.
+    pub timeouts: Vec<(u8, u32)>,
+}
+
+/// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case).
+pub fn parse_timeout(s: &str) -> Result<(u8, u32), String> {
+    let (name, secs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected STATE=SECONDS, got {s:?}"))?;
+    let code = crate::model::STATE_NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name.trim()))
+        .ok_or_else(|| {
+            format!(
+                "unknown state {name:?} (one of {})",
+                crate::model::STATE_NAMES.join(", ")
+            )
+        })?;
+    let secs: u32 = secs
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad number of seconds {secs:?}"))?;
+    if secs == 0 {
+        return Err("a timeout must be at least 1 second".into());
+    }
+    Ok((code as u8, secs))
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -68,9 +95,10 @@ pub struct TunnelOpts {
 /// IPVS's default timeouts (seconds) per conntrack state.
 pub fn default_timeouts() -> [u32; state::COUNT] {
     let mut t = [60u32; state::COUNT];
+    t[state::NONE as usize] = 2;
     t[state::ESTABLISHED as usize] = 900;
     t[state::SYN_SENT as usize] = 120;
-    t[state::SYN_RECV as usize] = 30;
+    t[state::SYN_RECV as usize] = 60;
     t[state::FIN_WAIT as usize] = 120;
     t[state::TIME_WAIT as usize] = 120;
     t[state::CLOSE as usize] = 10;
@@ -156,7 +184,13 @@ pub async fn wait_for_signal() -> Result<()> {
     Ok(())
 }
 
-fn write_config(bpf: &mut Ebpf, sizes: Sizes, debug: bool, tunnel: TunnelOpts) -> Result<()> {
+fn write_config(
+    bpf: &mut Ebpf,
+    sizes: Sizes,
+    debug: bool,
+    tunnel: TunnelOpts,
+    timeouts: &[(u8, u32)],
+) -> Result<()> {
     let map = bpf
         .map_mut(names::CONFIG)
         .ok_or_else(|| anyhow!("object has no CONFIG map"))?;
@@ -173,18 +207,40 @@ fn write_config(bpf: &mut Ebpf, sizes: Sizes, debug: bool, tunnel: TunnelOpts) -
     if cfg.timeouts.iter().all(|&t| t == 0) {
         cfg.timeouts = default_timeouts();
     }
+    for &(state, secs) in timeouts {
+        cfg.timeouts[state as usize] = secs;
+    }
     config.set(0, cfg, 0)?;
     Ok(())
 }
 
-/// Addresses of the real servers that need a resolved neighbour (NAT/DR).
+/// Destinations the data path could not reach for lack of a neighbour
+/// entry since the last tick (taken out of `NEIGH_MISS`).
+fn neighbour_misses(bpf: &mut Ebpf) -> Vec<IpAddr> {
+    let Some(map) = bpf.map_mut(names::NEIGH_MISS) else {
+        return Vec::new();
+    };
+    let Ok(mut misses) = aya::maps::HashMap::<_, lvs_common::AddrKey, u64>::try_from(map) else {
+        return Vec::new();
+    };
+    let keys: Vec<lvs_common::AddrKey> = misses.keys().filter_map(|k| k.ok()).collect();
+    for k in &keys {
+        let _ = misses.remove(k);
+    }
+    keys.iter()
+        .map(|k| crate::tables::words_addr(k.addr, k.family))
+        .collect()
+}
+
+/// Addresses of the real servers that need a resolved neighbour.
 fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
     let reals: Array<MapData, Real> =
         Array::try_from(Map::Array(MapData::from_pin(dir.join(names::REALS))?))?;
     let mut out = Vec::new();
     for i in 0..reals.len() {
         let r = reals.get(&i, 0)?;
-        if r.flags & REAL_F_MEMBER != 0 && r.method != lvs_common::METHOD_TUNNEL {
+        // TUN too: the outer packet goes to the real server's MAC.
+        if r.flags & REAL_F_MEMBER != 0 {
             out.push(crate::tables::words_addr(r.addr, r.family));
         }
     }
@@ -201,6 +257,7 @@ pub fn load_director(
     sizes: Sizes,
     debug: bool,
     tunnel: TunnelOpts,
+    timeouts: &[(u8, u32)],
 ) -> Result<Ebpf> {
     ensure_bpffs(pin_dir)?;
     let s = sizes;
@@ -218,14 +275,23 @@ pub fn load_director(
         // before the old one is released.
         .map_max_entries(names::DESTS, s.max_reals.saturating_mul(2))
         .map_max_entries(names::SCHED_TABLE, s.sched_table)
+        .map_max_entries(names::PERSIST, s.max_conns)
+        .map_max_entries(names::LBLC, s.max_conns)
         .load(DIRECTOR_OBJ)
         .context("cannot load the director object (are you root?)")?;
-    write_config(&mut bpf, sizes, debug, tunnel)?;
+    write_config(&mut bpf, sizes, debug, tunnel, timeouts)?;
     let prog: &mut Xdp = bpf
         .program_mut("director")
         .ok_or_else(|| anyhow!("object has no director program"))?
         .try_into()?;
     prog.load().map_err(|e| explain(e, "director"))?;
+    for name in ["conn_expire", "conn_fix"] {
+        let p: &mut Xdp = bpf
+            .program_mut(name)
+            .ok_or_else(|| anyhow!("object has no {name} program"))?
+            .try_into()?;
+        p.load().map_err(|e| explain(e, name))?;
+    }
     Ok(bpf)
 }
 
@@ -239,7 +305,13 @@ pub fn remove_pins(dir: &Path) {
 
 /// `lvs load`: attach the director and serve until SIGINT/SIGTERM.
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
-    let result = match load_director(&opts.pin_dir, opts.sizes, opts.debug, opts.tunnel) {
+    let result = match load_director(
+        &opts.pin_dir,
+        opts.sizes,
+        opts.debug,
+        opts.tunnel,
+        &opts.timeouts,
+    ) {
         Ok(mut bpf) => serve(&mut bpf, &opts).await,
         Err(e) => Err(e),
     };
@@ -260,6 +332,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
         opts.pin_dir.display()
     );
     let mut neighbours = Neighbours::default();
+    let mut sweeper = Sweeper::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let sig = wait_for_signal();
     tokio::pin!(sig);
@@ -267,6 +340,24 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
         tokio::select! {
             r = &mut sig => { r?; break; }
             _ = tick.tick() => {
+                match sweeper.sweep(bpf) {
+                    Ok(s) if s.evicted > 0 => log::warn!(
+                        "{} connections were evicted from a full connection table (raise --max-conns)",
+                        s.evicted
+                    ),
+                    Ok(_) => {}
+                    Err(e) => log::warn!("sweeper: {e:#}"),
+                }
+                // Routers are next hops for whole networks of clients: keep
+                // them resolved before any reply needs them.
+                for a in crate::neigh::gateways(&opts.ifaces)
+                    .into_iter()
+                    .chain(neighbour_misses(bpf))
+                {
+                    if let Err(e) = neighbours.ensure(a) {
+                        log::warn!("{e:#}");
+                    }
+                }
                 match reals_needing_neighbours(&opts.pin_dir) {
                     Ok(addrs) => for a in addrs {
                         if let Err(e) = neighbours.ensure(a) {

@@ -299,3 +299,32 @@ impl Snapshot {
         self.services.iter_mut().find(|s| s.key == *key)
     }
 }
+
+/// One tracked connection, as `lvsadm -L -c` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnEntry {
+    pub proto: Proto,
+    /// IPVS's state name ("ESTABLISHED", "SYN_RECV", …, "UDP").
+    pub state: &'static str,
+    /// Seconds until the connection expires without further packets.
+    pub expires: u32,
+    pub client: std::net::SocketAddr,
+    pub virtual_addr: std::net::SocketAddr,
+    pub real: std::net::SocketAddr,
+}
+
+/// IPVS's state names, indexed by `lvs_common::state` codes.
+pub const STATE_NAMES: [&str; lvs_common::state::COUNT] = [
+    "NONE",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "SYNACK",
+    "UDP",
+];

@@ -45,6 +45,37 @@ fn parse_route_get(addr: IpAddr, line: &str) -> Result<(IpAddr, String)> {
     Ok((hop, dev.to_string()))
 }
 
+/// Gateways of the routes that leave through `ifaces` (IPv4 and IPv6).
+pub fn gateways(ifaces: &[String]) -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    for fam in ["-4", "-6"] {
+        let Ok(o) = Command::new("ip")
+            .args([fam, "-o", "route", "show"])
+            .output()
+        else {
+            continue;
+        };
+        out.extend(parse_gateways(&String::from_utf8_lossy(&o.stdout), ifaces));
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn parse_gateways(text: &str, ifaces: &[String]) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let after = |k: &str| w.windows(2).find(|x| x[0] == k).map(|x| x[1]);
+            let dev = after("dev")?;
+            if !ifaces.iter().any(|i| i == dev) {
+                return None;
+            }
+            after("via")?.parse().ok()
+        })
+        .collect()
+}
+
 impl Neighbours {
     /// Makes sure `addr`'s next hop has a managed neighbour entry.
     pub fn ensure(&mut self, addr: IpAddr) -> Result<()> {
@@ -104,5 +135,19 @@ mod tests {
             ("10.0.0.1".to_string(), "eth1")
         );
         assert!(parse_route_get(a, "local 192.168.211.129 dev lo src 192.168.211.129").is_err());
+    }
+
+    #[test]
+    fn gateways_of_the_attached_links() {
+        let text = "default via 192.168.47.254 dev ens37 \n\
+10.1.0.0/16 via 192.168.211.254 dev ens33 proto static\n\
+10.2.0.0/16 via 10.9.9.9 dev other0\n\
+192.168.47.0/24 dev ens37 proto kernel scope link src 192.168.47.128\n";
+        let ifaces = vec!["ens33".to_string(), "ens37".to_string()];
+        let g: Vec<String> = parse_gateways(text, &ifaces)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(g, ["192.168.47.254", "192.168.211.254"]);
     }
 }

@@ -9,7 +9,7 @@
 use std::{
     collections::HashMap as StdHashMap,
     fs::File,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     os::fd::AsRawFd,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -21,13 +21,15 @@ use aya::{
     util::nr_cpus,
 };
 use lvs_common::{
-    Config, Real, RealConns, Service, ServiceKey, Stats, AF_INET, AF_INET6, REAL_F_IN_USE,
-    REAL_F_MEMBER, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
+    Config, Conn, FlowKey, Real, RealConns, Service, ServiceKey, Stats, AF_INET, AF_INET6,
+    CONN_F_DEAD, CONN_STATE_MASK, REAL_F_IN_USE, REAL_F_MEMBER, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
+    TABLE_EMPTY,
 };
 
 use crate::{
     model::{
-        Method, Persistence, Proto, RealServer, ServiceAddr, Snapshot, Timeouts, VirtualService,
+        ConnEntry, Method, Persistence, Proto, RealServer, ServiceAddr, Snapshot, Timeouts,
+        VirtualService, STATE_NAMES,
     },
     schedtab,
 };
@@ -52,7 +54,10 @@ pub mod names {
     pub const REAL_STATS: &str = "REAL_STATS";
     pub const COUNTERS: &str = "COUNTERS";
     pub const CONFIG: &str = "CONFIG";
-    pub const ALL: [&str; 12] = [
+    pub const PERSIST: &str = "PERSIST";
+    pub const LBLC: &str = "LBLC";
+    pub const NEIGH_MISS: &str = "NEIGH_MISS";
+    pub const ALL: [&str; 15] = [
         SERVICES,
         REALS,
         DESTS,
@@ -65,6 +70,9 @@ pub mod names {
         REAL_STATS,
         COUNTERS,
         CONFIG,
+        PERSIST,
+        LBLC,
+        NEIGH_MISS,
     ];
 }
 
@@ -139,6 +147,17 @@ fn open_map(dir: &Path, name: &str) -> Result<MapData> {
     })
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock of `bpf_ktime_get_ns()`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 /// Where one service's data sits in the maps, as last read.
 #[derive(Clone, Debug)]
 struct Placed {
@@ -149,6 +168,7 @@ struct Placed {
 
 pub struct Tables {
     _lock: File,
+    dir: PathBuf,
     services: HashMap<MapData, ServiceKey, Service>,
     reals: Array<MapData, Real>,
     dests: Array<MapData, u32>,
@@ -219,6 +239,7 @@ impl Tables {
         let lock = lock_dir(dir)?;
         Ok(Tables {
             _lock: lock,
+            dir: dir.to_path_buf(),
             services: HashMap::try_from(Map::HashMap(open_map(dir, names::SERVICES)?))?,
             reals: Array::try_from(Map::Array(open_map(dir, names::REALS)?))?,
             dests: Array::try_from(Map::Array(open_map(dir, names::DESTS)?))?,
@@ -326,6 +347,45 @@ impl Tables {
     pub fn commit(&mut self, new: &Snapshot) -> Result<()> {
         let plan = self.plan(new)?;
         self.apply(plan)
+    }
+
+    /// The tracked connections, as `lvsadm -L -c` lists them.
+    pub fn connections(&mut self) -> Result<Vec<ConnEntry>> {
+        if self.slots.is_empty() {
+            self.snapshot()?;
+        }
+        let cfg = self.config()?;
+        let conns: HashMap<MapData, FlowKey, Conn> =
+            HashMap::try_from(Map::LruHashMap(open_map(&self.dir, names::CONNS)?))?;
+        let now = monotonic_ns();
+        let mut out = Vec::new();
+        for kv in conns.iter() {
+            let Ok((k, c)) = kv else { continue };
+            if c.st & CONN_F_DEAD != 0 {
+                continue;
+            }
+            let (Some(proto), Some(r)) =
+                (Proto::from_code(k.proto), self.slots.get(c.real as usize))
+            else {
+                continue;
+            };
+            if r.generation != c.real_generation {
+                continue;
+            }
+            let state = (c.st & CONN_STATE_MASK) as usize;
+            let timeout = cfg.timeouts.get(state).copied().unwrap_or(0) as u64 * 1_000_000_000;
+            let left = timeout.saturating_sub(now.saturating_sub(c.last_seen));
+            let sock = |a: [u32; 4], p: u16| SocketAddr::new(words_addr(a, k.family), raw_port(p));
+            out.push(ConnEntry {
+                proto,
+                state: STATE_NAMES.get(state).copied().unwrap_or("?"),
+                expires: left.div_ceil(1_000_000_000) as u32,
+                client: sock(k.src, k.sport),
+                virtual_addr: sock(k.dst, k.dport),
+                real: sock(r.addr, r.port),
+            });
+        }
+        Ok(out)
     }
 
     /// Zeroes the counters of one service (and its real servers) or of all.
@@ -510,17 +570,33 @@ impl Tables {
                 value.dests_len = len;
                 used_dests.push((value.dests_off, len));
             }
-            let weights: Vec<u32> = reals.iter().map(|(_, r, _)| r.weight).collect();
-            let positions = schedtab::build(vs.sched, &weights)?;
-            let table: Vec<u32> = positions.iter().map(|&p| idxs[p as usize]).collect();
+            let members: Vec<schedtab::Member> = reals
+                .iter()
+                .map(|(_, r, _)| {
+                    schedtab::Member::new(words_addr(r.addr, r.family), raw_port(r.port), r.weight)
+                })
+                .collect();
+            let positions = schedtab::table(vs.sched, &members)?;
+            let table: Vec<u32> = positions
+                .iter()
+                .map(|&p| {
+                    if p == schedtab::EMPTY {
+                        TABLE_EMPTY
+                    } else {
+                        idxs[p as usize]
+                    }
+                })
+                .collect();
+            // The table is a function of the scheduler and the members with
+            // their weights: if none changed, neither did it (comparing a
+            // Maglev table entry by entry would cost 65 537 lookups).
             let table_same = old.is_some_and(|p| {
-                p.value.table_len as usize == table.len()
-                    && (0..table.len()).all(|i| {
-                        self.sched_table
-                            .get(&(p.value.table_off + i as u32), 0)
-                            .ok()
-                            == Some(table[i])
-                    })
+                !dests_changed
+                    && p.value.sched == value.sched
+                    && p.value.table_len as usize == table.len()
+                    && reals
+                        .iter()
+                        .all(|(i, r, _)| self.slots[*i as usize].weight == r.weight)
             });
             let table = if table_same {
                 None

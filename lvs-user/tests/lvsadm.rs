@@ -129,7 +129,7 @@ fn bad_restore_and_bad_commands_change_nothing() {
         &["-A", "-t", "192.168.47.129:80", "-s", "nosuch"], // unknown scheduler
         &["-A", "-t", "192.168.47.300:80", "-s", "rr"], // bad address
         &["-A", "-t", "192.168.47.129:99999", "-s", "rr"], // bad port
-        &["-A", "-t", "192.168.47.129:80"],             // default wlc: not implemented yet
+        &["-A", "-u", "192.168.47.129:53", "-o"],       // one-packet scheduling: not yet
         &["-A", "-f", "1", "-s", "rr"],                 // firewall marks: refused for good
         &["-D", "-t", "192.168.47.129:80"],             // no such service
         &[
@@ -160,7 +160,7 @@ fn bad_restore_and_bad_commands_change_nothing() {
         ],
         &["-a", "-t", "192.168.47.128:80", "-r", "[fd00::1]:80", "-m"], // mixed families
         &["-d", "-t", "192.168.47.128:80", "-r", "192.168.211.131:80"], // no such server
-        &["-A", "-t", "192.168.47.129:80", "-s", "rr", "-p", "60"],     // persistence: not yet
+        &["-A", "-t", "192.168.47.129:80", "-s", "rr", "--pe", "sip"], // persistence engines: not yet
         &["--bogus"],
     ];
     for args in cases {
@@ -175,6 +175,6 @@ fn bad_restore_and_bad_commands_change_nothing() {
     }
     let (_, _, err) = d.adm_raw(&["-A", "-f", "1", "-s", "rr"], "");
     assert!(err.contains("netfilter"), "the -f refusal says why: {err}");
-    let (_, _, err) = d.adm_raw(&["-A", "-t", "192.168.47.129:80"], "");
-    assert!(err.contains("wlc"), "{err}");
+    let (_, _, err) = d.adm_raw(&["-A", "-u", "192.168.47.129:53", "-o"], "");
+    assert!(err.contains("-o"), "{err}");
 }

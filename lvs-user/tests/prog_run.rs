@@ -121,7 +121,7 @@ fn fixture() -> Fixture {
     let ext_if = ifindex(&ns, "ext0");
     let int_if = ifindex(&ns, "int0");
     let pin = lab.pin_dir().expect("pin dir");
-    let bpf = loader::load_director(&pin, Sizes::default(), false, Default::default())
+    let bpf = loader::load_director(&pin, Sizes::default(), false, Default::default(), &[])
         .expect("load director");
     let mut t = Tables::open(&pin).unwrap();
     let mut snap = t.snapshot().unwrap();

@@ -1,15 +1,27 @@
 //! The seed tutorial's LVS setup, replayed in network namespaces: two nginx
 //! real servers (hao2, hao3), the director running the XDP program, the
 //! tutorial's own `lvs_nat.sh` (ipvsadm swapped for lvsadm), then curl.
+//!
+//! `--mode dr` and `--mode tun` put client, director and real servers on
+//! one LAN, 192.168.47.0/24, as the LVS HOWTOs do (client .1, director
+//! .128, real servers .129/.130, VIP .200), run `lvs_realserver.sh` on the
+//! real servers (VIP on lo, ARP quiet), `lvs decap` on them for TUN, and
+//! `lvs_dr.sh` / `lvs_tun.sh` on the director.
 
-use std::{ffi::OsString, net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    ffi::OsString,
+    net::{Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use lvs_lab::{
     clients, interrupt,
+    lan::{self, LanConfig, LanLab},
     seed::{self, SeedConfig, SeedLab},
-    servers, Netns,
+    servers, Lab, Netns,
 };
 
 use crate::build::{self, Bins};
@@ -17,6 +29,11 @@ use crate::build::{self, Bins};
 /// The tutorial's script (section 18.10), verbatim but for the ipvsadm
 /// path and one non-breaking space (see the test below).
 const NAT_SCRIPT: &str = include_str!("../lab/lvs_nat.sh");
+/// LVS-DR and LVS-TUN directors on one LAN, HOWTO style.
+const DR_SCRIPT: &str = include_str!("../lab/lvs_dr.sh");
+const TUN_SCRIPT: &str = include_str!("../lab/lvs_tun.sh");
+/// The DR/TUN real servers' side: the VIP on lo, ARP quiet.
+const REALSERVER_SCRIPT: &str = include_str!("../lab/lvs_realserver.sh");
 
 const SERVER_READY: &str = "xtask: serving";
 const STARTUP: Duration = Duration::from_secs(10);
@@ -37,23 +54,165 @@ pub struct Opts {
     bin_dir: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// LVS-NAT (`-m`), the tutorial's mode.
     Nat,
+    /// LVS-DR (`-g`): one LAN, the real servers answer the client directly.
+    Dr,
+    /// LVS-TUN (`-i`): IPIP to the real servers, which run `lvs decap`.
+    Tun,
 }
 
 impl Mode {
-    fn config(self) -> SeedConfig {
-        match self {
-            Mode::Nat => SeedConfig::default(),
-        }
-    }
-
     /// The director's script: file name and text.
     fn script(self) -> (&'static str, &'static str) {
         match self {
             Mode::Nat => ("lvs_nat.sh", NAT_SCRIPT),
+            Mode::Dr => ("lvs_dr.sh", DR_SCRIPT),
+            Mode::Tun => ("lvs_tun.sh", TUN_SCRIPT),
+        }
+    }
+
+    /// The real servers' script, if the mode has one.
+    fn realserver_script(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Mode::Nat => None,
+            Mode::Dr | Mode::Tun => Some(("lvs_realserver.sh", REALSERVER_SCRIPT)),
+        }
+    }
+}
+
+/// The seed's two-network NAT lab, or the one-LAN DR/TUN lab.
+enum DemoLab {
+    Seed(SeedLab),
+    Lan(LanLab),
+}
+
+impl DemoLab {
+    fn build(mode: Mode) -> Result<DemoLab> {
+        Ok(match mode {
+            Mode::Nat => DemoLab::Seed(SeedLab::with_config("demo", SeedConfig::default())?),
+            // The scripts put the VIP in place, as on real machines.
+            Mode::Dr | Mode::Tun => DemoLab::Lan(LanLab::with_config(
+                "demo",
+                LanConfig {
+                    vip: false,
+                    ..Default::default()
+                },
+            )?),
+        })
+    }
+
+    fn lab(&self) -> &Lab {
+        match self {
+            DemoLab::Seed(l) => &l.lab,
+            DemoLab::Lan(l) => &l.lab,
+        }
+    }
+
+    fn client(&self) -> &Netns {
+        match self {
+            DemoLab::Seed(l) => &l.client,
+            DemoLab::Lan(l) => &l.client,
+        }
+    }
+
+    fn director(&self) -> &Netns {
+        match self {
+            DemoLab::Seed(l) => &l.director,
+            DemoLab::Lan(l) => &l.director,
+        }
+    }
+
+    fn rs(&self) -> &[Netns] {
+        match self {
+            DemoLab::Seed(l) => &l.rs,
+            DemoLab::Lan(l) => &l.rs,
+        }
+    }
+
+    fn rs_ip(&self, i: usize) -> Ipv4Addr {
+        match self {
+            DemoLab::Seed(_) => seed::rs_ip(i),
+            DemoLab::Lan(_) => lan::rs_ip(i),
+        }
+    }
+
+    fn vip(&self) -> Ipv4Addr {
+        match self {
+            DemoLab::Seed(_) => seed::VIP,
+            DemoLab::Lan(_) => lan::VIP,
+        }
+    }
+
+    fn pin_dir(&self) -> &Path {
+        match self {
+            DemoLab::Seed(l) => l.pin_dir(),
+            DemoLab::Lan(l) => l.pin_dir(),
+        }
+    }
+
+    /// The address plan, for the user.
+    fn plan(&self) -> Vec<String> {
+        match self {
+            DemoLab::Seed(_) => vec![
+                format!("client   eth0  {}/24", seed::CLIENT_IP),
+                format!(
+                    "director ens37 {}/24 (VIP), ens33 {}/24",
+                    seed::VIP,
+                    seed::DIP
+                ),
+                format!(
+                    "rs1, rs2 eth0  {}/24, {}/24 (default via {})",
+                    seed::rs_ip(0),
+                    seed::rs_ip(1),
+                    seed::DIP
+                ),
+            ],
+            DemoLab::Lan(_) => vec![
+                "one LAN 192.168.47.0/24 (bridge br0 in the switch namespace)".to_owned(),
+                format!("client   eth0 {}/24", lan::CLIENT_IP),
+                format!(
+                    "director eth0 {}/24, VIP {}/32 (added by the script)",
+                    lan::DIP,
+                    lan::VIP
+                ),
+                format!(
+                    "rs1, rs2 eth0 {}/24, {}/24, VIP {}/32 on lo (added by the script)",
+                    lan::rs_ip(0),
+                    lan::rs_ip(1),
+                    lan::VIP
+                ),
+            ],
+        }
+    }
+
+    fn start_pass(&self, lvs: &Path) -> Result<()> {
+        match self {
+            DemoLab::Seed(l) => l.start_pass(lvs).map(drop),
+            DemoLab::Lan(l) => l.start_pass(lvs).map(drop),
+        }
+    }
+
+    fn start_director(&self, lvs: &Path) -> Result<()> {
+        match self {
+            DemoLab::Seed(l) => l.start_director(lvs, &[]).map(drop),
+            DemoLab::Lan(l) => l.start_director(lvs, &[]).map(drop),
+        }
+    }
+
+    fn lvsadm(&self, lvsadm: &Path, args: &[&str]) -> Result<String> {
+        match self {
+            DemoLab::Seed(l) => l.lvsadm(lvsadm, args),
+            DemoLab::Lan(l) => l.lvsadm(lvsadm, args),
+        }
+    }
+
+    fn into_lab(self) -> Lab {
+        match self {
+            DemoLab::Seed(l) => l.lab,
+            DemoLab::Lan(l) => l.lab,
         }
     }
 }
@@ -82,17 +241,38 @@ pub fn run(opts: Opts) -> Result<()> {
     interrupt::check()?;
 
     step("building the lab (client, director, switch, rs1, rs2)");
-    let lab = SeedLab::with_config("demo", opts.mode.config())?;
-    println!("namespaces: {}", lab.lab.namespaces().join(" "));
+    let lab = DemoLab::build(opts.mode)?;
+    println!("namespaces: {}", lab.lab().namespaces().join(" "));
+    for line in lab.plan() {
+        println!("  {line}");
+    }
     start_web_servers(&lab)?;
+
+    let mut failures = 0;
+    if let Some((name, text)) = opts.mode.realserver_script() {
+        failures += run_realserver_script(&lab, name, text)?;
+    }
+    if opts.mode == Mode::Tun {
+        step("lvs decap on the real servers (strips IPIP in XDP)");
+        if let DemoLab::Lan(l) = &lab {
+            for (i, rs) in l.rs.iter().enumerate() {
+                let p = l.start_decap(&bins.lvs, i)?;
+                let line = p.wait_for_line(lan::DECAP_READY, seed::READY_TIMEOUT)?;
+                println!("{}: {line}", rs.role());
+            }
+        }
+    }
 
     step("XDP on the director's peers (lvs pass)");
     lab.start_pass(&bins.lvs)?;
     step("director (lvs load)");
-    lab.start_director(&bins.lvs, &[])?;
+    lab.start_director(&bins.lvs)?;
     interrupt::check()?;
 
-    let mut failures = run_script(&lab, &bins, opts.mode)?;
+    failures += run_script(&lab, &bins, opts.mode)?;
+    if opts.mode != Mode::Nat {
+        failures += wait_for_macs(&lab)?;
+    }
     failures += curl_vip(&lab)?;
 
     step("lvsadm -L -n --stats");
@@ -103,6 +283,7 @@ pub fn run(opts: Opts) -> Result<()> {
             println!("FAILED: {e:#}");
         }
     }
+    failures += print_counters(&lab, &bins, opts.mode)?;
 
     if opts.keep {
         keep(lab, &bins)?;
@@ -119,11 +300,11 @@ pub fn run(opts: Opts) -> Result<()> {
 
 /// nginx as in the tutorial when installed (each with a private prefix:
 /// config, pid, logs, temp files); else this binary's own server.
-fn start_web_servers(lab: &SeedLab) -> Result<()> {
+fn start_web_servers(lab: &DemoLab) -> Result<()> {
     let use_nginx = lvs_lab::on_path("nginx");
-    for (i, rs) in lab.rs.iter().enumerate() {
+    for (i, rs) in lab.rs().iter().enumerate() {
         let body = format!("hao{}", i + 2);
-        let ip = seed::rs_ip(i);
+        let ip = lab.rs_ip(i);
         if use_nginx {
             nginx(lab, rs, &body)?;
         } else {
@@ -144,8 +325,8 @@ fn start_web_servers(lab: &SeedLab) -> Result<()> {
     Ok(())
 }
 
-fn nginx(lab: &SeedLab, rs: &Netns, body: &str) -> Result<()> {
-    let dir = lab.lab.workdir().join(format!("nginx-{}", rs.role()));
+fn nginx(lab: &DemoLab, rs: &Netns, body: &str) -> Result<()> {
+    let dir = lab.lab().workdir().join(format!("nginx-{}", rs.role()));
     std::fs::create_dir_all(dir.join("html"))?;
     std::fs::write(dir.join("html/index.html"), format!("{body}\n"))?;
     let d = dir.display();
@@ -186,20 +367,39 @@ fn nginx(lab: &SeedLab, rs: &Netns, body: &str) -> Result<()> {
 /// Runs the mode's script in the director, as the tutorial does, with
 /// lvsadm first on PATH and told where the director's pins are. Returns
 /// the number of failures.
-fn run_script(lab: &SeedLab, bins: &Bins, mode: Mode) -> Result<usize> {
+fn run_script(lab: &DemoLab, bins: &Bins, mode: Mode) -> Result<usize> {
     let (name, text) = mode.script();
     step(&format!("sh {name} (in the director)"));
-    let path = lab.lab.workdir().join(name);
+    let path = lab.lab().workdir().join(name);
     std::fs::write(&path, text)?;
     let mut search = OsString::from(bins.dir());
     if let Some(p) = std::env::var_os("PATH") {
         search.push(":");
         search.push(p);
     }
-    let mut cmd = lab.director.command("sh");
+    let mut cmd = lab.director().command("sh");
     cmd.arg(&path)
         .env("LVS_PIN_PATH", lab.pin_dir())
         .env("PATH", search);
+    run_shown(cmd, name)
+}
+
+/// Runs the real servers' script in each of them.
+fn run_realserver_script(lab: &DemoLab, name: &str, text: &str) -> Result<usize> {
+    let path = lab.lab().workdir().join(name);
+    std::fs::write(&path, text)?;
+    let mut failures = 0;
+    for rs in lab.rs() {
+        step(&format!("sh {name} (in {})", rs.role()));
+        let mut cmd = rs.command("sh");
+        cmd.arg(&path);
+        failures += run_shown(cmd, name)?;
+    }
+    Ok(failures)
+}
+
+/// Runs a script to completion, printing its output; 1 if it failed.
+fn run_shown(mut cmd: std::process::Command, name: &str) -> Result<usize> {
     let out = lvs_lab::run_timeout(&mut cmd, Duration::from_secs(60))?;
     print!("{}", String::from_utf8_lossy(&out.stdout));
     print!("{}", String::from_utf8_lossy(&out.stderr));
@@ -211,16 +411,75 @@ fn run_script(lab: &SeedLab, bins: &Bins, mode: Mode) -> Result<usize> {
     }
 }
 
+/// DR and TUN drop a client's packet while the director does not know the
+/// real server's MAC yet (`fwd_no_neigh`; NAT hands it to the kernel
+/// instead); `lvs load` resolves the real servers within a second or so of
+/// `lvsadm -a`. Waiting here spares the first curl a SYN retransmission.
+fn wait_for_macs(lab: &DemoLab) -> Result<usize> {
+    step("waiting for the director to resolve the real servers' MACs");
+    let mut failures = 0;
+    for i in 0..lab.rs().len() {
+        let ip = lab.rs_ip(i);
+        match lab.director().wait_neigh(ip.into(), Duration::from_secs(5)) {
+            Ok(mac) => println!("{ip} is at {}", lan::mac_str(&mac)),
+            Err(e) => {
+                failures += 1;
+                println!("FAILED: {e:#}");
+            }
+        }
+    }
+    Ok(failures)
+}
+
+/// The director's data-path counters, with what they show for the mode.
+fn print_counters(lab: &DemoLab, bins: &Bins, mode: Mode) -> Result<usize> {
+    step("lvs stats (the director's counters that are not zero)");
+    match lan::lvs_stats(lab.director(), &bins.lvs, lab.pin_dir()) {
+        Ok(stats) => {
+            for (name, v) in stats.iter().filter(|(_, v)| **v > 0) {
+                println!("{name:<18} {v}");
+            }
+            let get = |n: &str| stats.get(n).copied().unwrap_or(0);
+            match mode {
+                Mode::Nat => println!(
+                    "(NAT: {} packets to the real servers, {} replies rewritten to the VIP)",
+                    get("nat_fwd"),
+                    get("nat_reply")
+                ),
+                Mode::Dr | Mode::Tun => {
+                    let (name, counter) = if mode == Mode::Dr {
+                        ("DR", "dr_fwd")
+                    } else {
+                        ("TUN", "tun_fwd")
+                    };
+                    println!(
+                        "({name}: {} client packets forwarded, {} replies through the \
+                         director: the real servers answer the client directly)",
+                        get(counter),
+                        get("nat_reply")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Err(e) => {
+            println!("FAILED: {e:#}");
+            Ok(1)
+        }
+    }
+}
+
 /// Ten requests to the VIP from the client, each answer printed.
-fn curl_vip(lab: &SeedLab) -> Result<usize> {
-    let url = format!("http://{}/", seed::VIP);
+fn curl_vip(lab: &DemoLab) -> Result<usize> {
+    let vip = lab.vip();
+    let url = format!("http://{vip}/");
     step(&format!("curl {url} (from the client), 10 times"));
     let use_curl = lvs_lab::on_path("curl");
     let mut failures = 0;
     for i in 1..=10 {
         interrupt::check()?;
         let answer = if use_curl {
-            let mut cmd = lab.client.command("curl");
+            let mut cmd = lab.client().command("curl");
             cmd.args(["-sS", "-m", "3", &url]);
             lvs_lab::run_timeout(&mut cmd, Duration::from_secs(5)).and_then(|out| {
                 if out.status.success() {
@@ -230,7 +489,11 @@ fn curl_vip(lab: &SeedLab) -> Result<usize> {
                 }
             })
         } else {
-            clients::http_get(&lab.client, lab.vip(80), Duration::from_secs(3))
+            clients::http_get(
+                lab.client(),
+                SocketAddr::new(vip.into(), 80),
+                Duration::from_secs(3),
+            )
         };
         match answer {
             Ok(body) => println!("{i:>3}: {}", body.trim_end()),
@@ -243,8 +506,10 @@ fn curl_vip(lab: &SeedLab) -> Result<usize> {
     Ok(failures)
 }
 
-fn keep(lab: SeedLab, bins: &Bins) -> Result<()> {
-    let SeedLab { lab, director, .. } = lab;
+fn keep(lab: DemoLab, bins: &Bins) -> Result<()> {
+    let vip = lab.vip();
+    let director = lab.director().name().to_owned();
+    let lab = lab.into_lab();
     let pin_dir = lab.pin_dir()?;
     let logs = lab.workdir().to_owned();
     let namespaces = lab.namespaces();
@@ -260,13 +525,9 @@ fn keep(lab: SeedLab, bins: &Bins) -> Result<()> {
         .find(|n| n.ends_with("-client"))
         .cloned()
         .unwrap_or_default();
+    println!("  nsenter --net=/run/netns/{client} curl http://{vip}/");
     println!(
-        "  nsenter --net=/run/netns/{client} curl http://{}/",
-        seed::VIP
-    );
-    println!(
-        "  nsenter --net=/run/netns/{} env LVS_PIN_PATH={} {} -L -n --stats",
-        director.name(),
+        "  nsenter --net=/run/netns/{director} env LVS_PIN_PATH={} {} -L -n --stats",
         pin_dir.display(),
         bins.lvsadm.display()
     );
@@ -324,5 +585,23 @@ mod tests {
             + "\n";
         assert_eq!(NAT_SCRIPT, expected);
         assert!(NAT_SCRIPT.contains("\nIPVSADM='lvsadm'\n"));
+    }
+
+    /// The DR/TUN scripts use the LAN plan the lab builds and the method
+    /// their name says.
+    #[test]
+    fn dr_and_tun_scripts_match_the_lan_lab() {
+        for (script, flag) in [(DR_SCRIPT, "-g"), (TUN_SCRIPT, "-i")] {
+            assert!(script.contains(&format!("VIP={}\n", lan::VIP)));
+            assert!(script.contains(&format!("RIP1={}\n", lan::rs_ip(0))));
+            assert!(script.contains(&format!("RIP2={}\n", lan::rs_ip(1))));
+            assert!(script.contains(&format!("-r $RIP1:80 {flag} -w 1")));
+            assert!(script.contains(&format!("-r $RIP2:80 {flag} -w 1")));
+            assert!(script.contains("ip addr add $VIP/32 dev eth0"));
+            assert!(script.contains("\nIPVSADM='lvsadm'\n"));
+        }
+        assert!(REALSERVER_SCRIPT.contains(&format!("VIP={}\n", lan::VIP)));
+        assert!(REALSERVER_SCRIPT.contains("ip addr add $VIP/32 dev lo"));
+        assert!(REALSERVER_SCRIPT.contains("conf/all/arp_ignore"));
     }
 }

@@ -1,5 +1,6 @@
 //! `cargo xtask …`: set up, build, demo and test lvs-xdp.
 
+mod bench;
 mod build;
 mod cmd;
 mod demo;
@@ -35,8 +36,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Benchmarks (not written yet).
-    Bench,
+    /// Benchmarks: program cost, scale, live veth, wrk end to end, control
+    /// plane; report in bench-results/.
+    Bench(bench::Opts),
     /// The demo's fallback web server when nginx is missing.
     #[command(hide = true)]
     ServeHttp {
@@ -54,10 +56,7 @@ fn main() -> ExitCode {
         Task::Build => build::run().map(drop),
         Task::Demo(opts) => demo::run(opts),
         Task::Test { args } => return test::run(&args),
-        Task::Bench => {
-            eprintln!("xtask bench: not implemented yet");
-            return ExitCode::from(2);
-        }
+        Task::Bench(opts) => bench::run(opts),
         Task::ServeHttp { addr, body } => demo::serve_http(addr, &body),
     };
     match result {

@@ -16,11 +16,11 @@ mod prog {
         maps::{HashMap, PerCpuArray},
         programs::XdpContext,
     };
-    use lvs_common::{decap_counters as dc, DecapKey, AF_INET, AF_INET6};
+    use lvs_common::{decap_counters as dc, AddrKey, AF_INET, AF_INET6};
 
     /// The host's own addresses, kept current by `lvs decap`.
     #[map]
-    static DECAP_ADDRS: HashMap<DecapKey, u8> = HashMap::pinned(256, 0);
+    static DECAP_ADDRS: HashMap<AddrKey, u8> = HashMap::pinned(256, 0);
 
     #[map]
     static DECAP_COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(dc::COUNT, 0);
@@ -64,7 +64,7 @@ mod prog {
                     return None;
                 }
                 let dst = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
-                let key = DecapKey {
+                let key = AddrKey {
                     addr: [dst, 0, 0, 0],
                     family: AF_INET,
                     _pad: [0; 3],
@@ -74,7 +74,7 @@ mod prog {
             0x86dd => {
                 let h = unsafe { &*ptr_at::<[u8; 40]>(ctx, ETH_HLEN)? };
                 let a = |o: usize| u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
-                let key = DecapKey {
+                let key = AddrKey {
                     addr: [a(24), a(28), a(32), a(36)],
                     family: AF_INET6,
                     _pad: [0; 3],

@@ -168,7 +168,7 @@ fn check_server(vs: &VirtualService, spec: &ServerSpec) -> Result<(), Error> {
     if spec.l_threshold.unwrap_or(0) > spec.u_threshold.unwrap_or(0) {
         return Err(Error::op(OUT_OF_RANGE));
     }
-    if spec.tunnel.is_some() {
+    if spec.tunnel.as_ref().is_some_and(|t| !t.is_default()) {
         // The model has no place for tunnel options.
         return Err(Error::usage(
             "lvsadm: --tun-type/--tun-port/--tun-*csum (tunnel options) is not implemented yet",

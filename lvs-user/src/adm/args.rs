@@ -82,6 +82,14 @@ pub struct TunnelSpec {
     pub csum: Option<&'static str>,
 }
 
+impl TunnelSpec {
+    /// `--tun-type ipip` alone: the default, what `-i` means anyway (and
+    /// what `-S` writes for a tunnelling server).
+    pub fn is_default(&self) -> bool {
+        self.kind == TunnelType::Ipip && self.port.is_none() && self.csum.is_none()
+    }
+}
+
 /// `-a` / `-e`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerSpec {

@@ -7,6 +7,12 @@
 //! is padded to 33 and each counter printed by `print_largenum` (9 wide,
 //! abbreviated to K/M/G/T unless `--exact`).
 //!
+//! `-L --thresholds` and `-L --persistent-conn` use ipvsadm's column sets
+//! (PersistConn is always 0: persistence templates are not counted per real
+//! server); `-L -c` lists connection entries ([`connections`]) in
+//! `print_conn`'s format; `-S` adds a real server's `-x`/`-y`, which
+//! ipvsadm does not save (see [`save`]).
+//!
 //! Without `-n`, ipvsadm resolves addresses and ports to names. lvsadm
 //! always prints them numerically — no resolver lookups while listing — in
 //! the same column layout, so `-L` equals `-L -n` and `-S` equals `-S -n`.
@@ -24,23 +30,22 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::args::ListOpts;
 use super::Error;
-use crate::model::{Method, Proto, RealServer, Snapshot, VirtualService};
+use crate::model::{ConnEntry, Method, Proto, RealServer, Snapshot, VirtualService};
 
 /// IPVS's version, as `-L` shows it.
 pub const IPVS_VERSION: &str = "1.2.1";
 
-/// `-L` with its options.
+/// `-L` with its options, except `-c` (see [`connections`]).
 pub fn list(snap: &Snapshot, o: &ListOpts) -> Result<String, Error> {
     if o.connection {
-        return Err(unavailable("-c (connection listing)"));
+        // Connections are not part of the snapshot: the caller lists them
+        // from the connection table with `connections`.
+        return Err(Error::list(
+            "lvsadm: -c lists the connection table, not the services",
+        ));
     }
     if o.rate {
         return Err(unavailable("--rate (rate listing)"));
-    }
-    if o.persistent_conn {
-        return Err(unavailable(
-            "--persistent-conn (persistent connection listing)",
-        ));
     }
     let mut out = String::new();
     if let Some(key) = &o.service {
@@ -72,8 +77,50 @@ pub fn list(snap: &Snapshot, o: &ListOpts) -> Result<String, Error> {
     Ok(out)
 }
 
-/// `-S`: the rules as `-A`/`-a` lines, which `-R` reads back. (ipvsadm does
-/// not save thresholds either.)
+/// `-L -c`: the connection entries as ipvsadm's `list_conn`/`print_conn`
+/// print them, in the order given (ipvsadm prints the kernel's hash-table
+/// order, which has no meaning either), addresses always numeric. Each row
+/// is `"%-3s %-6s %-11s %-18s %-18s %s"`: protocol, expiry as `MM:SS`
+/// (`"%02d:%02d"` of whole minutes and seconds, so 900 s is `15:00` and
+/// 6 000 s is `100:00`), state, client, virtual and real address:port. With
+/// `--persistent-conn` the title has ipvsadm's two extra columns, "pe name"
+/// and "pe_data", which stay empty: there are no persistence engines.
+pub fn connections(conns: &[ConnEntry], o: &ListOpts) -> String {
+    let mut out = String::from("IPVS connection entries\n");
+    // ipvsadm: "pro expire %-11s %-18s %-18s %s" (or with "%-18s %-16s %s"
+    // for --persistent-conn) of the column names.
+    let (state, source, virt) = ("state", "source", "virtual");
+    if o.persistent_conn {
+        let (dest, pe_name, pe_data) = ("destination", "pe name", "pe_data");
+        let _ = writeln!(
+            out,
+            "pro expire {state:<11} {source:<18} {virt:<18} {dest:<18} {pe_name:<16} {pe_data}"
+        );
+    } else {
+        let dest = "destination";
+        let _ = writeln!(out, "pro expire {state:<11} {source:<18} {virt:<18} {dest}");
+    }
+    for c in conns {
+        let expire = format!("{:02}:{:02}", c.expires / 60, c.expires % 60);
+        let _ = writeln!(
+            out,
+            "{:<3} {expire:<6} {:<11} {:<18} {:<18} {}",
+            c.proto.name(),
+            c.state,
+            addr_port(c.client.ip(), c.client.port()),
+            addr_port(c.virtual_addr.ip(), c.virtual_addr.port()),
+            addr_port(c.real.ip(), c.real.port()),
+        );
+    }
+    out
+}
+
+/// `-S`: the rules as `-A`/`-a` lines, which `-R` reads back, as ipvsadm's
+/// `FMT_RULE` prints them (`-p`, `-M`, `-o`, `-b` included). One addition:
+/// a real server's thresholds, which ipvsadm 1.31 does not save (so its
+/// `-S | -R` loses them), are appended as ` -x N` and ` -y N` when not 0 —
+/// options ipvsadm itself accepts on `-a` lines. Without thresholds the
+/// output is ipvsadm's byte for byte.
 pub fn save(snap: &Snapshot, _numeric: bool) -> String {
     let mut out = String::new();
     let o = ListOpts::default();
@@ -107,6 +154,12 @@ fn title(out: &mut String, o: &ListOpts) {
             out,
             "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port",
             "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        );
+    } else if o.persistent_conn {
+        let _ = writeln!(
+            out,
+            "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port",
+            "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
         );
     } else if o.tun_info {
         out.push_str(
@@ -197,12 +250,19 @@ fn service_entry(out: &mut String, vs: &VirtualService, o: &ListOpts, rule: bool
             } else {
                 ""
             };
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "-a {svc_name} -r {dname} {} -w {}{tun}",
                 r.method.flag(),
                 r.weight
             );
+            if r.u_threshold != 0 {
+                let _ = write!(out, " -x {}", r.u_threshold);
+            }
+            if r.l_threshold != 0 {
+                let _ = write!(out, " -y {}", r.l_threshold);
+            }
+            out.push('\n');
         } else if o.stats {
             let _ = write!(out, "  -> {dname:<28}");
             let s = &r.stats;
@@ -215,6 +275,14 @@ fn service_entry(out: &mut String, vs: &VirtualService, o: &ListOpts, rule: bool
                 out,
                 "  -> {dname:<28} {:<10} {:<10} {:<10} {:<10}",
                 r.u_threshold, r.l_threshold, r.active, r.inactive
+            );
+        } else if o.persistent_conn {
+            // Persistence templates are not counted per real server (yet):
+            // PersistConn is 0.
+            let _ = writeln!(
+                out,
+                "  -> {dname:<28} {:<9} {:<11} {:<10} {:<10}",
+                r.weight, 0, r.active, r.inactive
             );
         } else if o.tun_info {
             let info = if r.method == Method::Tunnel {
@@ -663,6 +731,56 @@ mod tests {
         assert_eq!(
             list(&snap, &opts(|o| o.timeout = true)).unwrap(),
             "Timeout (tcp tcpfin udp): 900 120 300\n"
+        );
+    }
+
+    #[test]
+    fn connection_rows() {
+        let c = |expires: u32, state: &'static str| ConnEntry {
+            proto: Proto::Tcp,
+            state,
+            expires,
+            client: "10.9.0.1:40000".parse().unwrap(),
+            virtual_addr: "10.0.0.1:80".parse().unwrap(),
+            real: "10.1.0.1:8080".parse().unwrap(),
+        };
+        let rows = [
+            c(0, "CLOSE"),
+            c(59, "SYN_RECV"),
+            c(60, "TIME_WAIT"),
+            c(3599, "CLOSE_WAIT"),
+            c(5999, "ESTABLISHED"),
+            c(359_999, "ESTABLISHED"),
+        ];
+        let got = connections(&rows, &ListOpts::default());
+        let want = "IPVS connection entries\n\
+                    pro expire state       source             virtual            destination\n\
+                    TCP 00:00  CLOSE       10.9.0.1:40000     10.0.0.1:80        10.1.0.1:8080\n\
+                    TCP 00:59  SYN_RECV    10.9.0.1:40000     10.0.0.1:80        10.1.0.1:8080\n\
+                    TCP 01:00  TIME_WAIT   10.9.0.1:40000     10.0.0.1:80        10.1.0.1:8080\n\
+                    TCP 59:59  CLOSE_WAIT  10.9.0.1:40000     10.0.0.1:80        10.1.0.1:8080\n\
+                    TCP 99:59  ESTABLISHED 10.9.0.1:40000     10.0.0.1:80        10.1.0.1:8080\n\
+                    TCP 5999:59 ESTABLISHED 10.9.0.1:40000     10.0.0.1:80        10.1.0.1:8080\n";
+        assert_eq!(got, want);
+        // The snapshot listing does not list connections.
+        let o = opts(|o| o.connection = true);
+        assert_eq!(list(&table(), &o).unwrap_err().code, 1);
+    }
+
+    #[test]
+    fn save_appends_thresholds() {
+        let mut snap = table();
+        snap.services[1].reals[0].u_threshold = 100;
+        snap.services[1].reals[0].l_threshold = 50;
+        snap.services[1].reals[1].u_threshold = 7;
+        let got = save(&snap, true);
+        assert!(
+            got.contains("-a -t 192.168.47.128:80 -r 192.168.211.130:80 -m -w 3 -x 100 -y 50\n"),
+            "{got}"
+        );
+        assert!(
+            got.contains("-a -t 192.168.47.128:80 -r 192.168.211.129:80 -m -w 1 -x 7\n"),
+            "{got}"
         );
     }
 

@@ -26,7 +26,7 @@ use std::io::{Read, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::model::{Proto, ServiceAddr, Snapshot};
+use crate::model::{ConnEntry, Proto, ServiceAddr, Snapshot};
 use crate::tables::{self, Tables};
 
 pub mod apply;
@@ -144,6 +144,12 @@ pub trait Store {
     fn snapshot(&mut self) -> anyhow::Result<Snapshot>;
     fn commit(&mut self, new: &Snapshot) -> anyhow::Result<()>;
     fn zero(&mut self, svc: Option<&ServiceAddr>) -> anyhow::Result<()>;
+    /// The tracked connections, for `-L -c`. A store that cannot list them
+    /// says so (`-L -c` then fails with exit status 1, as ipvsadm does when
+    /// it cannot read the connection table).
+    fn connections(&mut self) -> anyhow::Result<Vec<ConnEntry>> {
+        anyhow::bail!("this table store has no connection listing")
+    }
 }
 
 impl Store for Tables {
@@ -155,6 +161,9 @@ impl Store for Tables {
     }
     fn zero(&mut self, svc: Option<&ServiceAddr>) -> anyhow::Result<()> {
         Tables::zero(self, svc)
+    }
+    fn connections(&mut self) -> anyhow::Result<Vec<ConnEntry>> {
+        Tables::connections(self)
     }
 }
 
@@ -267,6 +276,13 @@ fn execute<S: Store>(
 
     match cmd {
         Command::Help | Command::Version => unreachable!("handled above"),
+        Command::List(opts) if opts.connection => {
+            let conns = store
+                .connections()
+                .map_err(|e| Error::list(format!("lvsadm: can't read the connections: {e:#}")))?;
+            let _ = stdout.write_all(format::connections(&conns, opts).as_bytes());
+            Ok(())
+        }
         Command::List(opts) => {
             let text = format::list(&snap, opts)?;
             let _ = stdout.write_all(text.as_bytes());
@@ -321,6 +337,8 @@ mod tests {
         snap: Snapshot,
         commits: usize,
         zeroed: Vec<Option<ServiceAddr>>,
+        /// What `connections()` returns; None: the trait's default.
+        conns: Option<Vec<ConnEntry>>,
     }
 
     struct MemStore(Rc<RefCell<Mem>>);
@@ -338,6 +356,13 @@ mod tests {
         fn zero(&mut self, svc: Option<&ServiceAddr>) -> anyhow::Result<()> {
             self.0.borrow_mut().zeroed.push(svc.copied());
             Ok(())
+        }
+        fn connections(&mut self) -> anyhow::Result<Vec<ConnEntry>> {
+            let conns = self.0.borrow().conns.clone();
+            match conns {
+                Some(c) => Ok(c),
+                None => Err(anyhow::anyhow!("no connection table")),
+            }
         }
     }
 
@@ -456,10 +481,224 @@ mod tests {
     #[test]
     fn gate_refuses_with_exit_2() {
         let mem = table();
-        let o = run_mem(&mem, &["-A", "-t", "10.0.0.1:80"], "");
+        let o = run_mem(&mem, &["-A", "-u", "10.0.0.1:53", "-s", "rr", "-o"], "");
         assert_eq!(o.code, 2);
-        assert_eq!(o.stderr, "lvsadm: scheduler 'wlc' is not implemented yet\n");
+        assert_eq!(
+            o.stderr,
+            "lvsadm: -o (one-packet scheduling) is not implemented yet\n"
+        );
         assert_eq!(mem.borrow().commits, 0);
+    }
+
+    #[test]
+    fn default_scheduler_is_wlc() {
+        let mem = table();
+        let o = run_mem(&mem, &["-A", "-t", "10.0.0.1:80"], "");
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(mem.borrow().snap.services[1].sched, Scheduler::Wlc);
+    }
+
+    fn conn(
+        proto: Proto,
+        state: &'static str,
+        expires: u32,
+        c: &str,
+        v: &str,
+        r: &str,
+    ) -> ConnEntry {
+        ConnEntry {
+            proto,
+            state,
+            expires,
+            client: c.parse().unwrap(),
+            virtual_addr: v.parse().unwrap(),
+            real: r.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn list_connections() {
+        let mem = table();
+        mem.borrow_mut().conns = Some(vec![
+            conn(
+                Proto::Tcp,
+                "ESTABLISHED",
+                899,
+                "192.168.47.1:51234",
+                "192.168.47.128:80",
+                "192.168.211.129:80",
+            ),
+            conn(
+                Proto::Tcp,
+                "FIN_WAIT",
+                5,
+                "192.168.47.1:51236",
+                "192.168.47.128:80",
+                "192.168.211.129:80",
+            ),
+            conn(
+                Proto::Udp,
+                "UDP",
+                6000,
+                "[fd00::10]:5353",
+                "[fd00::1]:53",
+                "[fd00:1::2]:53",
+            ),
+        ]);
+        let want = "IPVS connection entries\n\
+                    pro expire state       source             virtual            destination\n\
+                    TCP 14:59  ESTABLISHED 192.168.47.1:51234 192.168.47.128:80  192.168.211.129:80\n\
+                    TCP 00:05  FIN_WAIT    192.168.47.1:51236 192.168.47.128:80  192.168.211.129:80\n\
+                    UDP 100:00 UDP         [fd00::10]:5353    [fd00::1]:53       [fd00:1::2]:53\n";
+        for args in [&["-L", "-c", "-n"][..], &["-Lnc"], &["-l", "--connection"]] {
+            let o = run_mem(&mem, args, "");
+            assert_eq!(o.code, 0, "{}", o.stderr);
+            assert_eq!(o.stdout, want, "{args:?}");
+        }
+        // With --persistent-conn: ipvsadm's wider title, the same rows
+        // (no persistence engine data).
+        let o = run_mem(&mem, &["-L", "-c", "--persistent-conn", "-n"], "");
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let mut lines = o.stdout.lines();
+        lines.next();
+        assert_eq!(
+            lines.next().unwrap(),
+            "pro expire state       source             virtual            \
+             destination        pe name          pe_data"
+        );
+        assert_eq!(lines.count(), 3);
+
+        // No connections: the title only.
+        mem.borrow_mut().conns = Some(Vec::new());
+        let o = run_mem(&mem, &["-L", "-c"], "");
+        assert_eq!(
+            o.stdout,
+            "IPVS connection entries\n\
+             pro expire state       source             virtual            destination\n"
+        );
+        // A store that cannot list them: exit 1, nothing printed.
+        mem.borrow_mut().conns = None;
+        let o = run_mem(&mem, &["-L", "-c"], "");
+        assert_eq!(o.code, 1);
+        assert_eq!(o.stdout, "");
+        assert!(
+            o.stderr.starts_with("lvsadm: can't read the connections: "),
+            "{}",
+            o.stderr
+        );
+        assert_eq!(mem.borrow().commits, 0);
+    }
+
+    #[test]
+    fn timeouts_set_and_list() {
+        let mem = table();
+        let o = run_mem(&mem, &["-L", "--timeout"], "");
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(o.stdout, "Timeout (tcp tcpfin udp): 900 120 300\n");
+        let o = run_mem(&mem, &["--set", "0", "60", "30"], "");
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(mem.borrow().commits, 1);
+        let o = run_mem(&mem, &["-L", "--timeout"], "");
+        assert_eq!(o.stdout, "Timeout (tcp tcpfin udp): 900 60 30\n");
+        // All zero changes nothing and commits nothing.
+        assert_eq!(run_mem(&mem, &["--set", "0", "0", "0"], "").code, 0);
+        assert_eq!(mem.borrow().commits, 1);
+    }
+
+    #[test]
+    fn thresholds_and_persistent_conn_listings() {
+        let mem = table();
+        let o = run_mem(
+            &mem,
+            &[
+                "-e",
+                "-t",
+                "192.168.47.128:80",
+                "-r",
+                "192.168.211.129:80",
+                "-m",
+                "-w",
+                "2",
+                "-x",
+                "100",
+                "-y",
+                "50",
+            ],
+            "",
+        );
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let o = run_mem(&mem, &["-L", "-n", "--thresholds"], "");
+        assert_eq!(
+            o.stdout,
+            "IP Virtual Server version 1.2.1 (size=4096)\n\
+             Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn \n  \
+             -> RemoteAddress:Port\n\
+             TCP  192.168.47.128:80 rr\n  \
+             -> 192.168.211.129:80           100        50         0          0         \n"
+        );
+        let o = run_mem(&mem, &["-L", "-n", "--persistent-conn"], "");
+        assert_eq!(
+            o.stdout,
+            "IP Virtual Server version 1.2.1 (size=4096)\n\
+             Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn \n  \
+             -> RemoteAddress:Port\n\
+             TCP  192.168.47.128:80 rr\n  \
+             -> 192.168.211.129:80           2         0           0          0         \n"
+        );
+    }
+
+    #[test]
+    fn issue4_options_save_and_restore() {
+        let mem = table();
+        let add = |line: &str| {
+            let args: Vec<&str> = line.split_whitespace().collect();
+            let o = run_mem(&mem, &args, "");
+            assert_eq!(o.code, 0, "{line}: {}", o.stderr);
+        };
+        add("-A -t 10.0.0.1:443 -s sh -p 600 -M 255.255.255.0 -b sh-port,sh-fallback");
+        add("-a -t 10.0.0.1:443 -r 10.1.0.1:443 -g -w 3 -x 100 -y 50");
+        add("-a -t 10.0.0.1:443 -r 10.1.0.2:443 -m -x 20");
+        add("-A -t 10.0.0.1:0 -s mh -p -b mh-port");
+        add("-A -u 10.0.0.2:53 -s lblcr -p 60");
+        add("-A -t [fd00::1]:80 -s twos -p 30 -M 64");
+        add("-A -t 10.0.0.3:80 -s dh -b flag-3");
+        add("-A -t 10.0.0.4:80");
+        add("-a -t 10.0.0.4:80 -r 10.1.0.4:80 -i -w 2 -x 7");
+        let saved = run_mem(&mem, &["-S", "-n"], "").stdout;
+        // 192.168.47.128 first: ipvsadm's wrapping address comparison.
+        assert_eq!(
+            saved,
+            "-A -t 192.168.47.128:80 -s rr\n\
+             -a -t 192.168.47.128:80 -r 192.168.211.129:80 -m -w 1\n\
+             -A -t 10.0.0.1:0 -s mh -p 300 -b mh-port\n\
+             -A -t 10.0.0.1:443 -s sh -p 600 -M 255.255.255.0 -b sh-fallback,sh-port\n\
+             -a -t 10.0.0.1:443 -r 10.1.0.1:443 -g -w 3 -x 100 -y 50\n\
+             -a -t 10.0.0.1:443 -r 10.1.0.2:443 -m -w 1 -x 20\n\
+             -A -t 10.0.0.3:80 -s dh -b flag-3\n\
+             -A -t 10.0.0.4:80 -s wlc\n\
+             -a -t 10.0.0.4:80 -r 10.1.0.4:80 -i -w 2 --tun-type ipip -x 7\n\
+             -A -u 10.0.0.2:53 -s lblcr -p 60\n\
+             -A -t [fd00::1]:80 -s twos -p 30 -M 64\n"
+        );
+        let listed = run_mem(&mem, &["-L", "-n"], "").stdout;
+        let thresholds = run_mem(&mem, &["-L", "-n", "--thresholds"], "").stdout;
+        let before = mem.borrow().snap.clone();
+        assert_eq!(run_mem(&mem, &["-C"], "").code, 0);
+        let o = run_mem(&mem, &["-R"], &saved);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(run_mem(&mem, &["-S", "-n"], "").stdout, saved);
+        assert_eq!(run_mem(&mem, &["-L", "-n"], "").stdout, listed);
+        assert_eq!(
+            run_mem(&mem, &["-L", "-n", "--thresholds"], "").stdout,
+            thresholds
+        );
+        // The restored configuration is the one saved, service by service
+        // (the order of services in the table follows the file).
+        let after = mem.borrow().snap.clone();
+        assert_eq!(after.services.len(), before.services.len());
+        for vs in &before.services {
+            assert_eq!(after.service(&vs.key), Some(vs), "{:?}", vs.key);
+        }
     }
 
     #[test]

@@ -207,9 +207,9 @@ mod tests {
                 "lvsadm: -R: line 3: illegal weight specified",
             ),
             (
-                "-A -t 10.5.0.1:80 -s rr\n-A -t 10.5.0.2:80\n",
+                "-A -t 10.5.0.1:80 -s rr\n-A -u 10.5.0.2:53 -s rr -o\n",
                 2,
-                "lvsadm: -R: line 2: scheduler 'wlc' is not implemented yet",
+                "lvsadm: -R: line 2: -o (one-packet scheduling) is not implemented yet",
             ),
             (
                 "-C\n-a -t 192.168.47.128:80 -r 10.5.1.1 -m\n",

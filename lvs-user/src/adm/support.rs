@@ -13,14 +13,31 @@ use super::args::{Command, ListOpts, ServerSpec, ServiceSpec};
 use super::Error;
 use crate::model::{Method, Scheduler, ServiceAddr};
 
-/// Schedulers the data path implements.
-pub const SCHEDULERS: &[Scheduler] = &[Scheduler::Rr, Scheduler::Wrr];
+/// Schedulers the data path implements: all fourteen of IPVS's (issue 4).
+pub const SCHEDULERS: &[Scheduler] = &Scheduler::ALL;
 
 /// Forwarding methods the data path implements.
 pub const METHODS: &[Method] = &[Method::Masq, Method::Route, Method::Tunnel];
 
-/// Optional features the data path implements.
-pub const FEATURES: &[Feature] = &[Feature::Ipv6];
+/// Optional features the data path implements. Still refused, each for
+/// lack of a place in the model or the data path: `--pe`, `-o`, `--rate`,
+/// the tunnel options and `--tun-info`, the sync daemon (and `-f` and SCTP,
+/// refused while parsing).
+pub const FEATURES: &[Feature] = &[
+    Feature::Ipv6,
+    // Issue 4: persistence, thresholds, scheduler flags, connection states
+    // and timeouts.
+    Feature::Persistence,
+    Feature::Netmask,
+    Feature::SchedFlags,
+    Feature::UThreshold,
+    Feature::LThreshold,
+    Feature::ConnectionList,
+    Feature::ThresholdList,
+    Feature::PersistentConnList,
+    Feature::TimeoutList,
+    Feature::SetTimeouts,
+];
 
 /// Everything else that can be switched on, one by one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +216,8 @@ fn server_needs(s: &ServerSpec, v: &mut Vec<Need>) {
     if s.l_threshold.is_some() {
         v.push(Need::Feature(Feature::LThreshold));
     }
-    if s.tunnel.is_some() {
+    // `--tun-type ipip` alone is what `-i` does (and what `-S` writes).
+    if s.tunnel.as_ref().is_some_and(|t| !t.is_default()) {
         v.push(Need::Feature(Feature::TunnelOptions));
     }
 }
@@ -264,69 +282,96 @@ mod tests {
             "-v",
             // Unknown schedulers pass: apply reports them as ipvsadm does.
             "-A -t 10.0.0.1:80 -s nosuch",
+            // Issue 4: the default scheduler (wlc), persistence, flags,
+            // thresholds, listings and timeouts.
+            "-A -t 10.0.0.1:80",
+            "-E -t 10.0.0.1:80",
+            "-A -t 10.0.0.1:80 -s rr -p",
+            "-A -t 10.0.0.1:0 -s rr -p 60",
+            "-A -t 10.0.0.1:80 -s rr -p 60 -M 255.255.255.0",
+            "-A -t 10.0.0.1:80 -s rr -M 255.255.255.0",
+            "-A -t [fd00::1]:80 -s wlc -p 60 -M 64",
+            "-A -t 10.0.0.1:80 -s sh -b sh-port,sh-fallback",
+            "-A -t 10.0.0.1:80 -s mh -b mh-port",
+            "-A -t 10.0.0.1:80 -s rr -b flag-1,flag-2,flag-3",
+            "-a -t 10.0.0.1:80 -r 10.1.0.1 -m -x 100 -y 50",
+            "-e -t 10.0.0.1:80 -r 10.1.0.1 -m -x 10",
+            // What -S writes for a tunnelling server.
+            "-a -t 10.0.0.1:80 -r 10.1.0.1 -i -w 1 --tun-type ipip",
+            "-a -t 10.0.0.1:80 -r 10.1.0.1 -m -y 0",
+            "-L -c",
+            "-L -c -n",
+            "-L -c --persistent-conn",
+            "-L --thresholds",
+            "-L -n --persistent-conn",
+            "-L --timeout",
+            "--set 900 120 300",
+            "--set 0 60 0",
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
     }
 
     #[test]
+    fn every_scheduler_is_accepted() {
+        for s in Scheduler::ALL {
+            let cmd = format!("-A -t 10.0.0.1:80 -s {s}");
+            assert_eq!(check(&cmd), Ok(()), "{cmd}");
+            let cmd = format!("-E -u 10.0.0.1:53 -s {s} -p 30");
+            assert_eq!(check(&cmd), Ok(()), "{cmd}");
+        }
+    }
+
+    #[test]
     fn refused_today() {
         let cases = [
-            ("-A -t 10.0.0.1:80", "lvsadm: scheduler 'wlc' is not implemented yet"),
-            ("-A -t 10.0.0.1:80 -s lc", "lvsadm: scheduler 'lc' is not implemented yet"),
-            ("-E -t 10.0.0.1:80", "lvsadm: scheduler 'wlc' is not implemented yet"),
-            ("-A -t 10.0.0.1:80 -s rr -p", "lvsadm: -p (persistence) is not implemented yet"),
-            (
-                "-A -t 10.0.0.1:0 -s rr -p 60",
-                "lvsadm: -p (persistence) is not implemented yet",
-            ),
-            (
-                "-A -t 10.0.0.1:80 -s rr -M 255.255.255.0",
-                "lvsadm: -M (persistence granularity netmask) is not implemented yet",
-            ),
             (
                 "-A -u 10.0.0.1:53 -s rr -o",
                 "lvsadm: -o (one-packet scheduling) is not implemented yet",
-            ),
-            (
-                "-A -t 10.0.0.1:80 -s rr -b flag-1",
-                "lvsadm: -b (scheduler flags) is not implemented yet",
             ),
             (
                 "-A -t 10.0.0.1:80 -s rr --pe sip",
                 "lvsadm: --pe (persistence engines) is not implemented yet",
             ),
             (
-                "-e -t 10.0.0.1:80 -r 10.1.0.1 -m -x 10",
-                "lvsadm: -x (upper connection threshold) is not implemented yet",
+                "-A -t 10.0.0.1:80 -s rr -p 60 --pe sip",
+                "lvsadm: --pe (persistence engines) is not implemented yet",
             ),
-            (
-                "-a -t 10.0.0.1:80 -r 10.1.0.1 -m -y 10",
-                "lvsadm: -y (lower connection threshold) is not implemented yet",
-            ),
-            ("-L -c", "lvsadm: -c (connection listing) is not implemented yet"),
             ("-L --rate", "lvsadm: --rate (rate listing) is not implemented yet"),
-            (
-                "-L --thresholds",
-                "lvsadm: --thresholds (threshold listing) is not implemented yet",
-            ),
-            (
-                "-L --persistent-conn",
-                "lvsadm: --persistent-conn (persistent connection listing) is not implemented yet",
-            ),
-            ("-L --timeout", "lvsadm: --timeout (timeout listing) is not implemented yet"),
             ("-L --tun-info", "lvsadm: --tun-info (tunnel listing) is not implemented yet"),
             (
-                "--set 900 120 300",
-                "lvsadm: --set (connection timeouts) is not implemented yet",
+                "-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue --tun-port 6080",
+                "lvsadm: --tun-type/--tun-port/--tun-*csum (tunnel options) is not implemented yet",
+            ),
+            (
+                "-a -t 10.0.0.1:80 -r 10.1.0.1 -i -x 10 --tun-type gue --tun-port 6080 --tun-csum",
+                "lvsadm: --tun-type/--tun-port/--tun-*csum (tunnel options) is not implemented yet",
             ),
             (
                 "--start-daemon master",
+                "lvsadm: the connection sync daemon (--start-daemon, --stop-daemon, --daemon) is not implemented yet",
+            ),
+            (
+                "--stop-daemon backup",
+                "lvsadm: the connection sync daemon (--start-daemon, --stop-daemon, --daemon) is not implemented yet",
+            ),
+            (
+                "-L --daemon",
                 "lvsadm: the connection sync daemon (--start-daemon, --stop-daemon, --daemon) is not implemented yet",
             ),
         ];
         for (cmd, msg) in cases {
             assert_eq!(check(cmd), Err(msg.to_string()), "{cmd}");
         }
+    }
+
+    #[test]
+    fn fwmark_is_refused_for_good() {
+        let argv: Vec<String> = ["lvsadm", "-A", "-f", "1", "-s", "rr"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let e = args::parse(&argv, &NoResolve).unwrap_err();
+        assert_eq!((e.code, e.msg.as_str()), (2, FWMARK_REFUSAL));
     }
 }

@@ -64,6 +64,10 @@ enum Cmd {
         /// Path MTU for TUN packets [default: the route's MTU].
         #[arg(long)]
         tunnel_mtu: Option<u32>,
+        /// A connection state's timeout, e.g. `--timeout close_wait=30`
+        /// (repeatable; `lvsadm --set` sets ESTABLISHED, FIN_WAIT and UDP).
+        #[arg(long = "timeout", value_parser = loader::parse_timeout)]
+        timeouts: Vec<(u8, u32)>,
     },
     /// Real-server side of TUN: strip IPIP / IPv6-in-IPv6 addressed to this host.
     Decap {
@@ -109,6 +113,7 @@ fn main() {
                 debug,
                 tunnel_source,
                 tunnel_mtu,
+                timeouts,
             } => {
                 let mut tunnel = TunnelOpts {
                     mtu: tunnel_mtu,
@@ -132,6 +137,7 @@ fn main() {
                     },
                     debug,
                     tunnel,
+                    timeouts,
                 })
                 .await
             }

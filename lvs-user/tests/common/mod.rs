@@ -90,3 +90,230 @@ impl Director {
             .unwrap_or_else(|| panic!("no counter {name} in {out}"))
     }
 }
+
+// ------------------------------------------------------------------------
+// DR/TUN LAN and routed labs (lvs_lab::lan), for dr.rs, tunnel.rs, ipv6.rs,
+// icmp.rs and mixed.rs.
+
+use std::net::SocketAddr;
+
+use lvs_lab::{
+    lan::{Captured, LanConfig, LanLab, RoutedConfig, RoutedLab},
+    packet, servers, Netns,
+};
+
+/// `lvs stats` counter `name` of the director in `ns` pinned at `pin`.
+pub fn counter_in(ns: &Netns, pin: &Path, name: &str) -> u64 {
+    let stats = lvs_lab::lan::lvs_stats(ns, Path::new(LVS), pin).expect("lvs stats");
+    *stats
+        .get(name)
+        .unwrap_or_else(|| panic!("no counter {name} in {stats:?}"))
+}
+
+/// Runs `lvsadm args…` in `ns` with the pins at `pin`; must succeed.
+pub fn adm_in(ns: &Netns, pin: &Path, args: &[&str]) -> String {
+    let mut cmd = lvs_lab::lan::lvsadm_command(ns, Path::new(LVSADM), pin);
+    cmd.args(args);
+    lvs_lab::check_output(&mut cmd, T).unwrap_or_else(|e| panic!("lvsadm {args:?}: {e:#}"))
+}
+
+/// A [`LanLab`] with forwarding on, `lvs pass` on the switch ports facing
+/// the director, `lvs load` on the director (with `extra` options) and,
+/// with `decap`, `lvs decap` on every LAN real server.
+pub struct Lan {
+    // Processes first: they stop before the lab removes the namespaces.
+    pub procs: Vec<Proc>,
+    pub lan: LanLab,
+}
+
+pub fn lan_director(tag: &str, config: LanConfig, decap: bool, extra: &[&str]) -> Result<Lan> {
+    let lan = LanLab::with_config(tag, config)?;
+    lan.enable_forwarding()?;
+    let mut procs = lan.start_pass(Path::new(LVS))?;
+    procs.push(lan.start_director(Path::new(LVS), extra)?);
+    if decap {
+        procs.extend(lan.start_decap_all(Path::new(LVS))?);
+    }
+    Ok(Lan { procs, lan })
+}
+
+impl Lan {
+    pub fn adm(&self, args: &[&str]) -> String {
+        adm_in(&self.lan.director, self.lan.pin_dir(), args)
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        counter_in(&self.lan.director, self.lan.pin_dir(), name)
+    }
+
+    /// `lvs decap`'s counter `idx` (lvs_common::decap_counters) on LAN
+    /// real server `i`.
+    pub fn decap_counter(&self, i: usize, idx: u32) -> u64 {
+        use aya::maps::{Map, MapData, PerCpuArray};
+        let role = self.lan.rs[i].role().to_owned();
+        let dir = self
+            .lan
+            .lab
+            .pin_subdir(&format!("decap-{role}"))
+            .expect("decap pin dir");
+        let m = MapData::from_pin(dir.join("DECAP_COUNTERS"))
+            .unwrap_or_else(|e| panic!("DECAP_COUNTERS of {role}: {e}"));
+        let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(m)).unwrap();
+        c.get(&idx, 0).unwrap().iter().sum()
+    }
+
+    /// HTTP servers answering `rs1\n`, `rs2\n`, … on `[::]:port` (v4 and
+    /// v6) of each LAN real server, then `nat1\n`, … on the inside ones.
+    pub fn web(&self, port: u16) -> Vec<servers::Server> {
+        let any: SocketAddr = SocketAddr::new("::".parse().unwrap(), port);
+        self.lan
+            .rs
+            .iter()
+            .chain(&self.lan.inside)
+            .map(|ns| servers::http(ns, any, &format!("{}\n", ns.role())).unwrap())
+            .collect()
+    }
+
+    pub fn mac(&self, ns: &Netns) -> [u8; 6] {
+        ns.mac("eth0").unwrap()
+    }
+
+    /// Waits until the director has resolved each real server's MAC.
+    /// DR/TUN drop a packet for a real server whose MAC is not known yet
+    /// (counted as `fwd_no_neigh`; NAT hands it to the kernel instead), and
+    /// `lvs load` installs the managed neighbour entries within a second of
+    /// `lvsadm -a`: tests that count packets wait for them first.
+    pub fn resolved(&self, reals: &[std::net::IpAddr]) {
+        for &a in reals {
+            self.lan
+                .director
+                .wait_neigh(a, std::time::Duration::from_secs(5))
+                .unwrap();
+        }
+    }
+}
+
+/// A [`RoutedLab`] with the director running (forwarding on, `lvs pass`
+/// on the routers' links facing it).
+pub struct Routed {
+    pub procs: Vec<Proc>,
+    pub lab: RoutedLab,
+}
+
+pub fn routed_director(tag: &str, config: RoutedConfig) -> Result<Routed> {
+    let lab = RoutedLab::with_config(tag, config)?;
+    lab.enable_forwarding()?;
+    let mut procs = lab.start_pass(Path::new(LVS))?;
+    procs.push(lab.start_director(Path::new(LVS), &[])?);
+    Ok(Routed { procs, lab })
+}
+
+impl Routed {
+    pub fn adm(&self, args: &[&str]) -> String {
+        adm_in(&self.lab.director, self.lab.pin_dir(), args)
+    }
+
+    pub fn counter(&self, name: &str) -> u64 {
+        counter_in(&self.lab.director, self.lab.pin_dir(), name)
+    }
+}
+
+/// A captured TCP/UDP frame, parsed (checksums verified by
+/// [`packet::parse`]).
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub outgoing: bool,
+    pub p: packet::Parsed,
+}
+
+/// The TCP/UDP frames among `frames`.
+pub fn l4_frames(frames: &[Captured]) -> Vec<Seen> {
+    frames
+        .iter()
+        .filter_map(|c| {
+            packet::parse(&c.frame).map(|p| Seen {
+                outgoing: c.outgoing,
+                p,
+            })
+        })
+        .collect()
+}
+
+/// Frames from `addr` (source address and port).
+pub fn from_addr(seen: &[Seen], addr: SocketAddr) -> Vec<Seen> {
+    seen.iter()
+        .filter(|s| s.p.src == addr.ip() && s.p.sport == addr.port())
+        .cloned()
+        .collect()
+}
+
+/// Frames to `addr` (destination address and port).
+pub fn to_addr(seen: &[Seen], addr: SocketAddr) -> Vec<Seen> {
+    seen.iter()
+        .filter(|s| s.p.dst == addr.ip() && s.p.dport == addr.port())
+        .cloned()
+        .collect()
+}
+
+/// Counts of each distinct answer.
+pub fn tally(answers: &[String]) -> std::collections::BTreeMap<String, usize> {
+    let mut m = std::collections::BTreeMap::new();
+    for a in answers {
+        *m.entry(a.clone()).or_default() += 1;
+    }
+    m
+}
+
+/// [`director`] with IPv6 addresses on every link as well (SeedConfig
+/// `ipv6`) and IPv6 forwarding on.
+pub fn director_v6(tag: &str, real_servers: usize) -> Result<Director> {
+    let seed = SeedLab::with_config(
+        tag,
+        SeedConfig {
+            real_servers,
+            ipv6: true,
+        },
+    )?;
+    lvs_lab::lan::enable_forwarding(&seed.director, true)?;
+    let mut procs = seed.start_pass(Path::new(LVS))?;
+    procs.push(seed.start_director(Path::new(LVS), &[])?);
+    Ok(Director {
+        _procs: procs,
+        seed,
+    })
+}
+
+/// What a failing namespace test should show: the director's counters,
+/// neighbours and the last lines of its `lvs load` log.
+pub fn diagnose(ns: &Netns, pin: &Path) -> String {
+    let stats = lvs_lab::lan::lvs_stats(ns, Path::new(LVS), pin)
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| **v > 0)
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|e| format!("(lvs stats: {e:#})"));
+    let neigh = ns.ip(&["-4", "neigh", "show"]).unwrap_or_default()
+        + &ns.ip(&["-6", "neigh", "show"]).unwrap_or_default();
+    format!("director counters: {stats}\ndirector neighbours:\n{neigh}")
+}
+
+impl Director {
+    pub fn diag(&self) -> String {
+        diagnose(&self.seed.director, self.seed.pin_dir())
+    }
+}
+
+impl Lan {
+    pub fn diag(&self) -> String {
+        diagnose(&self.lan.director, self.lan.pin_dir())
+    }
+}
+
+impl Routed {
+    pub fn diag(&self) -> String {
+        diagnose(&self.lab.director, self.lab.pin_dir())
+    }
+}

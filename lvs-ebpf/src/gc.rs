@@ -1,0 +1,72 @@
+//! The connection sweeper's kernel half. `lvs load` walks `CONNS` once a
+//! second from userspace and, through BPF_PROG_TEST_RUN, hands these
+//! programs a connection key (or a count correction) as the "packet":
+//! claiming an expired connection and fixing counts must be atomic with the
+//! data path, which userspace map writes are not.
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_DROP, XDP_PASS},
+    helpers::bpf_ktime_get_ns,
+    macros::xdp,
+    programs::XdpContext,
+};
+use lvs_common::{counters, FlowKey};
+
+use crate::{
+    atomic, conntrack,
+    maps::{CONNS, REAL_CONNS},
+    parse::ptr_at,
+    stats::add,
+};
+
+/// Input: a `FlowKey`. Removes the connection if it has expired (XDP_PASS),
+/// else leaves it (XDP_DROP).
+#[xdp]
+pub fn conn_expire(ctx: XdpContext) -> u32 {
+    let Some(k) = ptr_at::<FlowKey>(&ctx, 0) else {
+        return XDP_DROP;
+    };
+    let key = unsafe { k.read_unaligned() };
+    let Some(c) = CONNS.get_ptr_mut(&key) else {
+        return XDP_DROP;
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    if conntrack::expired(unsafe { &*c }, now) && conntrack::kill(&key, c) {
+        XDP_PASS
+    } else {
+        XDP_DROP
+    }
+}
+
+/// The input of `conn_fix`.
+#[repr(C)]
+struct Fix {
+    real: u32,
+    /// 0: active, 1: inactive.
+    kind: u32,
+    /// Connections to take off the count (evicted by the LRU unseen).
+    amount: u64,
+}
+
+/// Input: a `Fix`. Takes evicted connections off a real server's count.
+#[xdp]
+pub fn conn_fix(ctx: XdpContext) -> u32 {
+    let Some(f) = ptr_at::<Fix>(&ctx, 0) else {
+        return XDP_DROP;
+    };
+    let f = unsafe { f.read_unaligned() };
+    let Some(c) = REAL_CONNS.get_ptr_mut(f.real) else {
+        return XDP_DROP;
+    };
+    let field = unsafe {
+        if f.kind == 0 {
+            &raw mut (*c).active
+        } else {
+            &raw mut (*c).inactive
+        }
+    };
+    atomic::fetch_add(field, f.amount.wrapping_neg());
+    atomic::fetch_add(unsafe { &raw mut (*c).evicted }, f.amount);
+    add(counters::EVICTED, f.amount);
+    XDP_PASS
+}

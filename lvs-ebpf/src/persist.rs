@@ -1,0 +1,59 @@
+//! Persistence (`-p TIMEOUT`, `-M NETMASK`): a client network sticks to
+//! one real server across connections. Templates live in `PERSIST`, keyed
+//! by the masked client address; a template is good for the service's
+//! timeout after its last use, and `lvs`'s sweeper keeps it in use while
+//! any of its connections lives (IPVS's controlled connections).
+
+use lvs_common::{Persist, PersistKey, Service, REAL_F_IN_USE, REAL_F_MEMBER};
+
+use crate::{
+    maps::{PERSIST, REALS, REAL_CONNS},
+    parse::Packet,
+    sched,
+};
+
+#[inline(always)]
+fn svc_key(svc: &Service, p: &Packet) -> PersistKey {
+    PersistKey::new(svc.id, svc.family, &svc.netmask, &p.src)
+}
+
+/// The template's real server, if the template is fresh and its server is
+/// still a member and not overloaded (a quiesced one keeps its clients, as
+/// in IPVS).
+#[inline(always)]
+pub fn lookup(svc: &Service, p: &Packet, now: u64) -> Option<u32> {
+    let t = PERSIST.get_ptr_mut(&svc_key(svc, p))?;
+    let tpl = unsafe { &mut *t };
+    if now.wrapping_sub(tpl.last_used) > svc.persist_timeout as u64 * 1_000_000_000 {
+        return None;
+    }
+    let real = REALS.get(tpl.real)?;
+    if real.flags & (REAL_F_IN_USE | REAL_F_MEMBER) != REAL_F_IN_USE | REAL_F_MEMBER
+        || real.generation != tpl.real_generation
+    {
+        return None;
+    }
+    let conns = REAL_CONNS.get_ptr_mut(tpl.real)?;
+    // Availability apart from the weight: a weight-0 server keeps its
+    // persistent clients.
+    let mut r = *real;
+    r.weight = r.weight.max(1);
+    if !sched::available(&r, conns) {
+        return None;
+    }
+    tpl.last_used = now;
+    Some(tpl.real)
+}
+
+#[inline(always)]
+pub fn save(svc: &Service, p: &Packet, real: u32, now: u64) {
+    let Some(r) = REALS.get(real) else {
+        return;
+    };
+    let t = Persist {
+        real,
+        real_generation: r.generation,
+        last_used: now,
+    };
+    let _ = PERSIST.insert(&svc_key(svc, p), &t, 0);
+}

@@ -1,0 +1,543 @@
+//! The BPF_PROG_TEST_RUN fixture of sections 1 and 2: a namespace holding
+//! the director's two links (veth pairs whose peers stay in the same
+//! namespace), fixed MACs and permanent neighbours so that `bpf_fib_lookup`
+//! succeeds, the director object loaded with its maps pinned, and the
+//! baseline object. Programs run inside the namespace (the FIB lookups
+//! are the namespace's).
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use aya::{
+    maps::{Array, HashMap, Map, MapData, PerCpuArray},
+    programs::{TestRun, TestRunOptions, Xdp},
+    Ebpf,
+};
+use lvs_common::{counters, Conn, FlowKey, Real, Service, ServiceKey};
+use lvs_lab::{Lab, Netns};
+
+use super::{frames::*, sysinfo};
+use crate::{
+    loader::{self, Sizes},
+    model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
+    tables::{self, names, Tables},
+};
+
+pub const XDP_ABORTED: u32 = 0;
+pub const XDP_DROP: u32 = 1;
+pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
+pub const XDP_REDIRECT: u32 = 4;
+
+pub fn action_name(a: u32) -> &'static str {
+    match a {
+        XDP_ABORTED => "XDP_ABORTED",
+        XDP_DROP => "XDP_DROP",
+        XDP_PASS => "XDP_PASS",
+        XDP_TX => "XDP_TX",
+        XDP_REDIRECT => "XDP_REDIRECT",
+        _ => "?",
+    }
+}
+
+/// Loads the director as `lvs load` does (maps pinned under `pin`), with
+/// default tunnel options and timeouts and no debug logs. The one place
+/// that follows the loader's signature.
+pub fn load_director(pin: &Path, sizes: Sizes) -> Result<Ebpf> {
+    loader::load_director(pin, sizes, false, loader::TunnelOpts::default(), &[])
+}
+
+/// Loads one more XDP program of an object (the loader loads `director`).
+pub fn load_prog(bpf: &mut Ebpf, name: &str) -> Result<()> {
+    let prog: &mut Xdp = bpf
+        .program_mut(name)
+        .ok_or_else(|| anyhow!("the object has no program {name}"))?
+        .try_into()?;
+    prog.load()
+        .with_context(|| format!("the kernel rejected {name}"))?;
+    Ok(())
+}
+
+pub fn prog<'a>(bpf: &'a Ebpf, name: &str) -> Result<&'a Xdp> {
+    bpf.program(name)
+        .ok_or_else(|| anyhow!("no program {name}"))?
+        .try_into()
+        .map_err(|e| anyhow!("{name}: {e}"))
+}
+
+/// One BPF_PROG_TEST_RUN call's outcome.
+#[derive(Clone, Debug)]
+pub struct RunOut {
+    pub action: u32,
+    /// Wall time of the whole call (syscall included).
+    pub wall: Duration,
+    /// The kernel's per-repeat time, integer ns (truncated).
+    pub kernel_ns: u32,
+    /// The frame as the program left it (only when asked for).
+    pub out: Option<Vec<u8>>,
+}
+
+/// Runs `prog` on `frame` as received on `ifindex`, `repeat` times, in the
+/// calling thread's namespace.
+pub fn test_run(
+    prog: &Xdp,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    want_out: bool,
+) -> Result<RunOut> {
+    let ctx = xdp_md(ifindex, frame.len());
+    let mut out = if want_out {
+        Some(vec![0u8; frame.len() + 256])
+    } else {
+        None
+    };
+    let start = Instant::now();
+    let r = prog
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: out.as_deref_mut(),
+            ctx_in: Some(&ctx),
+            repeat,
+            ..Default::default()
+        })
+        .map_err(|e| anyhow!("BPF_PROG_TEST_RUN: {e}"))?;
+    let wall = start.elapsed();
+    if let Some(o) = out.as_mut() {
+        o.truncate(r.data_size_out as usize);
+    }
+    Ok(RunOut {
+        action: r.return_value,
+        wall,
+        kernel_ns: r.duration.as_nanos() as u32,
+        out,
+    })
+}
+
+/// Per-packet time of a repeat run from its wall time.
+pub fn wall_ns_per(r: &RunOut, repeat: u32) -> f64 {
+    r.wall.as_nanos() as f64 / repeat.max(1) as f64
+}
+
+/// The director's global counters, summed over CPUs.
+pub fn read_counters(pin: &Path) -> Result<[u64; counters::COUNT as usize]> {
+    let m = MapData::from_pin(pin.join(names::COUNTERS))?;
+    let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(m))?;
+    let mut out = [0u64; counters::COUNT as usize];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = c.get(&(i as u32), 0)?.iter().sum();
+    }
+    Ok(out)
+}
+
+/// Bytes the kernel charges for a pinned map (fdinfo `memlock`).
+pub fn map_memlock(pin: &Path, name: &str) -> Option<u64> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let m = MapData::from_pin(pin.join(name)).ok()?;
+    sysinfo::fd_memlock(m.fd().as_fd().as_raw_fd())
+}
+
+pub struct Fixture {
+    pub ns: Netns,
+    pub pin: PathBuf,
+    pub bpf: Ebpf,
+    pub base: Ebpf,
+    pub ext_if: u32,
+    pub int_if: u32,
+    // Last: dropping the lab removes the namespace and the pins.
+    lab: Lab,
+}
+
+impl Fixture {
+    /// The namespace, the director loaded with `sizes`, the benchmark
+    /// programs, and the services: NAT on VIP:80 (→ 192.168.211.129:8080)
+    /// and DR on VIP:81 (→ 192.168.47.129, same LAN as the client).
+    pub fn new(tag: &str, sizes: Sizes) -> Result<Fixture> {
+        let lab = Lab::new(tag)?;
+        let ns = lab.ns("d")?;
+        let mut script = String::new();
+        for (a, b, mac, addrs) in [
+            ("ext0", "ext1", DIR_EXT_MAC, &["192.168.47.128/24"][..]),
+            (
+                "int0",
+                "int1",
+                DIR_INT_MAC,
+                &["192.168.211.128/24", "10.211.0.128/16"][..],
+            ),
+        ] {
+            script += &format!("ip link add name {a} type veth peer name {b}\n");
+            script += &format!("ip link set {a} address {} up\n", mac_str(mac));
+            script += &format!("ip link set {b} up\n");
+            for addr in addrs {
+                script += &format!("ip addr add {addr} dev {a}\n");
+            }
+        }
+        for (ip, mac, dev) in [
+            (CLIENT, CLIENT_MAC, "ext0"),
+            (DR_RS, DR_RS_MAC, "ext0"),
+            (NAT_RS, RS_MAC, "int0"),
+            (TUN_RS, RS_MAC, "int0"),
+        ] {
+            script += &format!(
+                "ip neigh replace {ip} lladdr {} dev {dev} nud permanent\n",
+                mac_str(mac)
+            );
+        }
+        // The client flows of the scale runs (10.100.0.0/16) answer via the
+        // client's router.
+        script += "ip route add 10.100.0.0/16 via 192.168.47.1\n";
+        script += "sysctl -qw net.ipv4.ip_forward=1\n";
+        ns.sh(&script).context("setting up the fixture namespace")?;
+        let ext_if = ifindex(&ns, "ext0")?;
+        let int_if = ifindex(&ns, "int0")?;
+        let pin = lab.pin_dir()?;
+        let mut bpf = load_director(&pin, sizes)?;
+        load_prog(&mut bpf, "director_bench")?;
+        load_prog(&mut bpf, "bench_overhead")?;
+        let mut base = Ebpf::load(loader::BENCH_OBJ).context("loading the baseline object")?;
+        load_prog(&mut base, "bench_drop")?;
+        load_prog(&mut base, "bench_swap")?;
+        let f = Fixture {
+            ns,
+            pin,
+            bpf,
+            base,
+            ext_if,
+            int_if,
+            lab,
+        };
+        let mut nat = VirtualService::new(
+            ServiceAddr {
+                proto: Proto::Tcp,
+                addr: VIP.into(),
+                port: NAT_PORT,
+            },
+            Scheduler::Rr,
+        );
+        nat.reals
+            .push(RealServer::new(NAT_RS.into(), NAT_RS_PORT, Method::Masq, 1));
+        let mut dr = VirtualService::new(
+            ServiceAddr {
+                proto: Proto::Tcp,
+                addr: VIP.into(),
+                port: DR_PORT,
+            },
+            Scheduler::Rr,
+        );
+        dr.reals
+            .push(RealServer::new(DR_RS.into(), DR_PORT, Method::Route, 1));
+        f.set_services(vec![nat, dr])?;
+        Ok(f)
+    }
+
+    pub fn lab(&self) -> &Lab {
+        &self.lab
+    }
+
+    /// Replaces the whole configuration through the table store.
+    pub fn set_services(&self, services: Vec<VirtualService>) -> Result<()> {
+        let mut t = Tables::open(&self.pin)?;
+        let mut snap = t.snapshot()?;
+        snap.services = services;
+        t.commit(&snap)
+    }
+
+    pub fn services(&self) -> Result<Vec<VirtualService>> {
+        Ok(Tables::open(&self.pin)?.snapshot()?.services)
+    }
+
+    /// A program of the director or the baseline object.
+    pub fn prog(&self, name: &str) -> Result<&Xdp> {
+        prog(&self.bpf, name).or_else(|_| prog(&self.base, name))
+    }
+
+    /// Runs `f` on a thread inside the namespace.
+    pub fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
+        self.ns.enter(f)
+    }
+
+    pub fn counters(&self) -> Result<[u64; counters::COUNT as usize]> {
+        read_counters(&self.pin)
+    }
+
+    /// Permanent neighbour entries on `dev` for `addrs` (one `ip -batch`).
+    pub fn add_neighbours(
+        &self,
+        addrs: impl IntoIterator<Item = std::net::Ipv4Addr>,
+        dev: &str,
+    ) -> Result<()> {
+        let mut batch = String::new();
+        for a in addrs {
+            batch += &format!(
+                "neigh replace {a} lladdr {} dev {dev} nud permanent\n",
+                mac_str(RS_MAC)
+            );
+        }
+        let path = self.lab.workdir().join("neigh.batch");
+        std::fs::write(&path, batch)?;
+        self.ns
+            .run(&["ip", "-batch", &path.to_string_lossy()])
+            .map(drop)
+    }
+
+    pub fn map_memlock(&self, name: &str) -> Option<u64> {
+        map_memlock(&self.pin, name)
+    }
+
+    pub fn conns(&self) -> Result<HashMap<MapData, FlowKey, Conn>> {
+        Ok(HashMap::try_from(Map::LruHashMap(MapData::from_pin(
+            self.pin.join(names::CONNS),
+        )?))?)
+    }
+
+    pub fn replies(&self) -> Result<HashMap<MapData, FlowKey, FlowKey>> {
+        Ok(HashMap::try_from(Map::LruHashMap(MapData::from_pin(
+            self.pin.join(names::REPLIES),
+        )?))?)
+    }
+
+    pub fn services_map(&self) -> Result<HashMap<MapData, ServiceKey, Service>> {
+        Ok(HashMap::try_from(Map::HashMap(MapData::from_pin(
+            self.pin.join(names::SERVICES),
+        )?))?)
+    }
+
+    pub fn reals_map(&self) -> Result<Array<MapData, Real>> {
+        Ok(Array::try_from(Map::Array(MapData::from_pin(
+            self.pin.join(names::REALS),
+        )?))?)
+    }
+
+    /// The service entry and its first real server's slot, as the data
+    /// path sees them.
+    pub fn service_entry(&self, key: &ServiceAddr) -> Result<(ServiceKey, Service, u32, Real)> {
+        let k = tables::service_key(key);
+        let svc = self
+            .services_map()?
+            .get(&k, 0)
+            .with_context(|| format!("service {key:?} not in SERVICES"))?;
+        let dests: Array<MapData, u32> =
+            Array::try_from(Map::Array(MapData::from_pin(self.pin.join(names::DESTS))?))?;
+        let idx = dests.get(&svc.dests_off, 0)?;
+        let real = self.reals_map()?.get(&idx, 0)?;
+        Ok((k, svc, idx, real))
+    }
+
+    /// Opens a flow through the director: its SYN, then an ACK (the
+    /// connection becomes ESTABLISHED). Must run inside the namespace.
+    pub fn open_flow(&self, client: (std::net::Ipv4Addr, u16), port: u16) -> Result<u32> {
+        let p = self.prog("director")?;
+        let a = test_run(p, &syn_to(client, port), self.ext_if, 1, false)?.action;
+        let b = test_run(p, &ack_to(client, port), self.ext_if, 1, false)?.action;
+        if a != b {
+            bail!(
+                "flow to port {port}: SYN gave {}, ACK gave {}",
+                action_name(a),
+                action_name(b)
+            );
+        }
+        Ok(b)
+    }
+}
+
+/// The interface index of `dev` inside `ns`.
+pub fn ifindex(ns: &Netns, dev: &str) -> Result<u32> {
+    let name = std::ffi::CString::new(dev)?;
+    // SAFETY: a valid NUL-terminated name.
+    let i = ns.enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) })?;
+    if i == 0 {
+        bail!("no interface {dev} in {}", ns.name());
+    }
+    Ok(i)
+}
+
+/// One case of a repeat measurement.
+pub struct RepeatCase<'a> {
+    pub prog: &'a Xdp,
+    pub frame: Vec<u8>,
+    pub ifindex: u32,
+    /// A director counter every repeat must bump (checks the path taken).
+    pub counter: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RepeatResult {
+    /// Per-packet wall time of each run (ns).
+    pub wall_ns: Vec<f64>,
+    /// The kernel's per-repeat figure of each run (integer ns).
+    pub kernel_ns: Vec<u32>,
+    pub action: u32,
+    /// Whether every run returned the same action.
+    pub stable: bool,
+    /// The counter moved by exactly the number of repeats (None: no counter).
+    pub counter_ok: Option<bool>,
+}
+
+impl RepeatResult {
+    pub fn wall(&self) -> f64 {
+        super::stats::median(&self.wall_ns).unwrap_or(f64::NAN)
+    }
+    pub fn kernel(&self) -> f64 {
+        super::stats::median_u32(&self.kernel_ns).unwrap_or(f64::NAN)
+    }
+}
+
+/// Runs every case `runs` times with `repeat` repeats, cases interleaved so
+/// that drift (frequency, other load) spreads over all of them. Call inside
+/// the namespace. `tick` is called after each run with (done, total).
+pub fn measure_repeats(
+    pin: &Path,
+    cases: &[RepeatCase],
+    repeat: u32,
+    runs: usize,
+    tick: &(dyn Fn(usize, usize) + Sync),
+) -> Result<Vec<RepeatResult>> {
+    let mut res: Vec<RepeatResult> = cases
+        .iter()
+        .map(|_| RepeatResult {
+            stable: true,
+            ..Default::default()
+        })
+        .collect();
+    let total = runs * cases.len();
+    for r in 0..runs {
+        for (i, c) in cases.iter().enumerate() {
+            lvs_lab::interrupt::check()?;
+            let before = match c.counter {
+                Some(_) => Some(read_counters(pin)?),
+                None => None,
+            };
+            let out = test_run(c.prog, &c.frame, c.ifindex, repeat, false)?;
+            let rr = &mut res[i];
+            if r == 0 {
+                rr.action = out.action;
+            } else if rr.action != out.action {
+                rr.stable = false;
+            }
+            rr.wall_ns.push(wall_ns_per(&out, repeat));
+            rr.kernel_ns.push(out.kernel_ns);
+            if let (Some(idx), Some(before)) = (c.counter, before) {
+                let after = read_counters(pin)?;
+                let moved = after[idx as usize] - before[idx as usize] == repeat as u64;
+                rr.counter_ok = Some(rr.counter_ok.unwrap_or(true) && moved);
+            }
+            tick(r * cases.len() + i + 1, total);
+        }
+    }
+    Ok(res)
+}
+
+/// What [`measure_singles`] saw.
+pub struct SingleResult {
+    pub prog_ns: Vec<u32>,
+    pub wrapper_ns: Vec<u32>,
+    /// Runs per returned action.
+    pub actions: std::collections::BTreeMap<u32, usize>,
+}
+
+impl SingleResult {
+    /// Median of (prog − wrapper) medians: the program's own cost.
+    pub fn net(&self) -> f64 {
+        super::stats::median_u32(&self.prog_ns).unwrap_or(f64::NAN)
+            - super::stats::median_u32(&self.wrapper_ns).unwrap_or(f64::NAN)
+    }
+
+    pub fn main_action(&self) -> u32 {
+        self.actions
+            .iter()
+            .max_by_key(|(_, n)| **n)
+            .map_or(XDP_ABORTED, |(a, _)| *a)
+    }
+
+    /// "XDP_REDIRECT" or "XDP_REDIRECT (19 998), XDP_PASS (2)".
+    pub fn actions_text(&self) -> String {
+        if self.actions.len() == 1 {
+            return action_name(self.main_action()).to_owned();
+        }
+        self.actions
+            .iter()
+            .map(|(a, n)| format!("{} ({})", action_name(*a), super::stats::group(*n as i64)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Single runs (repeat = 1) of `prog` on `n` frames, each followed by a
+/// single run of `wrapper` on the same frame: the kernel times one run
+/// with the same timer overhead in both, so the difference is the
+/// program's own work. Call inside the namespace.
+pub fn measure_singles(
+    prog: &Xdp,
+    wrapper: &Xdp,
+    ifindex: u32,
+    n: usize,
+    frame: &(dyn Fn(usize) -> Vec<u8> + Sync),
+    tick: &(dyn Fn(usize, usize) + Sync),
+) -> Result<SingleResult> {
+    let mut r = SingleResult {
+        prog_ns: Vec::with_capacity(n),
+        wrapper_ns: Vec::with_capacity(n),
+        actions: Default::default(),
+    };
+    for i in 0..n {
+        if i.is_multiple_of(1024) {
+            lvs_lab::interrupt::check()?;
+            tick(i, n);
+        }
+        let f = frame(i);
+        let out = test_run(prog, &f, ifindex, 1, false)?;
+        *r.actions.entry(out.action).or_default() += 1;
+        r.prog_ns.push(out.kernel_ns);
+        r.wrapper_ns
+            .push(test_run(wrapper, &f, ifindex, 1, false)?.kernel_ns);
+    }
+    tick(n, n);
+    Ok(r)
+}
+
+/// The baselines every director figure is related to (repeat medians),
+/// measured in the same fixture and run.
+#[derive(Clone, Copy, Debug)]
+pub struct Baseline {
+    pub drop_ns: f64,
+    pub swap_ns: f64,
+    pub wrapper_ns: f64,
+}
+
+impl Baseline {
+    /// A wrapped director figure as the director alone would cost in the
+    /// same loop: raw − wrapper + the empty program's cost (DROP).
+    pub fn unwrap(&self, raw: f64) -> f64 {
+        raw - self.wrapper_ns + self.drop_ns
+    }
+
+    /// Same for a single-run difference (director − wrapper).
+    pub fn unwrap_net(&self, net: f64) -> f64 {
+        net + self.drop_ns
+    }
+}
+
+/// Measures [`Baseline`] inside the namespace.
+pub fn measure_baseline(fx: &Fixture, repeat: u32, runs: usize) -> Result<Baseline> {
+    let frame = ack_to((CLIENT, CLIENT_PORT), NAT_PORT);
+    let cases: Vec<RepeatCase> = ["bench_drop", "bench_swap", "bench_overhead"]
+        .iter()
+        .map(|n| {
+            Ok(RepeatCase {
+                prog: fx.prog(n)?,
+                frame: frame.clone(),
+                ifindex: fx.ext_if,
+                counter: None,
+            })
+        })
+        .collect::<Result<_>>()?;
+    let r = fx.enter(|| measure_repeats(&fx.pin, &cases, repeat, runs, &|_, _| {}))??;
+    Ok(Baseline {
+        drop_ns: r[0].kernel(),
+        swap_ns: r[1].kernel(),
+        wrapper_ns: r[2].kernel(),
+    })
+}

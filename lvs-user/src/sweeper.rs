@@ -1,0 +1,213 @@
+//! The connection sweeper, run by `lvs load` once a second: walks `CONNS`,
+//! has the kernel remove expired connections (`conn_expire`, so the claim
+//! and the count are atomic with the data path), keeps the persistence
+//! templates of live connections in use, and corrects the active/inactive
+//! counts of connections the LRU evicted before they ended (`conn_fix`).
+
+use std::collections::HashMap as StdHashMap;
+
+use anyhow::{anyhow, Context, Result};
+use aya::{
+    maps::{Array, HashMap, MapData},
+    programs::{TestRun, TestRunOptions, Xdp},
+    Ebpf,
+};
+use lvs_common::{
+    Config, Conn, FlowKey, Persist, PersistKey, RealConns, Service, ServiceKey, CONN_F_ACTIVE,
+    CONN_F_DEAD, CONN_STATE_MASK, SVC_F_PERSISTENT,
+};
+
+use crate::tables::{monotonic_ns, names};
+
+/// What one sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub live: u64,
+    pub expired: u64,
+    /// Connections taken off counts because the LRU evicted them.
+    pub evicted: u64,
+}
+
+/// Counts seen per real server: [active, inactive].
+type Seen = StdHashMap<u32, [u64; 2]>;
+
+#[derive(Default)]
+pub struct Sweeper {
+    /// Surplus of counted over seen connections at the last sweep, per
+    /// (real, kind): only a surplus seen twice is corrected, since a
+    /// connection created during the walk shows up once, an evicted one
+    /// for ever.
+    surplus: StdHashMap<(u32, usize), u64>,
+}
+
+/// The expiry rule the data path applies too (`conntrack::expired`).
+pub fn expired(c: &Conn, timeouts: &[u32], now: u64) -> bool {
+    let state = (c.st & CONN_STATE_MASK) as usize;
+    let t = timeouts.get(state).copied().unwrap_or(60) as u64 * 1_000_000_000;
+    now > c.last_seen && now - c.last_seen > t
+}
+
+/// The correction for one count: (to take off now, surplus to remember).
+pub fn correction(counted: u64, seen: u64, last_surplus: u64) -> (u64, u64) {
+    let surplus = counted.saturating_sub(seen);
+    let fix = surplus.min(last_surplus);
+    (fix, surplus - fix)
+}
+
+fn run(bpf: &Ebpf, prog: &str, input: &[u8]) -> Result<u32> {
+    let p: &Xdp = bpf
+        .program(prog)
+        .ok_or_else(|| anyhow!("object has no {prog} program"))?
+        .try_into()?;
+    let mut frame = [0u8; 64];
+    frame[..input.len()].copy_from_slice(input);
+    let r = p
+        .test_run(TestRunOptions {
+            data_in: Some(&frame),
+            ..Default::default()
+        })
+        .with_context(|| format!("running {prog}"))?;
+    Ok(r.return_value)
+}
+
+impl Sweeper {
+    pub fn sweep(&mut self, bpf: &mut Ebpf) -> Result<Swept> {
+        let now = monotonic_ns();
+        let cfg: Config = {
+            let a: Array<&MapData, Config> = Array::try_from(map(bpf, names::CONFIG)?)?;
+            a.get(&0, 0)?
+        };
+        let services: StdHashMap<u32, Service> = {
+            let m: HashMap<&MapData, ServiceKey, Service> =
+                HashMap::try_from(map(bpf, names::SERVICES)?)?;
+            m.iter()
+                .filter_map(|kv| kv.ok())
+                .map(|(_, v)| (v.id, v))
+                .collect()
+        };
+        let mut out = Swept::default();
+        let mut seen = Seen::new();
+        let mut dead = Vec::new();
+        let mut keep = Vec::new();
+        {
+            let conns: HashMap<&MapData, FlowKey, Conn> =
+                HashMap::try_from(map(bpf, names::CONNS)?)?;
+            for kv in conns.iter() {
+                let Ok((k, c)) = kv else { continue };
+                if c.st & CONN_F_DEAD != 0 {
+                    continue;
+                }
+                if expired(&c, &cfg.timeouts, now) {
+                    dead.push(k);
+                    continue;
+                }
+                out.live += 1;
+                let kind = if c.st & CONN_F_ACTIVE != 0 { 0 } else { 1 };
+                seen.entry(c.real).or_default()[kind] += 1;
+                if let Some(s) = services.get(&c.svc_id) {
+                    if s.flags & SVC_F_PERSISTENT != 0 {
+                        keep.push(PersistKey::new(s.id, s.family, &s.netmask, &k.src));
+                    }
+                }
+            }
+        }
+        for k in dead {
+            if run(bpf, "conn_expire", bytemuck::bytes_of(&Pod(k)))? == 2 {
+                out.expired += 1;
+            }
+        }
+        self.keep_templates(bpf, &keep, now)?;
+        out.evicted = self.reconcile(bpf, &seen)?;
+        Ok(out)
+    }
+
+    fn keep_templates(&self, bpf: &mut Ebpf, keys: &[PersistKey], now: u64) -> Result<()> {
+        let mut m: HashMap<&mut MapData, PersistKey, Persist> = HashMap::try_from(
+            bpf.map_mut(names::PERSIST)
+                .ok_or_else(|| anyhow!("no PERSIST map"))?,
+        )?;
+        for k in keys {
+            if let Ok(mut t) = m.get(k, 0) {
+                t.last_used = now;
+                let _ = m.insert(k, t, 0);
+            }
+        }
+        Ok(())
+    }
+
+    fn reconcile(&mut self, bpf: &Ebpf, seen: &Seen) -> Result<u64> {
+        let counts: Array<&MapData, RealConns> = Array::try_from(map(bpf, names::REAL_CONNS)?)?;
+        let mut fixes = Vec::new();
+        for i in 0..counts.len() {
+            let c = counts.get(&i, 0)?;
+            let s = seen.get(&i).copied().unwrap_or_default();
+            for (kind, counted) in [c.active, c.inactive].into_iter().enumerate() {
+                let last = self.surplus.get(&(i, kind)).copied().unwrap_or(0);
+                let (fix, rest) = correction(counted, s[kind], last);
+                if rest == 0 {
+                    self.surplus.remove(&(i, kind));
+                } else {
+                    self.surplus.insert((i, kind), rest);
+                }
+                if fix > 0 {
+                    fixes.push((i, kind as u32, fix));
+                }
+            }
+        }
+        let mut total = 0;
+        for (real, kind, amount) in fixes {
+            let mut input = [0u8; 16];
+            input[..4].copy_from_slice(&real.to_ne_bytes());
+            input[4..8].copy_from_slice(&kind.to_ne_bytes());
+            input[8..].copy_from_slice(&amount.to_ne_bytes());
+            run(bpf, "conn_fix", &input)?;
+            total += amount;
+        }
+        Ok(total)
+    }
+}
+
+fn map<'a>(bpf: &'a Ebpf, name: &str) -> Result<&'a aya::maps::Map> {
+    bpf.map(name)
+        .ok_or_else(|| anyhow!("object has no {name} map"))
+}
+
+/// `FlowKey` as bytes for the sweeper's input.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+struct Pod(FlowKey);
+// SAFETY: FlowKey is repr(C) with explicit padding, valid for any bytes.
+unsafe impl bytemuck::Zeroable for Pod {}
+unsafe impl bytemuck::Pod for Pod {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiry_follows_the_state_timeout() {
+        let mut t = [60u32; lvs_common::state::COUNT];
+        t[lvs_common::state::CLOSE as usize] = 10;
+        let c = Conn {
+            st: lvs_common::state::CLOSE as u32,
+            last_seen: 100_000_000_000,
+            ..Default::default()
+        };
+        assert!(!expired(&c, &t, 109_000_000_000));
+        assert!(expired(&c, &t, 111_000_000_000));
+        // A timestamp from another CPU slightly ahead of ours is not expiry.
+        assert!(!expired(&c, &t, 99_000_000_000));
+    }
+
+    #[test]
+    fn only_a_persistent_surplus_is_corrected() {
+        // First sight of a surplus: remembered, not fixed.
+        assert_eq!(correction(5, 3, 0), (0, 2));
+        // Seen again: fixed by what persisted.
+        assert_eq!(correction(5, 3, 2), (2, 0));
+        // A transient surplus that shrank is fixed only as far as it lasted.
+        assert_eq!(correction(4, 3, 2), (1, 0));
+        assert_eq!(correction(3, 3, 2), (0, 0));
+        assert_eq!(correction(2, 3, 0), (0, 0));
+    }
+}

@@ -1,0 +1,24 @@
+#! /bin/sh
+# LVS-DR director, one LAN 192.168.47.0/24 as in the LVS HOWTO (client .1,
+# director .128, real servers .129/.130, VIP .200); ipvsadm is lvsadm.
+set -e
+
+VIP=192.168.47.200
+RIP1=192.168.47.129
+RIP2=192.168.47.130
+
+# forwarding on: the XDP FIB lookup refuses to find next hops without it
+echo 1 > /proc/sys/net/ipv4/ip_forward
+
+# the real servers share the director's LAN: no ICMP redirects to them
+echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects
+echo 0 > /proc/sys/net/ipv4/conf/eth0/send_redirects
+
+# the VIP, an extra host address on eth0 (the HOWTO's eth0:0)
+ip addr add $VIP/32 dev eth0
+
+IPVSADM='lvsadm'
+$IPVSADM -C
+$IPVSADM -A -t $VIP:80 -s rr
+$IPVSADM -a -t $VIP:80 -r $RIP1:80 -g -w 1
+$IPVSADM -a -t $VIP:80 -r $RIP2:80 -g -w 1

@@ -9,6 +9,7 @@
 //!   client -> RIP:rport, reported to the client address) goes back to the
 //!   client, with the outer source and the embedded destination made the
 //!   VIP's.
+//!
 //! Anything else, echo included, is passed to the director's stack.
 
 use aya_ebpf::{

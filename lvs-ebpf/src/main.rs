@@ -6,6 +6,9 @@
 // workspace-wide `cargo build`/`clippy`) it is an empty program.
 #![cfg_attr(target_arch = "bpf", no_std, no_main, feature(core_intrinsics))]
 #![cfg_attr(target_arch = "bpf", allow(internal_features))]
+// Map keys are passed by reference on purpose: by value they would be
+// copied onto the 512-byte BPF stack.
+#![allow(clippy::needless_borrows_for_generic_args)]
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -179,9 +179,7 @@ fn hashed(svc: &Service, addr: &[u32; 4], port: u16, fallback: bool) -> Option<u
         } else {
             base.wrapping_add(t) % len
         };
-        let Some(&idx) = SCHED_TABLE.get(svc.table_off.wrapping_add(slot)) else {
-            return None;
-        };
+        let &idx = SCHED_TABLE.get(svc.table_off.wrapping_add(slot))?;
         if idx != TABLE_EMPTY && usable(idx).is_some() {
             return Some(idx);
         }

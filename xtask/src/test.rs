@@ -109,7 +109,7 @@ impl Summary {
     fn totals(&self) -> (u64, u64, u64) {
         let mut t = (0, 0, 0);
         for (_, line) in &self.results {
-            let words: Vec<&str> = line.split(|c| c == ' ' || c == ';' || c == '.').collect();
+            let words: Vec<&str> = line.split([' ', ';', '.']).collect();
             for w in words.windows(2) {
                 let Ok(n) = w[0].parse::<u64>() else { continue };
                 match w[1] {

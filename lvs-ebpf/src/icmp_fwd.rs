@@ -144,48 +144,87 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> u32 {
 /// packet's destination.
 #[inline(never)]
 pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> u32 {
+    let to = Towards {
+        route_src: &client.dst,
+        route_dst: &p.dst,
+        outer: End::Src,
+        inner: End::Dst,
+        miss: counters::NAT_REPLY_DROP,
+    };
+    translate_and_send(
+        ctx,
+        p,
+        &to,
+        &client.dst,
+        client.dport,
+        Some(counters::ICMP_REPLY),
+    )
+}
+
+/// NAT: the error goes to the real server with its address as outer
+/// destination and as the embedded packet's source (counted by the caller).
+#[inline(never)]
+pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> u32 {
+    let to = Towards {
+        route_src: &p.src,
+        route_dst: &real.addr,
+        outer: End::Dst,
+        inner: End::Src,
+        miss: counters::FWD_NO_NEIGH,
+    };
+    translate_and_send(ctx, p, &to, &real.addr, real.port, None)
+}
+
+/// Which way a translated error goes.
+struct Towards<'a> {
+    route_src: &'a [u32; 4],
+    route_dst: &'a [u32; 4],
+    /// The outer address and the embedded end that become `addr`/`port`.
+    outer: End,
+    inner: End,
+    /// Counted when there is no next hop.
+    miss: u32,
+}
+
+/// Routes first (so a miss leaves the packet as it was), translates, sends;
+/// `sent` is counted on success (if the caller does not count it itself).
+#[inline(always)]
+fn translate_and_send(
+    ctx: &XdpContext,
+    p: &Packet,
+    to: &Towards,
+    addr: &[u32; 4],
+    port: u16,
+    sent: Option<u32>,
+) -> u32 {
     let Some(inn) = inner(ctx, p) else {
         return XDP_PASS;
     };
-    let hop = match xmit::lookup(ctx, p.family, p.proto, &client.dst, &p.dst, p.ip_len, false) {
-        Ok(h) => h,
-        Err(_) => {
-            count(counters::NAT_REPLY_DROP);
-            return XDP_DROP;
-        }
+    let Ok(hop) = xmit::lookup(
+        ctx,
+        p.family,
+        p.proto,
+        to.route_src,
+        to.route_dst,
+        p.ip_len,
+        false,
+    ) else {
+        count(to.miss);
+        return XDP_DROP;
     };
-    if translate(ctx, p, &inn, End::Src, &client.dst, End::Dst, client.dport).is_none() {
+    if translate(ctx, p, &inn, to.outer, addr, to.inner, port).is_none() {
         count(counters::XMIT_ERR);
         return XDP_DROP;
     }
     match xmit::send(ctx, &hop) {
         Some(a) => {
-            count(counters::ICMP_REPLY);
+            if let Some(c) = sent {
+                count(c);
+            }
             a
         }
         None => XDP_DROP,
     }
-}
-
-/// NAT: the error goes to the real server with its address as outer
-/// destination and as the embedded packet's source.
-#[inline(never)]
-pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> u32 {
-    let Some(inn) = inner(ctx, p) else {
-        return XDP_PASS;
-    };
-    let hop = match xmit::lookup(ctx, p.family, p.proto, &p.src, &real.addr, p.ip_len, false) {
-        Ok(h) => h,
-        Err(_) => {
-            count(counters::FWD_NO_NEIGH);
-            return XDP_DROP;
-        }
-    };
-    if translate(ctx, p, &inn, End::Dst, &real.addr, End::Src, real.port).is_none() {
-        count(counters::XMIT_ERR);
-        return XDP_DROP;
-    }
-    xmit::send(ctx, &hop).unwrap_or(XDP_DROP)
 }
 
 #[inline(always)]

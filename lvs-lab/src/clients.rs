@@ -23,6 +23,119 @@ fn connect(ns: &Netns, addr: SocketAddr, timeout: Duration) -> Result<TcpStream>
     Ok(stream)
 }
 
+/// A TCP connection to `addr` from source address `local` (an address of
+/// one of `ns`'s links; the port is chosen at connect time), made inside
+/// `ns`: for tests that need many client addresses from one namespace.
+pub fn connect_from(
+    ns: &Netns,
+    local: IpAddr,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<TcpStream> {
+    let stream = ns
+        .enter(|| connect_bound(local, addr, timeout))?
+        .with_context(|| format!("connecting to {addr} from {local} in {}", ns.name()))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
+}
+
+/// `struct sockaddr_in`/`sockaddr_in6` of `a`, with its length.
+fn sockaddr(a: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let len = match a {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in, sin) };
+            std::mem::size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than sockaddr_in6.
+            unsafe { std::ptr::write(&mut ss as *mut _ as *mut libc::sockaddr_in6, sin6) };
+            std::mem::size_of::<libc::sockaddr_in6>()
+        }
+    };
+    (ss, len as libc::socklen_t)
+}
+
+/// socket(2), bind(2) to `local` (port left to connect(2), so that only
+/// the whole 4-tuple must be unique), connect(2) within `timeout`.
+fn connect_bound(local: IpAddr, addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    use std::io::Error;
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    // SAFETY: plain socket(2); the fd is owned by the TcpStream from here on.
+    let fd = unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(Error::last_os_error());
+    }
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let one: libc::c_int = 1;
+    // IP_BIND_ADDRESS_NO_PORT (24): the port is picked at connect time.
+    // SAFETY: an int option on our own socket.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            24,
+            &one as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    let (ss, len) = sockaddr(SocketAddr::new(local, 0));
+    // SAFETY: `ss` holds a valid sockaddr of `len` bytes.
+    if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } != 0 {
+        return Err(Error::last_os_error());
+    }
+    // A blocking connect(2) waits at most SO_SNDTIMEO, then fails with
+    // EINPROGRESS.
+    stream.set_write_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+    let (ss, len) = sockaddr(addr);
+    // SAFETY: as above.
+    if unsafe { libc::connect(fd, &ss as *const _ as *const libc::sockaddr, len) } != 0 {
+        let e = Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EINPROGRESS) {
+            return Err(Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connect timed out after {timeout:?}"),
+            ));
+        }
+        return Err(e);
+    }
+    Ok(stream)
+}
+
+/// [`http_get`] from source address `local` (see [`connect_from`]).
+pub fn http_get_from(
+    ns: &Netns,
+    local: IpAddr,
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<String> {
+    let mut conn = HttpConn::connect_from(ns, local, addr, timeout)?;
+    conn.request("/", false)
+}
+
 /// `GET /` with `Connection: close`; returns the body of a 200 answer.
 pub fn http_get(ns: &Netns, addr: SocketAddr, timeout: Duration) -> Result<String> {
     let mut conn = HttpConn::connect(ns, addr, timeout)?;
@@ -40,6 +153,21 @@ impl HttpConn {
     pub fn connect(ns: &Netns, addr: SocketAddr, timeout: Duration) -> Result<HttpConn> {
         Ok(HttpConn {
             stream: connect(ns, addr, timeout)?,
+            host: addr,
+            buf: Vec::new(),
+        })
+    }
+
+    /// [`HttpConn::connect`] from source address `local` (see
+    /// [`connect_from`]).
+    pub fn connect_from(
+        ns: &Netns,
+        local: IpAddr,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<HttpConn> {
+        Ok(HttpConn {
+            stream: connect_from(ns, local, addr, timeout)?,
             host: addr,
             buf: Vec::new(),
         })
@@ -124,6 +252,20 @@ impl TcpConn {
         })
     }
 
+    /// [`TcpConn::connect`] from source address `local` (see
+    /// [`connect_from`]).
+    pub fn connect_from(
+        ns: &Netns,
+        local: IpAddr,
+        addr: SocketAddr,
+        timeout: Duration,
+    ) -> Result<TcpConn> {
+        Ok(TcpConn {
+            stream: connect_from(ns, local, addr, timeout)?,
+            buf: Vec::new(),
+        })
+    }
+
     pub fn local_addr(&self) -> Result<SocketAddr> {
         Ok(self.stream.local_addr()?)
     }
@@ -202,11 +344,18 @@ pub fn udp_request(ns: &Netns, to: SocketAddr, payload: &str, timeout: Duration)
 /// ICMP echo (v4 or v6) from inside `ns`; returns the round-trip time.
 /// Uses ping sockets, which every lab namespace allows.
 pub fn ping(ns: &Netns, dst: IpAddr, timeout: Duration) -> Result<Duration> {
-    ns.enter(|| ping_here(dst, timeout))?
+    ns.enter(|| ping_here(None, dst, timeout))?
         .with_context(|| format!("ping {dst} from {}", ns.name()))
 }
 
-fn ping_here(dst: IpAddr, timeout: Duration) -> Result<Duration> {
+/// [`ping`] from source address `src` (an address of one of `ns`'s links).
+/// Also makes the peer resolve `src`'s MAC address, as its reply goes there.
+pub fn ping_from(ns: &Netns, src: IpAddr, dst: IpAddr, timeout: Duration) -> Result<Duration> {
+    ns.enter(|| ping_here(Some(src), dst, timeout))?
+        .with_context(|| format!("ping {dst} from {src} in {}", ns.name()))
+}
+
+fn ping_here(src: Option<IpAddr>, dst: IpAddr, timeout: Duration) -> Result<Duration> {
     let (domain, proto, request, reply) = match dst {
         IpAddr::V4(_) => (libc::AF_INET, libc::IPPROTO_ICMP, 8u8, 0u8),
         IpAddr::V6(_) => (libc::AF_INET6, libc::IPPROTO_ICMPV6, 128, 129),
@@ -219,6 +368,13 @@ fn ping_here(dst: IpAddr, timeout: Duration) -> Result<Duration> {
     // A ping socket speaks datagrams like UDP; the kernel fills in the ICMP
     // id and checksum and only hands us our own replies.
     let sock = unsafe { UdpSocket::from_raw_fd(fd) };
+    if let Some(src) = src {
+        let (ss, len) = sockaddr(SocketAddr::new(src, 0));
+        // SAFETY: `ss` holds a valid sockaddr of `len` bytes.
+        if unsafe { libc::bind(fd, &ss as *const _ as *const libc::sockaddr, len) } != 0 {
+            bail!("binding {src}: {}", std::io::Error::last_os_error());
+        }
+    }
     const SEQ: u16 = 1;
     let mut packet = vec![request, 0, 0, 0, 0, 0];
     packet.extend_from_slice(&SEQ.to_be_bytes());

@@ -214,6 +214,25 @@ fn write_config(
     Ok(())
 }
 
+/// Keeps the next hops of real servers and of routes out of our links
+/// resolved. Routers are next hops for whole networks of clients: they
+/// are resolved before any reply needs them.
+fn refresh_neighbours(bpf: &mut Ebpf, opts: &LoadOpts, neighbours: &mut Neighbours) {
+    let reals = reals_needing_neighbours(&opts.pin_dir).unwrap_or_else(|e| {
+        log::warn!("cannot read real servers: {e:#}");
+        Vec::new()
+    });
+    for a in crate::neigh::gateways(&opts.ifaces)
+        .into_iter()
+        .chain(reals)
+        .chain(neighbour_misses(bpf))
+    {
+        if let Err(e) = neighbours.ensure(a) {
+            log::warn!("{e:#}");
+        }
+    }
+}
+
 /// Destinations the data path could not reach for lack of a neighbour
 /// entry since the last tick (taken out of `NEIGH_MISS`).
 fn neighbour_misses(bpf: &mut Ebpf) -> Vec<IpAddr> {
@@ -326,19 +345,32 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
         .ok_or_else(|| anyhow!("object has no director program"))?
         .try_into()?;
     attach(prog, &opts.ifaces, opts.mode)?;
+    let mut neighbours = Neighbours::default();
+    let mut sweeper = Sweeper::default();
+    // Resolve what is known now before saying we are ready: the first
+    // replies must not meet an unresolved next hop.
+    refresh_neighbours(bpf, opts, &mut neighbours);
+    neighbours.wait_resolved(Duration::from_secs(1));
     println!(
         "lvs: director attached to {}; maps pinned at {}",
         opts.ifaces.join(", "),
         opts.pin_dir.display()
     );
-    let mut neighbours = Neighbours::default();
-    let mut sweeper = Sweeper::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Next hops the data path found missing are resolved sooner.
+    let mut misses = tokio::time::interval(Duration::from_millis(200));
     let sig = wait_for_signal();
     tokio::pin!(sig);
     loop {
         tokio::select! {
             r = &mut sig => { r?; break; }
+            _ = misses.tick() => {
+                for a in neighbour_misses(bpf) {
+                    if let Err(e) = neighbours.ensure(a) {
+                        log::warn!("{e:#}");
+                    }
+                }
+            }
             _ = tick.tick() => {
                 match sweeper.sweep(bpf) {
                     Ok(s) if s.evicted > 0 => log::warn!(
@@ -348,24 +380,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
                     Ok(_) => {}
                     Err(e) => log::warn!("sweeper: {e:#}"),
                 }
-                // Routers are next hops for whole networks of clients: keep
-                // them resolved before any reply needs them.
-                for a in crate::neigh::gateways(&opts.ifaces)
-                    .into_iter()
-                    .chain(neighbour_misses(bpf))
-                {
-                    if let Err(e) = neighbours.ensure(a) {
-                        log::warn!("{e:#}");
-                    }
-                }
-                match reals_needing_neighbours(&opts.pin_dir) {
-                    Ok(addrs) => for a in addrs {
-                        if let Err(e) = neighbours.ensure(a) {
-                            log::warn!("{e:#}");
-                        }
-                    },
-                    Err(e) => log::warn!("cannot read real servers: {e:#}"),
-                }
+                refresh_neighbours(bpf, opts, &mut neighbours);
             }
         }
     }

@@ -102,6 +102,28 @@ impl Neighbours {
         Ok(())
     }
 
+    /// Waits (at most `timeout`) until every entry this process installed
+    /// has been resolved, so the first packets find their next hops.
+    pub fn wait_resolved(&self, timeout: std::time::Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let Ok(out) = Command::new("ip").args(["-o", "neigh", "show"]).output() else {
+                return;
+            };
+            let text = String::from_utf8_lossy(&out.stdout);
+            let pending = self.done.iter().any(|(hop, dev)| {
+                let prefix = format!("{hop} dev {dev} ");
+                !text
+                    .lines()
+                    .any(|l| l.starts_with(&prefix) && l.contains("lladdr"))
+            });
+            if !pending {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Removes the entries this process installed.
     pub fn remove_all(&mut self) {
         for (hop, dev) in self.done.drain() {

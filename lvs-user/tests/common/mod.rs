@@ -317,3 +317,214 @@ impl Routed {
         diagnose(&self.lab.director, self.lab.pin_dir())
     }
 }
+
+// ------------------------------------------------------------------------
+// Schedulers, connection counts and persistence on the seed lab (sched.rs,
+// conns.rs, persist.rs).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use lvs_lab::clients::TcpConn;
+
+/// [`director`] with `extra` options for `lvs load` (e.g. `--timeout
+/// time_wait=2`).
+pub fn director_with(tag: &str, real_servers: usize, extra: &[&str]) -> Result<Director> {
+    let seed = SeedLab::with_config(
+        tag,
+        SeedConfig {
+            real_servers,
+            ..Default::default()
+        },
+    )?;
+    seed.director.sysctl("net.ipv4.ip_forward", "1")?;
+    let mut procs = seed.start_pass(Path::new(LVS))?;
+    procs.push(seed.start_director(Path::new(LVS), extra)?);
+    Ok(Director {
+        _procs: procs,
+        seed,
+    })
+}
+
+/// `lvs load` options that shorten every closing state's timeout to a few
+/// seconds, so that closed connections leave the counts quickly.
+pub const SHORT_CLOSE: &[&str] = &[
+    "--timeout",
+    "syn_recv=3",
+    "--timeout",
+    "fin_wait=2",
+    "--timeout",
+    "time_wait=2",
+    "--timeout",
+    "close=1",
+    "--timeout",
+    "close_wait=2",
+    "--timeout",
+    "last_ack=2",
+];
+
+/// One real server's row of `lvsadm -L -n`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealRow {
+    /// `ADDR:PORT` as listed.
+    pub addr: String,
+    pub weight: u32,
+    pub active: u64,
+    pub inactive: u64,
+}
+
+/// The real-server rows of an `lvsadm -L -n` listing.
+pub fn real_rows(listing: &str) -> Vec<RealRow> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            if w.next() != Some("->") {
+                return None;
+            }
+            let addr = w.next()?.to_owned();
+            let _method = w.next()?;
+            Some(RealRow {
+                addr,
+                weight: w.next()?.parse().ok()?,
+                active: w.next()?.parse().ok()?,
+                inactive: w.next()?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Polls `f` every 50 ms until it holds; `false` if it still does not
+/// after `timeout`.
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Director {
+    /// The real-server rows of TCP service `vip_port` (`-L -n -t`).
+    pub fn reals(&self, vip_port: &str) -> Vec<RealRow> {
+        real_rows(&self.adm(&["-L", "-n", "-t", vip_port]))
+    }
+
+    /// (ActiveConn, InActConn) of real server `rs` (`ADDR:PORT`) in TCP
+    /// service `vip_port`.
+    pub fn conns_of(&self, vip_port: &str, rs: &str) -> (u64, u64) {
+        let rows = self.reals(vip_port);
+        let r = rows
+            .iter()
+            .find(|r| r.addr == rs)
+            .unwrap_or_else(|| panic!("no real server {rs} in {rows:?}"));
+        (r.active, r.inactive)
+    }
+
+    /// Waits (at most `timeout`) until the rows of TCP service `vip_port`
+    /// satisfy `f`; panics with `what`, the last rows and the director's
+    /// counters if they never do.
+    pub fn wait_reals(
+        &self,
+        vip_port: &str,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&[RealRow]) -> bool,
+    ) -> Vec<RealRow> {
+        let mut last = Vec::new();
+        if wait_until(timeout, || {
+            last = self.reals(vip_port);
+            f(&last)
+        }) {
+            return last;
+        }
+        panic!(
+            "{what}: not within {timeout:?}; last rows {last:#?}\n{}",
+            self.diag()
+        );
+    }
+
+    /// Waits until the ActiveConn/InActConn totals of `vip_port` are
+    /// `(active, inactive)`.
+    pub fn wait_totals(&self, vip_port: &str, active: u64, inactive: u64, timeout: Duration) {
+        self.wait_reals(
+            vip_port,
+            timeout,
+            &format!("ActiveConn {active} / InActConn {inactive} in total"),
+            |rows| {
+                rows.iter().map(|r| r.active).sum::<u64>() == active
+                    && rows.iter().map(|r| r.inactive).sum::<u64>() == inactive
+            },
+        );
+    }
+
+    /// Line servers answering `rs1`, `rs2`, … on `0.0.0.0:port` of each
+    /// real server.
+    pub fn line_servers(&self, port: u16) -> Vec<servers::Server> {
+        self.seed
+            .rs
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| {
+                let any = SocketAddr::from(([0, 0, 0, 0], port));
+                servers::line(ns, any, &format!("rs{}", i + 1)).unwrap()
+            })
+            .collect()
+    }
+
+    /// A held TCP connection to the VIP's `port` (from the client's own
+    /// address, or from `from`), with the name of the line server that
+    /// answered it. After the answer the director has seen the client's
+    /// ACK, so the connection is ESTABLISHED there.
+    pub fn hold(&self, port: u16, from: Option<IpAddr>) -> (TcpConn, String) {
+        let vip = self.seed.vip(port);
+        let mut c = match from {
+            Some(a) => TcpConn::connect_from(&self.seed.client, a, vip, T),
+            None => TcpConn::connect(&self.seed.client, vip, T),
+        }
+        .unwrap_or_else(|e| panic!("connecting to {vip}: {e:#}\n{}", self.diag()));
+        let who = c
+            .ask("hi")
+            .unwrap_or_else(|e| panic!("asking {vip}: {e:#}\n{}", self.diag()));
+        (c, who)
+    }
+
+    /// Adds `n` client addresses 192.168.47.10, .11, … (/24) to the
+    /// client's eth0 and pings the VIP from each, so that the director
+    /// knows their MACs before the first reply it forwards.
+    pub fn client_addrs(&self, n: usize) -> Vec<IpAddr> {
+        assert!(n <= 100);
+        let addrs: Vec<IpAddr> = (0..n)
+            .map(|i| IpAddr::V4(Ipv4Addr::new(192, 168, 47, 10 + i as u8)))
+            .collect();
+        let batch: String = addrs
+            .iter()
+            .map(|a| format!("addr add {a}/24 dev eth0\n"))
+            .collect();
+        let file = self.seed.lab.workdir().join("client-addrs.batch");
+        std::fs::write(&file, batch).unwrap();
+        self.seed
+            .client
+            .ip(&["-batch", file.to_str().unwrap()])
+            .unwrap();
+        for &a in &addrs {
+            lvs_lab::clients::ping_from(&self.seed.client, a, IpAddr::V4(lvs_lab::seed::VIP), T)
+                .unwrap_or_else(|e| panic!("ping from {a}: {e:#}"));
+        }
+        addrs
+    }
+}
+
+/// "rs1", "rs2", … for real server address `ADDR:PORT` of the seed lab.
+pub fn rs_name(addr: &str) -> String {
+    let ip: Ipv4Addr = addr
+        .rsplit_once(':')
+        .map_or(addr, |(a, _)| a)
+        .parse()
+        .unwrap();
+    format!("rs{}", ip.octets()[3] - 128)
+}

@@ -172,6 +172,19 @@ pub const CONN_STATE_MASK: u32 = 0xff;
 /// How stale `Conn::last_seen` may get before a packet rewrites it.
 pub const CONN_TOUCH_NS: u64 = 1_000_000_000;
 
+impl Conn {
+    /// Whether the connection has been idle longer than `timeout_s` at
+    /// `now`. `last_seen` is refreshed at most every `CONN_TOUCH_NS`, so
+    /// that much slack is added; a timestamp slightly ahead of `now`
+    /// (another CPU's clock read) is not expiry. The data path and the
+    /// sweeper both decide with this.
+    #[inline(always)]
+    pub fn expired(&self, timeout_s: u32, now: u64) -> bool {
+        now > self.last_seen
+            && now - self.last_seen > timeout_s as u64 * 1_000_000_000 + CONN_TOUCH_NS
+    }
+}
+
 /// Per-service and per-real counters (per-CPU; userspace sums them).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -342,6 +355,18 @@ mod pod {
 mod tests {
     use super::*;
     use core::mem::size_of;
+
+    #[test]
+    fn expiry_has_one_touch_of_slack() {
+        let c = Conn {
+            last_seen: 100_000_000_000,
+            ..Default::default()
+        };
+        assert!(!c.expired(10, 110_500_000_000));
+        assert!(!c.expired(10, 111_000_000_000));
+        assert!(c.expired(10, 111_000_000_001));
+        assert!(!c.expired(10, 99_000_000_000));
+    }
 
     #[test]
     fn persistence_keys_mask_the_client() {

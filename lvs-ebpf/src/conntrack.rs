@@ -104,15 +104,14 @@ fn closing(s: u32) -> bool {
     )
 }
 
-/// Timeout of a state, in nanoseconds.
+/// Timeout of a state, in seconds.
 #[inline(always)]
-fn timeout_ns(st: u32) -> u64 {
+fn timeout_s(st: u32) -> u32 {
     let s = (st & CONN_STATE_MASK) as usize;
-    let secs = match CONFIG.get(0) {
+    match CONFIG.get(0) {
         Some(c) if s < state::COUNT => c.timeouts[s],
         _ => 60,
-    };
-    secs as u64 * 1_000_000_000
+    }
 }
 
 #[inline(always)]
@@ -151,7 +150,7 @@ pub fn kill(key: &FlowKey, c: *mut Conn) -> bool {
 
 #[inline(always)]
 pub fn expired(c: &Conn, now: u64) -> bool {
-    now.wrapping_sub(c.last_seen) > timeout_ns(c.st) && now > c.last_seen
+    c.expired(timeout_s(c.st), now)
 }
 
 /// The tracked connection of a forward-direction packet, if it is still

@@ -40,11 +40,10 @@ pub struct Sweeper {
     surplus: StdHashMap<(u32, usize), u64>,
 }
 
-/// The expiry rule the data path applies too (`conntrack::expired`).
+/// The data path's expiry rule with the configured per-state timeouts.
 pub fn expired(c: &Conn, timeouts: &[u32], now: u64) -> bool {
     let state = (c.st & CONN_STATE_MASK) as usize;
-    let t = timeouts.get(state).copied().unwrap_or(60) as u64 * 1_000_000_000;
-    now > c.last_seen && now - c.last_seen > t
+    c.expired(timeouts.get(state).copied().unwrap_or(60), now)
 }
 
 /// The correction for one count: (to take off now, surplus to remember).
@@ -194,7 +193,8 @@ mod tests {
             ..Default::default()
         };
         assert!(!expired(&c, &t, 109_000_000_000));
-        assert!(expired(&c, &t, 111_000_000_000));
+        assert!(!expired(&c, &t, 111_000_000_000));
+        assert!(expired(&c, &t, 112_000_000_000));
         // A timestamp from another CPU slightly ahead of ours is not expiry.
         assert!(!expired(&c, &t, 99_000_000_000));
     }

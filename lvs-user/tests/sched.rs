@@ -219,6 +219,21 @@ fn sh_keeps_each_source_on_one_server_and_covers_all() {
         3,
         "20 sources should cover 3 servers: {seen:?}"
     );
+
+    // rs2 quiesced: without sh-fallback its sources find no server (the
+    // SYN goes to the director's own stack, which refuses it) ...
+    d.adm(&["-e", "-t", &vip(9000), "-r", &rs(1, 9000), "-m", "-w", "0"]);
+    for (&src, _) in seen.iter().filter(|(_, w)| *w == "rs2") {
+        let r = TcpConn::connect_from(&d.seed.client, src, d.seed.vip(9000), T);
+        assert!(r.is_err(), "{src} got a server with its own quiesced");
+    }
+    // ... with it, they walk on to the next bucket's server (rs3: the
+    // buckets go rs1 rs2 rs3 …); everyone else stays.
+    d.adm(&["-E", "-t", &vip(9000), "-s", "sh", "-b", "sh-fallback"]);
+    for (&src, was) in &seen {
+        let want = if was == "rs2" { "rs3" } else { was.as_str() };
+        assert_eq!(once_from(&d, 9000, src), want, "{src}");
+    }
 }
 
 #[test]

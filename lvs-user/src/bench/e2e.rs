@@ -444,7 +444,8 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
          bridge, the VIP on the real servers' lo with arp_ignore=1/arp_announce=2). Peers are \
          interleaved over {rounds} round(s); medians. CPU per request is the machine-wide \
          /proc/stat delta during the run (client, balancer and servers together) divided by \
-         the requests: \"kernel\" is system + irq + softirq time, \"all\" adds user time."
+         the requests: \"kernel\" is system + irq + softirq time, \"all\" adds user time; \
+         anything else running on the machine at the time is counted too."
     );
     // Labs first; a peer that cannot be set up is reported, not fatal.
     let mut seeds: Vec<SeedLab> = Vec::new();

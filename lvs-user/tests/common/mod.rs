@@ -456,8 +456,10 @@ impl Director {
             timeout,
             &format!("ActiveConn {active} / InActConn {inactive} in total"),
             |rows| {
-                rows.iter().map(|r| r.active).sum::<u64>() == active
-                    && rows.iter().map(|r| r.inactive).sum::<u64>() == inactive
+                // Wrapping: a count that went below zero shows as a huge
+                // number, which must fail the comparison, not the sum.
+                rows.iter().fold(0u64, |a, r| a.wrapping_add(r.active)) == active
+                    && rows.iter().fold(0u64, |a, r| a.wrapping_add(r.inactive)) == inactive
             },
         );
     }
@@ -527,4 +529,22 @@ pub fn rs_name(addr: &str) -> String {
         .parse()
         .unwrap();
     format!("rs{}", ip.octets()[3] - 128)
+}
+
+impl Director {
+    /// What `lvs load` has printed so far.
+    pub fn load_log(&self) -> String {
+        self._procs.last().map(|p| p.output()).unwrap_or_default()
+    }
+
+    /// Whether `lvs load` is still running.
+    pub fn load_running(&self) -> bool {
+        self._procs.last().is_some_and(|p| p.is_running())
+    }
+}
+
+/// A count as `lvsadm` prints it, read as signed: a count decremented
+/// below zero wraps to a huge u64, which this shows as negative.
+pub fn signed(n: u64) -> i64 {
+    n as i64
 }

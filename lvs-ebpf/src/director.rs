@@ -60,7 +60,12 @@ fn run(ctx: &XdpContext) -> u32 {
         return XDP_PASS;
     };
     match parse::parse(ctx) {
-        Ok(parsed) => unsafe { slot.write(parsed) },
+        Ok(mut parsed) => {
+            // Read once here: deeper down LLVM may reuse a computed pointer
+            // to this context field, which the verifier refuses.
+            parsed.ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+            unsafe { slot.write(parsed) }
+        }
         Err(skip) => {
             count(skip.counter());
             return XDP_PASS;
@@ -199,7 +204,7 @@ pub fn dont_fragment(ctx: &XdpContext, p: &Packet) -> bool {
 fn nat_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
     // The route is looked up before the rewrite, so that a "fragmentation
     // needed" can still quote the packet as the client sent it.
-    let hop = xmit::lookup(ctx, p.family, p.proto, &p.src, &real.addr, p.ip_len, false);
+    let hop = xmit::lookup_cached(ctx, p, p.proto, &p.src, &real.addr, p.ip_len, false);
     if let Err(Miss::FragNeeded(mtu)) = hop {
         if dont_fragment(ctx, p) {
             return verdict::too_big(mtu);
@@ -209,7 +214,7 @@ fn nat_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
         count(counters::XMIT_ERR);
         return XDP_DROP;
     }
-    match hop.ok().and_then(|h| xmit::send(ctx, &h)) {
+    match hop.ok().and_then(|h| xmit::send(ctx, p, &h)) {
         Some(action) => {
             count(counters::NAT_FWD);
             action
@@ -228,8 +233,8 @@ fn nat_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
 /// the VIP on a loopback); only the MACs change, towards the real server.
 #[inline(never)]
 fn dr_forward(ctx: &XdpContext, p: &Packet, real: &lvs_common::Real) -> u32 {
-    match xmit::lookup(ctx, p.family, p.proto, &p.src, &real.addr, p.ip_len, false) {
-        Ok(hop) => match xmit::send(ctx, &hop) {
+    match xmit::lookup_cached(ctx, p, p.proto, &p.src, &real.addr, p.ip_len, false) {
+        Ok(hop) => match xmit::send(ctx, p, &hop) {
             Some(action) => {
                 count(counters::DR_FWD);
                 action
@@ -256,7 +261,7 @@ fn reply(ctx: &XdpContext, p: &Packet) -> u32 {
         return XDP_PASS;
     };
     let client = *client;
-    let hop = match xmit::lookup(ctx, p.family, p.proto, &client.dst, &p.dst, p.ip_len, false) {
+    let hop = match xmit::lookup_cached(ctx, p, p.proto, &client.dst, &p.dst, p.ip_len, false) {
         Ok(hop) => hop,
         // Still untranslated: the kernel tells the real server to use a
         // smaller MTU, as a router would.
@@ -281,7 +286,7 @@ fn reply(ctx: &XdpContext, p: &Packet) -> u32 {
         count(counters::XMIT_ERR);
         return XDP_DROP;
     }
-    match xmit::send(ctx, &hop) {
+    match xmit::send(ctx, p, &hop) {
         Some(action) => {
             count(counters::NAT_REPLY);
             action

@@ -65,8 +65,10 @@ pub fn conn_fix(ctx: XdpContext) -> u32 {
             &raw mut (*c).inactive
         }
     };
-    atomic::fetch_add(field, f.amount.wrapping_neg());
-    atomic::fetch_add(unsafe { &raw mut (*c).evicted }, f.amount);
-    add(counters::EVICTED, f.amount);
+    // Never below zero: connections may have ended since userspace looked.
+    let amount = f.amount.min(unsafe { core::ptr::read_volatile(field) });
+    atomic::fetch_add(field, amount.wrapping_neg());
+    atomic::fetch_add(unsafe { &raw mut (*c).evicted }, amount);
+    add(counters::EVICTED, amount);
     XDP_PASS
 }

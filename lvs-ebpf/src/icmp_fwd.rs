@@ -200,15 +200,7 @@ fn translate_and_send(
     let Some(inn) = inner(ctx, p) else {
         return XDP_PASS;
     };
-    let Ok(hop) = xmit::lookup(
-        ctx,
-        p.family,
-        p.proto,
-        to.route_src,
-        to.route_dst,
-        p.ip_len,
-        false,
-    ) else {
+    let Ok(hop) = xmit::lookup(ctx, p, p.proto, to.route_src, to.route_dst, p.ip_len, false) else {
         count(to.miss);
         return XDP_DROP;
     };
@@ -216,7 +208,7 @@ fn translate_and_send(
         count(counters::XMIT_ERR);
         return XDP_DROP;
     }
-    match xmit::send(ctx, &hop) {
+    match xmit::send(ctx, p, &hop) {
         Some(a) => {
             if let Some(c) = sent {
                 count(c);

@@ -109,6 +109,8 @@ pub struct Packet {
     pub tcp_flags: u8,
     /// IP total length (IPv4) or payload length + 40 (IPv6), host order.
     pub ip_len: u16,
+    /// The link the frame arrived on (filled in by the entry point).
+    pub ingress: u32,
 }
 
 #[inline(always)]
@@ -164,6 +166,7 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         dport: 0,
         tcp_flags: 0,
         ip_len: tot,
+        ingress: 0,
     };
     parse_l4(ctx, &mut p, tot as usize - ihl)?;
     Ok(p)
@@ -191,6 +194,7 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         dport: 0,
         tcp_flags: 0,
         ip_len: plen.saturating_add(40),
+        ingress: 0,
     };
     parse_l4(ctx, &mut p, plen as usize)?;
     Ok(p)

@@ -31,7 +31,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) 
     };
     let want_src = cfg_src == [0; 4];
     let proto = if v4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
-    let hop = match xmit::lookup(ctx, p.family, proto, &cfg_src, &real.addr, tot, want_src) {
+    let hop = match xmit::lookup_cached(ctx, p, proto, &cfg_src, &real.addr, tot, want_src) {
         Ok(h) => h,
         Err(Miss::FragNeeded(mtu)) => return too_big(ctx, p, mtu.saturating_sub(overhead)),
         Err(Miss::Other) => {
@@ -52,7 +52,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) 
         count(counters::XMIT_ERR);
         return XDP_DROP;
     }
-    match xmit::send(ctx, &hop) {
+    match xmit::send(ctx, p, &hop) {
         Some(action) => {
             count(counters::TUN_FWD);
             action

@@ -8,11 +8,16 @@ use aya_ebpf::{
         BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
     },
     helpers::{bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect},
+    macros::map,
+    maps::LruPerCpuHashMap,
     programs::XdpContext,
 };
 use lvs_common::{AddrKey, AF_INET};
 
-use crate::{maps::NEIGH_MISS, parse::ptr_at};
+use crate::{
+    maps::NEIGH_MISS,
+    parse::{ptr_at, Packet},
+};
 
 /// A resolved next hop.
 pub struct Hop {
@@ -31,22 +36,95 @@ pub enum Miss {
     Other,
 }
 
-/// One FIB lookup as if the packet arrived on its ingress link.
+/// A next hop remembered per CPU, so established traffic does not pay a
+/// FIB and neighbour lookup per packet.
+#[derive(Clone, Copy)]
+pub struct CachedHop {
+    in_ifindex: u32,
+    out_ifindex: u32,
+    smac: [u8; 6],
+    dmac: [u8; 6],
+    src: [u32; 4],
+    /// The largest packet this route took without "fragmentation needed".
+    ok_len: u16,
+    with_src: u8,
+    _pad: u8,
+    at: u64,
+}
+
+/// How long a cached next hop is used: a route or neighbour change takes
+/// effect within this time.
+const HOP_TTL_NS: u64 = 1_000_000_000;
+
+/// Next hops by destination (per CPU, LRU).
+#[map]
+static HOPS: LruPerCpuHashMap<AddrKey, CachedHop> = LruPerCpuHashMap::with_max_entries(4096, 0);
+
+/// [`lookup`] through the per-CPU next-hop cache.
 #[inline(always)]
-pub fn lookup(
+pub fn lookup_cached(
     ctx: &XdpContext,
-    family: u8,
+    p: &Packet,
     proto: u8,
     src: &[u32; 4],
     dst: &[u32; 4],
     tot_len: u16,
     want_src: bool,
 ) -> Result<Hop, Miss> {
+    let key = AddrKey {
+        addr: *dst,
+        family: p.family,
+        _pad: [0; 3],
+    };
+    let now = unsafe { bpf_ktime_get_ns() };
+    let ingress = p.ingress;
+    if let Some(c) = unsafe { HOPS.get(&key) } {
+        if c.in_ifindex == ingress
+            && tot_len <= c.ok_len
+            && (!want_src || c.with_src != 0)
+            && now.wrapping_sub(c.at) < HOP_TTL_NS
+        {
+            return Ok(Hop {
+                ifindex: c.out_ifindex,
+                smac: c.smac,
+                dmac: c.dmac,
+                src: c.src,
+            });
+        }
+    }
+    let hop = lookup(ctx, p, proto, src, dst, tot_len, want_src)?;
+    let entry = CachedHop {
+        in_ifindex: ingress,
+        out_ifindex: hop.ifindex,
+        smac: hop.smac,
+        dmac: hop.dmac,
+        src: hop.src,
+        ok_len: tot_len,
+        with_src: want_src as u8,
+        _pad: 0,
+        at: now,
+    };
+    let _ = HOPS.insert(&key, &entry, 0);
+    Ok(hop)
+}
+
+/// One FIB lookup as if the packet arrived on its ingress link.
+#[inline(always)]
+pub fn lookup(
+    ctx: &XdpContext,
+    p: &Packet,
+    proto: u8,
+    src: &[u32; 4],
+    dst: &[u32; 4],
+    tot_len: u16,
+    want_src: bool,
+) -> Result<Hop, Miss> {
+    let family = p.family;
     let mut f: FibParams = unsafe { core::mem::zeroed() };
     f.family = family;
     f.l4_protocol = proto;
     f.__bindgen_anon_1.tot_len = tot_len;
-    f.ifindex = unsafe { (*ctx.ctx).ingress_ifindex };
+    f.ifindex = p.ingress;
     if family == AF_INET {
         f.__bindgen_anon_3.ipv4_src = src[0];
         f.__bindgen_anon_4.ipv4_dst = dst[0];
@@ -94,13 +172,13 @@ pub fn lookup(
 /// Writes the hop's MACs into the frame and returns the action that sends
 /// it: XDP_TX on the ingress link, a redirect otherwise.
 #[inline(always)]
-pub fn send(ctx: &XdpContext, hop: &Hop) -> Option<u32> {
+pub fn send(ctx: &XdpContext, p: &Packet, hop: &Hop) -> Option<u32> {
     let eth = ptr_at::<[u8; 12]>(ctx, 0)?;
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(&hop.dmac);
     macs[6..].copy_from_slice(&hop.smac);
     unsafe { eth.write_unaligned(macs) };
-    if hop.ifindex == unsafe { (*ctx.ctx).ingress_ifindex } {
+    if hop.ifindex == p.ingress {
         Some(xdp_action::XDP_TX)
     } else {
         Some(unsafe { bpf_redirect(hop.ifindex, 0) } as u32)

@@ -409,7 +409,7 @@ pub fn print_counters(dir: &Path) -> Result<()> {
     let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(map))?;
     let mut out = String::new();
     for i in 0..counters::COUNT {
-        let v: u64 = c.get(&i, 0)?.iter().sum();
+        let v = c.get(&i, 0)?.iter().fold(0u64, |a, b| a.saturating_add(*b));
         out.push_str(&format!("{:<18} {v}\n", counters::NAMES[i as usize]));
     }
     // A closed pipe (`lvs stats | head`) is not an error worth a panic.

@@ -7,7 +7,7 @@
 //! other way round.
 
 use std::{
-    collections::HashMap as StdHashMap,
+    collections::{HashMap as StdHashMap, HashSet},
     fs::File,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     os::fd::AsRawFd,
@@ -217,6 +217,33 @@ fn sum_stats(v: &PerCpuValues<Stats>) -> Stats {
         inbytes: a.inbytes + s.inbytes,
         outbytes: a.outbytes + s.outbytes,
     })
+}
+
+/// Regions of a shared array (member lists, scheduler tables) taken during
+/// one commit: new ones go after the last used region while there is room
+/// (amortised O(1) for a bulk restore), else into the first gap.
+struct Regions {
+    used: Vec<(u32, u32)>,
+    end: u32,
+    cap: u32,
+}
+
+impl Regions {
+    fn new(used: Vec<(u32, u32)>, cap: u32) -> Regions {
+        let end = used.iter().map(|&(o, l)| o + l).max().unwrap_or(0);
+        Regions { used, end, cap }
+    }
+
+    fn alloc(&mut self, len: u32) -> Option<u32> {
+        let off = if self.cap.checked_sub(self.end)? >= len {
+            self.end
+        } else {
+            find_gap(&mut self.used, len, self.cap)?
+        };
+        self.used.push((off, len));
+        self.end = self.end.max(off + len);
+        Some(off)
+    }
 }
 
 /// First gap of `len` slots in `[0, cap)` not overlapping `used`.
@@ -443,10 +470,11 @@ impl Tables {
         let table_cap = self.sched_table.len();
         let mut slots = self.slots.clone();
         let new_keys: Vec<ServiceKey> = new.services.iter().map(|s| service_key(&s.key)).collect();
+        let kept: HashSet<ServiceKey> = new_keys.iter().copied().collect();
         let removed_services: Vec<ServiceKey> = self
             .placed
             .keys()
-            .filter(|k| !new_keys.contains(k))
+            .filter(|k| !kept.contains(k))
             .copied()
             .collect();
         let mut freed_reals = Vec::new();
@@ -458,33 +486,55 @@ impl Tables {
         }
         // Service ids and regions in use by services that stay (their old
         // regions stay readable until their entry is switched).
-        let mut used_ids: Vec<u32> = self
+        let mut used_ids: HashSet<u32> = self
             .placed
             .iter()
-            .filter(|(k, _)| new_keys.contains(k))
+            .filter(|(k, _)| kept.contains(k))
             .map(|(_, p)| p.value.id)
             .collect();
-        let mut used_dests: Vec<(u32, u32)> = self
-            .placed
-            .values()
-            .map(|p| (p.value.dests_off, p.value.dests_len))
+        let mut next_id = 0u32;
+        let mut dests = Regions::new(
+            self.placed
+                .values()
+                .map(|p| (p.value.dests_off, p.value.dests_len))
+                .collect(),
+            dests_cap,
+        );
+        let mut tables = Regions::new(
+            self.placed
+                .values()
+                .map(|p| (p.value.table_off, p.value.table_len))
+                .collect(),
+            table_cap,
+        );
+        // Slots of real servers deleted from a service but still serving
+        // its connections, by (service, address, port): re-adding the same
+        // server revives its slot.
+        let mut revivable: StdHashMap<(u32, [u32; 4], u16), u32> = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.flags == REAL_F_IN_USE)
+            .map(|(i, r)| ((r.svc_id, r.addr, r.port), i as u32))
             .collect();
-        let mut used_table: Vec<(u32, u32)> = self
-            .placed
-            .values()
-            .map(|p| (p.value.table_off, p.value.table_len))
-            .collect();
-        let mut dropped_reals = Vec::new();
+        // Allocation cursors: a commit of thousands of servers must not
+        // rescan the table for each one.
+        let mut next_free = 0usize;
+        let mut next_reclaim = 0usize;
+        let mut dropped_reals: HashSet<u32> = HashSet::new();
         let mut services = Vec::new();
         for (vs, key) in new.services.iter().zip(&new_keys) {
             let old = self.placed.get(key);
             let mut value = old.map(|p| p.value).unwrap_or_default();
             let new_id = old.is_none();
             if new_id {
-                value.id = (0..max_services)
-                    .find(|i| !used_ids.contains(i))
-                    .ok_or_else(|| anyhow!("service table full ({max_services} services; raise `lvs load --max-services`)"))?;
-                used_ids.push(value.id);
+                while used_ids.contains(&next_id) {
+                    next_id += 1;
+                }
+                if next_id >= max_services {
+                    bail!("service table full ({max_services} services; raise `lvs load --max-services`)");
+                }
+                value.id = next_id;
+                used_ids.insert(next_id);
             }
             value.sched = vs.sched.code();
             value.family = key.family;
@@ -517,26 +567,38 @@ impl Tables {
                     .copied()
                     .find(|&i| same(&slots[i as usize]))
                     .or_else(|| {
-                        (0..slots.len() as u32).find(|&i| {
-                            let r = &slots[i as usize];
-                            !new_id && r.flags == REAL_F_IN_USE && same(r)
-                        })
+                        if new_id {
+                            return None;
+                        }
+                        let i = revivable.remove(&(value.id, want_addr, want_port))?;
+                        (slots[i as usize].flags == REAL_F_IN_USE).then_some(i)
                     });
                 let (idx, fresh) = match existing {
                     Some(i) => (i, false),
                     None => {
                         // Prefer never-used or freed slots; reclaim dropped
                         // ones (their connections become stale) last.
-                        let i = (0..slots.len() as u32)
-                            .find(|&i| slots[i as usize].flags == 0)
-                            .or_else(|| {
-                                (0..slots.len() as u32).find(|&i| {
-                                    slots[i as usize].flags == REAL_F_IN_USE
-                                        && !dropped_reals.contains(&i)
-                                })
-                            })
-                            .ok_or_else(|| anyhow!("real server table full ({} slots; raise `lvs load --max-reals`)", slots.len()))?;
-                        (i, true)
+                        while next_free < slots.len() && slots[next_free].flags != 0 {
+                            next_free += 1;
+                        }
+                        let i = if next_free < slots.len() {
+                            next_free
+                        } else {
+                            while next_reclaim < slots.len()
+                                && (slots[next_reclaim].flags != REAL_F_IN_USE
+                                    || dropped_reals.contains(&(next_reclaim as u32)))
+                            {
+                                next_reclaim += 1;
+                            }
+                            if next_reclaim >= slots.len() {
+                                bail!(
+                                    "real server table full ({} slots; raise `lvs load --max-reals`)",
+                                    slots.len()
+                                );
+                            }
+                            next_reclaim
+                        };
+                        (i as u32, true)
                     }
                 };
                 let mut r = slots[idx as usize];
@@ -558,17 +620,17 @@ impl Tables {
             for &i in &old_reals {
                 if !reals.iter().any(|(j, _, _)| *j == i) {
                     slots[i as usize].flags = REAL_F_IN_USE;
-                    dropped_reals.push(i);
+                    dropped_reals.insert(i);
                 }
             }
             let idxs: Vec<u32> = reals.iter().map(|(i, _, _)| *i).collect();
             let dests_changed = new_id || idxs != old_reals;
             if dests_changed {
                 let len = idxs.len() as u32;
-                value.dests_off = find_gap(&mut used_dests, len, dests_cap)
+                value.dests_off = dests
+                    .alloc(len)
                     .ok_or_else(|| anyhow!("member table full ({dests_cap} slots)"))?;
                 value.dests_len = len;
-                used_dests.push((value.dests_off, len));
             }
             let members: Vec<schedtab::Member> = reals
                 .iter()
@@ -602,11 +664,10 @@ impl Tables {
                 None
             } else {
                 let len = table.len() as u32;
-                value.table_off = find_gap(&mut used_table, len, table_cap).ok_or_else(|| {
+                value.table_off = tables.alloc(len).ok_or_else(|| {
                     anyhow!("scheduler table full ({table_cap} entries; raise `lvs load --sched-table-size`)")
                 })?;
                 value.table_len = len;
-                used_table.push((value.table_off, len));
                 Some(table)
             };
             services.push(PlannedService {
@@ -621,7 +682,7 @@ impl Tables {
         Ok(Plan {
             services,
             removed_services,
-            dropped_reals,
+            dropped_reals: dropped_reals.into_iter().collect(),
             freed_reals,
             timeouts: new.timeouts,
         })
@@ -698,6 +759,17 @@ mod tests {
         assert_eq!(find_gap(&mut [(5, 2), (0, 3)], 3, 10), Some(7));
         assert_eq!(find_gap(&mut [(5, 2), (0, 3)], 4, 10), None);
         assert_eq!(find_gap(&mut [(0, 0)], 0, 0), Some(0));
+    }
+
+    #[test]
+    fn regions_append_then_fill_gaps() {
+        let mut r = Regions::new(vec![(0, 4), (10, 2)], 16);
+        assert_eq!(r.alloc(3), Some(12));
+        // No room at the end: the first gap.
+        assert_eq!(r.alloc(3), Some(4));
+        assert_eq!(r.alloc(1), Some(15));
+        assert_eq!(r.alloc(3), Some(7));
+        assert_eq!(r.alloc(1), None);
     }
 
     #[test]

@@ -152,7 +152,7 @@ fn forward(p: &Packet, svc: &lvs_common::Service) -> u32 {
     };
     conntrack::touch(c, p, true, now);
     account(svc.id, unsafe { (*c).real }, true, p.ip_len as u64, false);
-    if CHOSEN.set(0, real, 0).is_err() {
+    if !crate::maps::choose(&real) {
         return XDP_DROP;
     }
     verdict::SCHEDULED
@@ -187,7 +187,7 @@ fn schedule(ctx: &XdpContext, p: &Packet, svc: &lvs_common::Service) -> u32 {
         );
     }
     account(svc.id, pick.idx, true, p.ip_len as u64, true);
-    if CHOSEN.set(0, pick.real, 0).is_err() {
+    if !crate::maps::choose(&pick.real) {
         return XDP_DROP;
     }
     verdict::SCHEDULED

@@ -19,7 +19,7 @@ use aya_ebpf::{
 use lvs_common::{counters, csum, FlowKey, Real, AF_INET, PROTO_TCP, PROTO_UDP, REAL_F_IN_USE};
 
 use crate::{
-    maps::{CHOSEN, CHOSEN_CLIENT, CONNS, REALS, REPLIES},
+    maps::{CHOSEN_CLIENT, CONNS, REALS, REPLIES},
     nat::End,
     parse::{ptr_at, Packet, PROTO_ICMP},
     stats::count,
@@ -115,7 +115,7 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> u32 {
         if real.flags & REAL_F_IN_USE == 0 || real.generation != c.real_generation {
             return XDP_PASS;
         }
-        if CHOSEN.set(0, real, 0).is_err() {
+        if !crate::maps::choose(real) {
             return XDP_DROP;
         }
         return verdict::ICMP_TO_REAL;
@@ -131,9 +131,10 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> u32 {
         _pad: [0; 2],
     };
     if let Some(client) = unsafe { REPLIES.get(&reply_key) } {
-        if CHOSEN_CLIENT.set(0, client, 0).is_err() {
+        let Some(slot) = CHOSEN_CLIENT.get_ptr_mut(0) else {
             return XDP_DROP;
-        }
+        };
+        unsafe { slot.write(*client) };
         return verdict::ICMP_TO_CLIENT;
     }
     XDP_PASS

@@ -85,6 +85,19 @@ pub static NEIGH_MISS: LruHashMap<AddrKey, u64> = LruHashMap::pinned(1024, 0);
 #[map]
 pub static PACKET: PerCpuArray<crate::parse::Packet> = PerCpuArray::with_max_entries(1, 0);
 
+/// Puts `real` in `CHOSEN` through the slot's pointer: a map update would
+/// be a helper call per packet.
+#[inline(always)]
+pub fn choose(real: &Real) -> bool {
+    match CHOSEN.get_ptr_mut(0) {
+        Some(slot) => {
+            unsafe { slot.write(*real) };
+            true
+        }
+        None => false,
+    }
+}
+
 /// Likewise the client-side tuple of a NAT connection whose real-server
 /// side reported an ICMP error.
 #[map]

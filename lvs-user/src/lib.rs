@@ -7,6 +7,7 @@ pub mod decap;
 pub mod loader;
 pub mod model;
 pub mod neigh;
+pub mod progtest;
 pub mod schedtab;
 pub mod sweeper;
 pub mod tables;

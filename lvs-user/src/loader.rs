@@ -9,7 +9,7 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
-    maps::{Array, Map, MapData, PerCpuArray},
+    maps::{Array, Map, MapData},
     programs::{ProgramError, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
@@ -404,13 +404,11 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
 
 /// `lvs stats`: the data path's global counters.
 pub fn print_counters(dir: &Path) -> Result<()> {
-    let map = MapData::from_pin(dir.join(names::COUNTERS))
-        .with_context(|| format!("cannot open counters under {}", dir.display()))?;
-    let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(map))?;
+    let values = crate::progtest::read_counters(dir)
+        .with_context(|| format!("cannot read counters under {}", dir.display()))?;
     let mut out = String::new();
-    for i in 0..counters::COUNT {
-        let v = c.get(&i, 0)?.iter().fold(0u64, |a, b| a.saturating_add(*b));
-        out.push_str(&format!("{:<18} {v}\n", counters::NAMES[i as usize]));
+    for (name, v) in counters::NAMES.iter().zip(values) {
+        out.push_str(&format!("{name:<18} {v}\n"));
     }
     // A closed pipe (`lvs stats | head`) is not an error worth a panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());

@@ -5,21 +5,19 @@
 //! baseline object. Programs run inside the namespace (the FIB lookups
 //! are the namespace's).
 
-use std::{
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
-    maps::{Array, HashMap, Map, MapData, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp},
+    maps::{Array, HashMap, Map, MapData},
+    programs::Xdp,
     Ebpf,
 };
 use lvs_common::{counters, Conn, FlowKey, Real, Service, ServiceKey};
 use lvs_lab::{Lab, Netns};
 
 use super::{frames::*, sysinfo};
+pub use crate::progtest::{read_counters, test_run, xdp_md, RunOut};
 use crate::{
     loader::{self, Sizes},
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
@@ -68,69 +66,9 @@ pub fn prog<'a>(bpf: &'a Ebpf, name: &str) -> Result<&'a Xdp> {
         .map_err(|e| anyhow!("{name}: {e}"))
 }
 
-/// One BPF_PROG_TEST_RUN call's outcome.
-#[derive(Clone, Debug)]
-pub struct RunOut {
-    pub action: u32,
-    /// Wall time of the whole call (syscall included).
-    pub wall: Duration,
-    /// The kernel's per-repeat time, integer ns (truncated).
-    pub kernel_ns: u32,
-    /// The frame as the program left it (only when asked for).
-    pub out: Option<Vec<u8>>,
-}
-
-/// Runs `prog` on `frame` as received on `ifindex`, `repeat` times, in the
-/// calling thread's namespace.
-pub fn test_run(
-    prog: &Xdp,
-    frame: &[u8],
-    ifindex: u32,
-    repeat: u32,
-    want_out: bool,
-) -> Result<RunOut> {
-    let ctx = xdp_md(ifindex, frame.len());
-    let mut out = if want_out {
-        Some(vec![0u8; frame.len() + 256])
-    } else {
-        None
-    };
-    let start = Instant::now();
-    let r = prog
-        .test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: out.as_deref_mut(),
-            ctx_in: Some(&ctx),
-            repeat,
-            ..Default::default()
-        })
-        .map_err(|e| anyhow!("BPF_PROG_TEST_RUN: {e}"))?;
-    let wall = start.elapsed();
-    if let Some(o) = out.as_mut() {
-        o.truncate(r.data_size_out as usize);
-    }
-    Ok(RunOut {
-        action: r.return_value,
-        wall,
-        kernel_ns: r.duration.as_nanos() as u32,
-        out,
-    })
-}
-
 /// Per-packet time of a repeat run from its wall time.
 pub fn wall_ns_per(r: &RunOut, repeat: u32) -> f64 {
     r.wall.as_nanos() as f64 / repeat.max(1) as f64
-}
-
-/// The director's global counters, summed over CPUs.
-pub fn read_counters(pin: &Path) -> Result<[u64; counters::COUNT as usize]> {
-    let m = MapData::from_pin(pin.join(names::COUNTERS))?;
-    let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(m))?;
-    let mut out = [0u64; counters::COUNT as usize];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = c.get(&(i as u32), 0)?.iter().sum();
-    }
-    Ok(out)
 }
 
 /// Bytes the kernel charges for a pinned map (fdinfo `memlock`).

@@ -97,15 +97,6 @@ pub fn real_addr(i: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 211, (1 + i / 250) as u8, (1 + i % 250) as u8)
 }
 
-/// `struct xdp_md` for BPF_PROG_TEST_RUN: data, data_end, data_meta,
-/// ingress_ifindex, rx_queue_index, egress_ifindex (native endianness).
-pub fn xdp_md(ifindex: u32, len: usize) -> [u8; 24] {
-    let mut ctx = [0u8; 24];
-    ctx[4..8].copy_from_slice(&(len as u32).to_ne_bytes());
-    ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
-    ctx
-}
-
 /// `aa:bb:…` for `ip link` / `ip neigh`.
 pub fn mac_str(m: Mac) -> String {
     m.iter()
@@ -161,11 +152,7 @@ mod tests {
     }
 
     #[test]
-    fn xdp_md_layout() {
-        let c = xdp_md(7, 64);
-        assert_eq!(&c[0..4], &[0; 4]);
-        assert_eq!(u32::from_ne_bytes(c[4..8].try_into().unwrap()), 64);
-        assert_eq!(u32::from_ne_bytes(c[12..16].try_into().unwrap()), 7);
+    fn mac_strings() {
         assert_eq!(mac_str(DIR_EXT_MAC), "02:00:00:00:47:80");
     }
 }

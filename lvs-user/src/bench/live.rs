@@ -27,7 +27,8 @@ use lvs_lab::{packet::Mac, Lab, Netns};
 
 use super::{
     fixture::{
-        self, action_name, ifindex, load_prog, read_counters, test_run, XDP_REDIRECT, XDP_TX,
+        self, action_name, ifindex, load_prog, read_counters, test_run, xdp_md, XDP_REDIRECT,
+        XDP_TX,
     },
     frames::*,
     report::{Align, Section, Table},

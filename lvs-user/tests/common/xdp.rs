@@ -12,14 +12,11 @@ use std::{
     path::PathBuf,
 };
 
-use aya::{
-    maps::{Map, MapData, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp},
-    Ebpf,
-};
+use aya::{programs::Xdp, Ebpf};
 use lvs::{
     loader::{self, Sizes, TunnelOpts},
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
+    progtest,
     tables::Tables,
 };
 use lvs_lab::{
@@ -181,31 +178,16 @@ impl Fixture {
             .unwrap()
             .try_into()
             .unwrap();
-        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
-        let mut ctx = [0u8; 24];
-        ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
-        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
-        let mut out = vec![0u8; frame.len() + 256];
         let r = self
             .ns
-            .enter(|| {
-                prog.test_run(TestRunOptions {
-                    data_in: Some(frame),
-                    data_out: Some(&mut out),
-                    ctx_in: Some(&ctx),
-                    ..Default::default()
-                })
-            })
+            .enter(|| progtest::test_run(prog, frame, ifindex, 1, true))
             .expect("setns")
             .expect("BPF_PROG_TEST_RUN");
-        out.truncate(r.data_size_out as usize);
-        (r.return_value, out)
+        (r.action, r.out.unwrap_or_default())
     }
 
     pub fn counter(&self, idx: u32) -> u64 {
-        let m = MapData::from_pin(self.pin.join("COUNTERS")).unwrap();
-        let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(m)).unwrap();
-        c.get(&idx, 0).unwrap().iter().sum()
+        progtest::read_counters(&self.pin).unwrap()[idx as usize]
     }
 }
 

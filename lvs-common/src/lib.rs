@@ -49,6 +49,10 @@ pub const SVC_F_ONEPACKET: u16 = 1 << 1;
 pub const SVC_F_SCHED1: u16 = 1 << 2;
 pub const SVC_F_SCHED2: u16 = 1 << 3;
 pub const SVC_F_SCHED3: u16 = 1 << 4;
+/// A deleted service kept (hidden, with no members) so that its
+/// connections run until they expire, as IPVS's do; re-adding the service
+/// revives it. `lvs load`'s sweeper removes it once no connection is left.
+pub const SVC_F_DELETED: u16 = 1 << 5;
 
 /// [`Real::flags`] bits.
 /// The slot holds a real server (possibly deleted from its service but still

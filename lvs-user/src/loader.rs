@@ -346,7 +346,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
         .try_into()?;
     attach(prog, &opts.ifaces, opts.mode)?;
     let mut neighbours = Neighbours::default();
-    let mut sweeper = Sweeper::default();
+    let mut sweeper = Sweeper::new(&opts.pin_dir);
     // Resolve what is known now before saying we are ready: the first
     // replies must not meet an unresolved next hop.
     refresh_neighbours(bpf, opts, &mut neighbours);

@@ -4,7 +4,10 @@
 //! templates of live connections in use, and corrects the active/inactive
 //! counts of connections the LRU evicted before they ended (`conn_fix`).
 
-use std::collections::HashMap as StdHashMap;
+use std::{
+    collections::{HashMap as StdHashMap, HashSet},
+    path::{Path, PathBuf},
+};
 
 use anyhow::{anyhow, Context, Result};
 use aya::{
@@ -14,7 +17,7 @@ use aya::{
 };
 use lvs_common::{
     Config, Conn, FlowKey, Persist, PersistKey, RealConns, Service, ServiceKey, CONN_F_ACTIVE,
-    CONN_F_DEAD, CONN_STATE_MASK, SVC_F_PERSISTENT,
+    CONN_F_DEAD, CONN_STATE_MASK, SVC_F_DELETED, SVC_F_PERSISTENT,
 };
 
 use crate::tables::{monotonic_ns, names};
@@ -31,8 +34,9 @@ pub struct Swept {
 /// Counts seen per real server: [active, inactive].
 type Seen = StdHashMap<u32, [u64; 2]>;
 
-#[derive(Default)]
 pub struct Sweeper {
+    /// The pin directory, whose lock guards table edits.
+    dir: PathBuf,
     /// Surplus of counted over seen connections at the last sweep, per
     /// (real, kind): only a surplus seen twice is corrected, since a
     /// connection created during the walk shows up once, an evicted one
@@ -40,6 +44,16 @@ pub struct Sweeper {
     surplus: StdHashMap<(u32, usize), u64>,
     /// Whether the table was near full at the last sweep.
     was_full: bool,
+}
+
+impl Sweeper {
+    pub fn new(dir: &Path) -> Sweeper {
+        Sweeper {
+            dir: dir.to_path_buf(),
+            surplus: StdHashMap::new(),
+            was_full: false,
+        }
+    }
 }
 
 /// Whether an LRU table holding `entries` of `capacity` may have evicted:
@@ -85,14 +99,18 @@ impl Sweeper {
             let a: Array<&MapData, Config> = Array::try_from(map(bpf, names::CONFIG)?)?;
             a.get(&0, 0)?
         };
-        let services: StdHashMap<u32, Service> = {
+        let (services, tombstones): (StdHashMap<u32, Service>, Vec<(ServiceKey, u32)>) = {
             let m: HashMap<&MapData, ServiceKey, Service> =
                 HashMap::try_from(map(bpf, names::SERVICES)?)?;
-            m.iter()
-                .filter_map(|kv| kv.ok())
-                .map(|(_, v)| (v.id, v))
-                .collect()
+            let all: Vec<(ServiceKey, Service)> = m.iter().filter_map(|kv| kv.ok()).collect();
+            let tombs = all
+                .iter()
+                .filter(|(_, v)| v.flags & SVC_F_DELETED != 0)
+                .map(|(k, v)| (*k, v.id))
+                .collect();
+            (all.into_iter().map(|(_, v)| (v.id, v)).collect(), tombs)
         };
+        let mut live_services: HashSet<u32> = HashSet::new();
         let mut out = Swept::default();
         let mut seen = Seen::new();
         let mut dead = Vec::new();
@@ -110,6 +128,7 @@ impl Sweeper {
                     continue;
                 }
                 out.live += 1;
+                live_services.insert(c.svc_id);
                 let kind = if c.st & CONN_F_ACTIVE != 0 { 0 } else { 1 };
                 seen.entry(c.real).or_default()[kind] += 1;
                 if let Some(s) = services.get(&c.svc_id) {
@@ -125,6 +144,12 @@ impl Sweeper {
             }
         }
         self.keep_templates(bpf, &keep, now)?;
+        let done: Vec<ServiceKey> = tombstones
+            .into_iter()
+            .filter(|(_, id)| !live_services.contains(id))
+            .map(|(k, _)| k)
+            .collect();
+        self.bury(bpf, &done)?;
         // Connections created while the walk runs are counted but not seen,
         // and under a steady rate that gap exists at every sweep: only a
         // table that was full can have lost entries, so only then are the
@@ -138,6 +163,28 @@ impl Sweeper {
         }
         self.was_full = full;
         Ok(out)
+    }
+
+    /// Removes deleted services whose last connection has gone, unless an
+    /// `lvsadm` holds the tables right now (then next time).
+    fn bury(&self, bpf: &mut Ebpf, keys: &[ServiceKey]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let Some(_lock) = crate::tables::try_lock_dir(&self.dir) else {
+            return Ok(());
+        };
+        let mut m: HashMap<&mut MapData, ServiceKey, Service> = HashMap::try_from(
+            bpf.map_mut(names::SERVICES)
+                .ok_or_else(|| anyhow!("no SERVICES map"))?,
+        )?;
+        for k in keys {
+            // Still a tombstone? lvsadm may have re-added it since the walk.
+            if m.get(k, 0).is_ok_and(|v| v.flags & SVC_F_DELETED != 0) {
+                let _ = m.remove(k);
+            }
+        }
+        Ok(())
     }
 
     fn keep_templates(&self, bpf: &mut Ebpf, keys: &[PersistKey], now: u64) -> Result<()> {

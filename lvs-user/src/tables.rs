@@ -22,8 +22,8 @@ use aya::{
 };
 use lvs_common::{
     Config, Conn, FlowKey, Real, RealConns, Service, ServiceKey, Stats, AF_INET, AF_INET6,
-    CONN_F_DEAD, CONN_STATE_MASK, REAL_F_IN_USE, REAL_F_MEMBER, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
-    TABLE_EMPTY,
+    CONN_F_DEAD, CONN_STATE_MASK, REAL_F_IN_USE, REAL_F_MEMBER, SVC_F_DELETED, SVC_F_ONEPACKET,
+    SVC_F_PERSISTENT, TABLE_EMPTY,
 };
 
 use crate::{
@@ -180,8 +180,17 @@ pub struct Tables {
     config: Array<MapData, Config>,
     /// From the last snapshot: service key -> placement.
     placed: StdHashMap<ServiceKey, Placed>,
+    /// From the last snapshot: deleted services still serving connections.
+    tombstones: StdHashMap<ServiceKey, Service>,
     /// From the last snapshot: every real slot.
     slots: Vec<Real>,
+}
+
+/// Takes the pin directory's lock if it is free at once (the sweeper
+/// skips its table edits while an `lvsadm` runs).
+pub fn try_lock_dir(dir: &Path) -> Option<File> {
+    let f = File::open(dir).ok()?;
+    (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0).then_some(f)
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -277,6 +286,7 @@ impl Tables {
             real_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(dir, names::REAL_STATS)?))?,
             config: Array::try_from(Map::Array(open_map(dir, names::CONFIG)?))?,
             placed: StdHashMap::new(),
+            tombstones: StdHashMap::new(),
             slots: Vec::new(),
         })
     }
@@ -298,8 +308,13 @@ impl Tables {
         }
         entries.sort_by_key(|(_, v)| v.id);
         self.placed.clear();
+        self.tombstones.clear();
         let mut services = Vec::new();
         for (k, v) in entries {
+            if v.flags & SVC_F_DELETED != 0 {
+                self.tombstones.insert(k, v);
+                continue;
+            }
             let mut idxs = Vec::with_capacity(v.dests_len as usize);
             for i in 0..v.dests_len {
                 idxs.push(self.dests.get(&(v.dests_off + i), 0)?);
@@ -477,20 +492,22 @@ impl Tables {
             .filter(|k| !kept.contains(k))
             .copied()
             .collect();
+        // A deleted service's servers stay in use for its connections (and
+        // can be revived by re-adding it); their slots are reclaimed last.
         let mut freed_reals = Vec::new();
         for k in &removed_services {
             for &idx in &self.placed[k].reals {
                 freed_reals.push(idx);
-                slots[idx as usize].flags = 0;
+                slots[idx as usize].flags = REAL_F_IN_USE;
             }
         }
-        // Service ids and regions in use by services that stay (their old
-        // regions stay readable until their entry is switched).
+        // Service ids of services that stay, and of every deleted one, which
+        // keeps its id while it may still have connections.
         let mut used_ids: HashSet<u32> = self
             .placed
-            .iter()
-            .filter(|(k, _)| kept.contains(k))
-            .map(|(_, p)| p.value.id)
+            .values()
+            .map(|p| p.value.id)
+            .chain(self.tombstones.values().map(|t| t.id))
             .collect();
         let mut next_id = 0u32;
         let mut dests = Regions::new(
@@ -524,9 +541,13 @@ impl Tables {
         let mut services = Vec::new();
         for (vs, key) in new.services.iter().zip(&new_keys) {
             let old = self.placed.get(key);
-            let mut value = old.map(|p| p.value).unwrap_or_default();
+            let tomb = self.tombstones.get(key);
+            let mut value = old.map(|p| p.value).or(tomb.copied()).unwrap_or_default();
             let new_id = old.is_none();
-            if new_id {
+            // A re-added service takes its old id back, so its servers'
+            // slots (and their connections) are revived.
+            let revive = old.is_some() || tomb.is_some();
+            if new_id && tomb.is_none() {
                 while used_ids.contains(&next_id) {
                     next_id += 1;
                 }
@@ -567,7 +588,7 @@ impl Tables {
                     .copied()
                     .find(|&i| same(&slots[i as usize]))
                     .or_else(|| {
-                        if new_id {
+                        if !revive {
                             return None;
                         }
                         let i = revivable.remove(&(value.id, want_addr, want_port))?;
@@ -689,14 +710,19 @@ impl Tables {
     }
 
     fn apply(&mut self, plan: Plan) -> Result<()> {
-        // Removals first: a deleted service stops matching before its slots
-        // can be handed to another one.
+        // Removals first: a deleted service stops scheduling before its
+        // slots can be handed to another one. It stays as a member-less
+        // tombstone, so its connections keep their real servers.
         for k in &plan.removed_services {
-            self.services.remove(k)?;
+            let mut tomb = self.placed[k].value;
+            tomb.flags |= SVC_F_DELETED;
+            tomb.dests_len = 0;
+            tomb.table_len = 0;
+            self.services.insert(k, tomb, 0)?;
         }
         for &i in &plan.freed_reals {
             let mut r = self.reals.get(&i, 0)?;
-            r.flags = 0;
+            r.flags = REAL_F_IN_USE;
             self.reals.set(i, r, 0)?;
         }
         for s in &plan.services {

@@ -346,3 +346,57 @@ fn malformed_packets_are_not_forwarded() {
         "rs"
     );
 }
+
+/// `ipvsadm -C; ipvsadm -R < rules`, the usual reload, and `-D` of a
+/// service: established connections keep their real servers (as IPVS's
+/// do), while new connections follow the tables.
+#[test]
+fn connections_survive_clear_restore_and_delete() {
+    if !require_root("nat reload") {
+        return;
+    }
+    let d = director("reload", 2).unwrap();
+    let _line: Vec<_> = d
+        .seed
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| servers::line(ns, sa("0.0.0.0:9000"), &format!("rs{}", i + 1)).unwrap())
+        .collect();
+    d.adm(&["-A", "-t", &vip(9000), "-s", "rr"]);
+    d.adm(&["-a", "-t", &vip(9000), "-r", &rs(0, 9000), "-m"]);
+    d.adm(&["-a", "-t", &vip(9000), "-r", &rs(1, 9000), "-m"]);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = TcpConn::connect(&d.seed.client, d.seed.vip(9000), T).unwrap();
+        let who = c.ask("hi").unwrap();
+        held.push((c, who));
+    }
+    let saved = d.adm(&["-S", "-n"]);
+    d.adm(&["-C"]);
+    assert!(
+        !d.adm(&["-L", "-n"]).contains("TCP"),
+        "-C hides the service"
+    );
+    for (c, who) in held.iter_mut() {
+        assert_eq!(&c.ask("after -C").unwrap(), who, "a connection survives -C");
+    }
+    let (code, _, err) = d.adm_raw(&["-R"], &saved);
+    assert_eq!(code, 0, "{err}");
+    for (c, who) in held.iter_mut() {
+        assert_eq!(&c.ask("after -R").unwrap(), who, "and the restore");
+    }
+    let mut fresh = TcpConn::connect(&d.seed.client, d.seed.vip(9000), T).unwrap();
+    assert!(fresh.ask("new").unwrap().starts_with("rs"));
+    d.adm(&["-D", "-t", &vip(9000)]);
+    for (c, who) in held.iter_mut() {
+        assert_eq!(&c.ask("after -D").unwrap(), who, "and -D of its service");
+    }
+    // No new connection is scheduled for a deleted service.
+    assert!(
+        TcpConn::connect(&d.seed.client, d.seed.vip(9000), Duration::from_secs(1))
+            .and_then(|mut c| c.ask("x"))
+            .is_err()
+    );
+    assert_eq!(d.adm(&["-S", "-n"]), "");
+}

@@ -76,13 +76,7 @@ fn wrr_shares_and_quiescing() {
     }
     let d = director("wrr", 2).unwrap();
     let _srv = web(&d);
-    let _line = d
-        .seed
-        .rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| servers::line(ns, sa("0.0.0.0:9000"), &format!("rs{}", i + 1)).unwrap())
-        .collect::<Vec<_>>();
+    let _line = d.line_servers(9000);
     d.adm(&["-A", "-t", &vip(80), "-s", "wrr"]);
     d.adm(&["-a", "-t", &vip(80), "-r", &rs(0, 80), "-m", "-w", "3"]);
     d.adm(&["-a", "-t", &vip(80), "-r", &rs(1, 80), "-m", "-w", "1"]);
@@ -167,13 +161,7 @@ fn long_lived_connection_survives_table_changes() {
         return;
     }
     let d = director("ll", 3).unwrap();
-    let _line: Vec<_> = d
-        .seed
-        .rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| servers::line(ns, sa("0.0.0.0:9000"), &format!("rs{}", i + 1)).unwrap())
-        .collect();
+    let _line = d.line_servers(9000);
     d.adm(&["-A", "-t", &vip(9000), "-s", "rr"]);
     d.adm(&["-a", "-t", &vip(9000), "-r", &rs(0, 9000), "-m"]);
     let mut c = TcpConn::connect(&d.seed.client, d.seed.vip(9000), T).unwrap();
@@ -356,13 +344,7 @@ fn connections_survive_clear_restore_and_delete() {
         return;
     }
     let d = director("reload", 2).unwrap();
-    let _line: Vec<_> = d
-        .seed
-        .rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| servers::line(ns, sa("0.0.0.0:9000"), &format!("rs{}", i + 1)).unwrap())
-        .collect();
+    let _line = d.line_servers(9000);
     d.adm(&["-A", "-t", &vip(9000), "-s", "rr"]);
     d.adm(&["-a", "-t", &vip(9000), "-r", &rs(0, 9000), "-m"]);
     d.adm(&["-a", "-t", &vip(9000), "-r", &rs(1, 9000), "-m"]);

@@ -6,14 +6,12 @@
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
-    helpers::bpf_ktime_get_ns,
-    macros::xdp,
     programs::XdpContext,
 };
 use lvs_common::{counters, FlowKey};
 
 use crate::{
-    atomic, conntrack,
+    atomic, clock, conntrack,
     maps::{CONNS, REAL_CONNS},
     parse::ptr_at,
     stats::add,
@@ -21,16 +19,16 @@ use crate::{
 
 /// Input: a `FlowKey`. Removes the connection if it has expired (XDP_PASS),
 /// else leaves it (XDP_DROP).
-#[xdp]
-pub fn conn_expire(ctx: XdpContext) -> u32 {
-    let Some(k) = ptr_at::<FlowKey>(&ctx, 0) else {
+#[inline(always)]
+pub fn conn_expire(ctx: &XdpContext) -> u32 {
+    let Some(k) = ptr_at::<FlowKey>(ctx, 0) else {
         return XDP_DROP;
     };
     let key = unsafe { k.read_unaligned() };
     let Some(c) = CONNS.get_ptr_mut(&key) else {
         return XDP_DROP;
     };
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = clock::now();
     if conntrack::expired(unsafe { &*c }, now) && conntrack::kill(&key, c) {
         XDP_PASS
     } else {
@@ -49,9 +47,9 @@ struct Fix {
 }
 
 /// Input: a `Fix`. Takes evicted connections off a real server's count.
-#[xdp]
-pub fn conn_fix(ctx: XdpContext) -> u32 {
-    let Some(f) = ptr_at::<Fix>(&ctx, 0) else {
+#[inline(always)]
+pub fn conn_fix(ctx: &XdpContext) -> u32 {
+    let Some(f) = ptr_at::<Fix>(ctx, 0) else {
         return XDP_DROP;
     };
     let f = unsafe { f.read_unaligned() };

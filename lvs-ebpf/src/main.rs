@@ -1,51 +1,34 @@
-//! The lvs-xdp director: one XDP program attached to every link of the
-//! director. Each packet is either a service's (forward direction), a reply
-//! from a NAT real server (reverse direction), or not ours (XDP_PASS,
-//! untouched).
-// Built for bpfel-unknown-none by lvs-user's build script; on the host (a
-// workspace-wide `cargo build`/`clippy`) it is an empty program.
-#![cfg_attr(target_arch = "bpf", no_std, no_main, feature(core_intrinsics))]
-#![cfg_attr(target_arch = "bpf", allow(internal_features))]
-// Map keys are passed by reference on purpose: by value they would be
-// copied onto the 512-byte BPF stack.
-#![allow(clippy::needless_borrows_for_generic_args)]
+//! The production object: the director and the sweeper's kernel half.
+//! Everything is in the `lvs_ebpf` library; this file only names the
+//! programs `lvs load` loads.
+#![cfg_attr(target_arch = "bpf", no_std, no_main)]
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
 
-// One module per concern: parsing, maps, conntrack, scheduling, NAT
-// rewrite, transmit, counters; `director` holds the entry point and paths.
 #[cfg(target_arch = "bpf")]
-mod atomic;
-#[cfg(target_arch = "bpf")]
-mod bench;
-#[cfg(target_arch = "bpf")]
-mod conntrack;
-#[cfg(target_arch = "bpf")]
-mod director;
-#[cfg(target_arch = "bpf")]
-mod gc;
-#[cfg(target_arch = "bpf")]
-mod icmp;
-#[cfg(target_arch = "bpf")]
-mod icmp_fwd;
-#[cfg(target_arch = "bpf")]
-mod lblc;
-#[cfg(target_arch = "bpf")]
-mod maps;
-#[cfg(target_arch = "bpf")]
-mod nat;
-#[cfg(target_arch = "bpf")]
-mod parse;
-#[cfg(target_arch = "bpf")]
-mod persist;
-#[cfg(target_arch = "bpf")]
-mod sched;
-#[cfg(target_arch = "bpf")]
-mod stats;
-#[cfg(target_arch = "bpf")]
-mod tunnel;
-#[cfg(target_arch = "bpf")]
-mod verdict;
-#[cfg(target_arch = "bpf")]
-mod xmit;
+mod prog {
+    use aya_ebpf::{macros::xdp, programs::XdpContext};
+
+    /// Attached to every link of the director.
+    #[xdp]
+    pub fn director(ctx: XdpContext) -> u32 {
+        lvs_ebpf::director(&ctx)
+    }
+
+    /// Run by the sweeper through BPF_PROG_TEST_RUN (see `gc`).
+    #[xdp]
+    pub fn conn_expire(ctx: XdpContext) -> u32 {
+        lvs_ebpf::gc::conn_expire(&ctx)
+    }
+
+    #[xdp]
+    pub fn conn_fix(ctx: XdpContext) -> u32 {
+        lvs_ebpf::gc::conn_fix(&ctx)
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo) -> ! {
+        loop {}
+    }
+}

@@ -3,13 +3,14 @@
 //!
 //! Rules (documented in the README): a frame we cannot fully parse, an IPv4
 //! header with IHL < 5 or a total length beyond the frame, and any IP
-//! fragment are handed to the kernel untouched (`Verdict::Pass`), so the
-//! director never forwards something it did not understand. VLAN-tagged
-//! frames are parsed through one 802.1Q/802.1ad tag but passed, as a
-//! redirect could not restore the tag on another link.
+//! fragment are handed to the kernel untouched (XDP_PASS, counted as
+//! `malformed` or `fragment`), so the director never forwards something it
+//! did not understand. VLAN-tagged frames are passed untouched too.
 
 use aya_ebpf::programs::XdpContext;
 use lvs_common::{counters, AF_INET, AF_INET6, PROTO_TCP, PROTO_UDP};
+
+pub use crate::bounds::{data, data_end, frame_len, ptr_at};
 
 pub const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -28,52 +29,6 @@ pub const TCP_ACK: u8 = 0x10;
 /// Byte offsets of the checksum field inside the L4 header.
 pub const TCP_CSUM_OFF: usize = 16;
 pub const UDP_CSUM_OFF: usize = 6;
-
-/// Start of the frame. A volatile load of the context field: otherwise
-/// LLVM may hoist it out of a function and pass it to a BPF-to-BPF call as
-/// a plain 32-bit integer, and the verifier no longer sees a packet pointer.
-#[inline(always)]
-pub fn data(ctx: &XdpContext) -> usize {
-    unsafe { core::ptr::read_volatile(&(*ctx.ctx).data) as usize }
-}
-
-/// End of the frame; see [`data`].
-#[inline(always)]
-pub fn data_end(ctx: &XdpContext) -> usize {
-    unsafe { core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize }
-}
-
-/// Length of the frame.
-#[inline(always)]
-pub fn frame_len(ctx: &XdpContext) -> usize {
-    data_end(ctx) - data(ctx)
-}
-
-/// Larger than any header offset we use (Ethernet + VLAN + IPv4 options +
-/// an ICMP error's embedded headers).
-const MAX_OFF: usize = 0x3ff;
-
-/// Returns a pointer to a `T` at `off`, if the whole `T` lies in the packet.
-#[inline(always)]
-pub fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
-    // Header offsets are small; the mask gives the verifier their bound
-    // even when they were read back from a map (the per-CPU packet view).
-    let off = off & MAX_OFF;
-    let start = data(ctx);
-    let end = data_end(ctx);
-    // At least two bytes: for one, LLVM turns the check into `p >= end`,
-    // from which the verifier derives no range when `off` is variable.
-    // Every single byte we read has more header after it.
-    let need = if core::mem::size_of::<T>() < 2 {
-        2
-    } else {
-        core::mem::size_of::<T>()
-    };
-    if start + off + need > end {
-        return None;
-    }
-    Some((start + off) as *mut T)
-}
 
 /// Why a frame was not parsed into a [`Packet`]; each maps to a counter.
 #[derive(Clone, Copy)]

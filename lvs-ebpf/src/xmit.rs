@@ -4,10 +4,10 @@
 
 use aya_ebpf::{
     bindings::{
-        bpf_fib_lookup as FibParams, xdp_action, BPF_FIB_LKUP_RET_FRAG_NEEDED,
-        BPF_FIB_LKUP_RET_NO_NEIGH, BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
+        bpf_fib_lookup as FibParams, BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH,
+        BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
     },
-    helpers::{bpf_fib_lookup, bpf_ktime_get_ns, bpf_redirect},
+    helpers::{bpf_fib_lookup, bpf_redirect},
     macros::map,
     maps::LruPerCpuHashMap,
     programs::XdpContext,
@@ -17,6 +17,7 @@ use lvs_common::{AddrKey, AF_INET};
 use crate::{
     maps::NEIGH_MISS,
     parse::{ptr_at, Packet},
+    verdict::Verdict,
 };
 
 /// A resolved next hop.
@@ -76,7 +77,7 @@ pub fn lookup_cached(
         family: p.family,
         _pad: [0; 3],
     };
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = crate::clock::now();
     let ingress = p.ingress;
     if let Some(c) = unsafe { HOPS.get(&key) } {
         if c.in_ifindex == ingress
@@ -151,7 +152,7 @@ pub fn lookup(
                 family,
                 _pad: [0; 3],
             };
-            let now = unsafe { bpf_ktime_get_ns() };
+            let now = crate::clock::now();
             let _ = NEIGH_MISS.insert(&key, &now, 0);
         }
         return Err(Miss::Other);
@@ -172,15 +173,17 @@ pub fn lookup(
 /// Writes the hop's MACs into the frame and returns the action that sends
 /// it: XDP_TX on the ingress link, a redirect otherwise.
 #[inline(always)]
-pub fn send(ctx: &XdpContext, p: &Packet, hop: &Hop) -> Option<u32> {
-    let eth = ptr_at::<[u8; 12]>(ctx, 0)?;
+pub fn send(ctx: &XdpContext, p: &Packet, hop: &Hop) -> Verdict {
+    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
+        return Verdict::DROP;
+    };
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(&hop.dmac);
     macs[6..].copy_from_slice(&hop.smac);
     unsafe { eth.write_unaligned(macs) };
     if hop.ifindex == p.ingress {
-        Some(xdp_action::XDP_TX)
+        Verdict::TX
     } else {
-        Some(unsafe { bpf_redirect(hop.ifindex, 0) } as u32)
+        Verdict::action(unsafe { bpf_redirect(hop.ifindex, 0) } as u32)
     }
 }

@@ -9,8 +9,17 @@
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
 
+// The director's bounds-checked view (masked offsets, two-byte minimum
+// reads), included as a file rather than linked: linking the `lvs_ebpf`
+// library would bring the director's maps into this object.
+#[cfg(target_arch = "bpf")]
+#[path = "../bounds.rs"]
+#[allow(dead_code)]
+mod bounds;
+
 #[cfg(target_arch = "bpf")]
 mod prog {
+    use super::bounds::ptr_at;
     use aya_ebpf::{
         bindings::xdp_action::XDP_PASS,
         helpers::bpf_xdp_adjust_head,
@@ -34,14 +43,6 @@ mod prog {
         if let Some(c) = DECAP_COUNTERS.get_ptr_mut(i) {
             unsafe { *c += 1 };
         }
-    }
-
-    #[inline(always)]
-    fn ptr_at<T>(ctx: &XdpContext, off: usize) -> Option<*mut T> {
-        if ctx.data() + off + core::mem::size_of::<T>() > ctx.data_end() {
-            return None;
-        }
-        Some((ctx.data() + off) as *mut T)
     }
 
     #[xdp]

@@ -48,6 +48,25 @@ pub fn load_director(pin: &Path, sizes: Sizes) -> Result<Ebpf> {
     loader::load_director(pin, sizes, false, loader::TunnelOpts::default(), &[])
 }
 
+/// The benchmark object (the director's code inside the restoring wrapper,
+/// and the baselines), its pinned maps opened from the director's pin
+/// directory `pin`, so the wrapper runs on the tables the fixture fills.
+pub fn load_bench_object(pin: &Path) -> Result<Ebpf> {
+    let mut base = aya::EbpfLoader::new()
+        .default_map_pin_directory(pin)
+        .load(loader::BENCH_OBJ)
+        .context("loading the benchmark object")?;
+    for name in [
+        "director_bench",
+        "bench_overhead",
+        "bench_drop",
+        "bench_swap",
+    ] {
+        load_prog(&mut base, name)?;
+    }
+    Ok(base)
+}
+
 /// Loads one more XDP program of an object (the loader loads `director`).
 pub fn load_prog(bpf: &mut Ebpf, name: &str) -> Result<()> {
     let prog: &mut Xdp = bpf
@@ -132,12 +151,8 @@ impl Fixture {
         let ext_if = ifindex(&ns, "ext0")?;
         let int_if = ifindex(&ns, "int0")?;
         let pin = lab.pin_dir()?;
-        let mut bpf = load_director(&pin, sizes)?;
-        load_prog(&mut bpf, "director_bench")?;
-        load_prog(&mut bpf, "bench_overhead")?;
-        let mut base = Ebpf::load(loader::BENCH_OBJ).context("loading the baseline object")?;
-        load_prog(&mut base, "bench_drop")?;
-        load_prog(&mut base, "bench_swap")?;
+        let bpf = load_director(&pin, sizes)?;
+        let base = load_bench_object(&pin)?;
         let f = Fixture {
             ns,
             pin,

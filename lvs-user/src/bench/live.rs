@@ -26,10 +26,7 @@ use lvs_common::counters;
 use lvs_lab::{packet::Mac, Lab, Netns};
 
 use super::{
-    fixture::{
-        self, action_name, ifindex, load_prog, read_counters, test_run, xdp_md, XDP_REDIRECT,
-        XDP_TX,
-    },
+    fixture::{self, action_name, ifindex, read_counters, test_run, xdp_md, XDP_REDIRECT, XDP_TX},
     frames::*,
     report::{Align, Section, Table},
     stats::{fmt_mpps, fmt_ns, fmt_ratio_of, median},
@@ -37,7 +34,7 @@ use super::{
     Opts, Progress,
 };
 use crate::{
-    loader::{self, Sizes},
+    loader::Sizes,
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
     tables::Tables,
 };
@@ -169,11 +166,8 @@ impl Live {
         ))?;
         let g0 = ifindex(&gen, "g0")?;
         let pin = lab.pin_dir()?;
-        let mut dir_bpf = fixture::load_director(&pin, Sizes::default())?;
-        load_prog(&mut dir_bpf, "director_bench")?;
-        let mut base = Ebpf::load(loader::BENCH_OBJ)?;
-        load_prog(&mut base, "bench_drop")?;
-        load_prog(&mut base, "bench_swap")?;
+        let dir_bpf = fixture::load_director(&pin, Sizes::default())?;
+        let base = fixture::load_bench_object(&pin)?;
         let mut t = Tables::open(&pin)?;
         let mut snap = t.snapshot()?;
         let svc = |port, rs: std::net::Ipv4Addr, rport, m| {
@@ -265,7 +259,11 @@ impl Live {
         let (obj, name) = match target {
             Target::Drop => (&mut self.base, "bench_drop"),
             Target::Swap => (&mut self.base, "bench_swap"),
-            Target::DirectorDr | Target::DirectorNat => (&mut self.dir_bpf, "director_bench"),
+            // DR rewrites only the MACs, so the production program itself
+            // leaves a recycled frame fit to be sent again; NAT rewrites
+            // addresses and needs the restoring wrapper.
+            Target::DirectorDr => (&mut self.dir_bpf, "director"),
+            Target::DirectorNat => (&mut self.base, "director_bench"),
         };
         Ok(obj
             .program_mut(name)
@@ -471,11 +469,12 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
          carry over.",
     );
     sec.note(
-        "The director runs as `director_bench` (the full director, then the frame's first 64 \
-         bytes restored) because live-frame pages are recycled within a call without being \
-         re-initialised: a NAT-rewritten page would come back addressed to the real server. \
-         The restore adds the wrapper's cost (section 1's wrapper row minus XDP_DROP) to the \
-         director rows. The generator is `bench_swap`, so \
+        "The DR row runs the production `director` itself: it rewrites only the MACs. The NAT \
+         row runs `director_bench` (the same code, then the frame's first 64 bytes restored) \
+         because live-frame pages are recycled within a call without being re-initialised: a \
+         NAT-rewritten page would come back addressed to the real server. The restore adds the \
+         wrapper's cost (section 1's wrapper row minus XDP_DROP) to the NAT row. The \
+         generator is `bench_swap`, so \
          the frame's MACs alternate between rounds of the page pool; no program here reads \
          them.",
     );

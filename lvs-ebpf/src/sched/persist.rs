@@ -6,10 +6,10 @@
 
 use lvs_common::{Persist, PersistKey, Service, REAL_F_IN_USE, REAL_F_MEMBER};
 
+use super::avail;
 use crate::{
     maps::{PERSIST, REALS, REAL_CONNS},
     parse::Packet,
-    sched,
 };
 
 #[inline(always)]
@@ -38,7 +38,7 @@ pub fn lookup(svc: &Service, p: &Packet, now: u64) -> Option<u32> {
     // persistent clients.
     let mut r = *real;
     r.weight = r.weight.max(1);
-    if !sched::available(&r, conns) {
+    if !avail::available(&r, conns) {
         return None;
     }
     tpl.last_used = now;

@@ -12,18 +12,16 @@
 //!
 //! Anything else, echo included, is passed to the director's stack.
 
-use aya_ebpf::{
-    bindings::xdp_action::{XDP_DROP, XDP_PASS},
-    programs::XdpContext,
-};
+use aya_ebpf::programs::XdpContext;
 use lvs_common::{counters, csum, FlowKey, Real, AF_INET, PROTO_TCP, PROTO_UDP, REAL_F_IN_USE};
 
 use crate::{
+    fwd::nat::End,
     maps::{CHOSEN_CLIENT, CONNS, REALS, REPLIES},
-    nat::End,
     parse::{ptr_at, Packet, PROTO_ICMP},
     stats::count,
-    verdict, xmit,
+    verdict::Verdict,
+    xmit,
 };
 
 /// The embedded (quoted) packet of an ICMP error.
@@ -88,15 +86,15 @@ fn inner(ctx: &XdpContext, p: &Packet) -> Option<Inner> {
 /// Handles an ICMP/ICMPv6 packet; returns a verdict (`ICMP_TO_REAL` with
 /// the real server in `CHOSEN` when the caller must forward it).
 #[inline(never)]
-pub fn handle(ctx: &XdpContext, p: &Packet) -> u32 {
+pub fn handle(ctx: &XdpContext, p: &Packet) -> Verdict {
     let Some(t) = ptr_at::<u8>(ctx, p.l4_off) else {
-        return XDP_PASS;
+        return Verdict::PASS;
     };
     if !is_error(p, unsafe { *t }) {
-        return XDP_PASS;
+        return Verdict::PASS;
     }
     let Some(inn) = inner(ctx, p) else {
-        return XDP_PASS;
+        return Verdict::PASS;
     };
     // The embedded packet went out from us to a client.
     let client_key = FlowKey {
@@ -110,15 +108,15 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> u32 {
     };
     if let Some(c) = unsafe { CONNS.get(&client_key) } {
         let Some(real) = REALS.get(c.real) else {
-            return XDP_PASS;
+            return Verdict::PASS;
         };
         if real.flags & REAL_F_IN_USE == 0 || real.generation != c.real_generation {
-            return XDP_PASS;
+            return Verdict::PASS;
         }
         if !crate::maps::choose(real) {
-            return XDP_DROP;
+            return Verdict::DROP;
         }
-        return verdict::ICMP_TO_REAL;
+        return Verdict::ICMP_TO_REAL;
     }
     // The embedded packet went out from us to a NAT real server.
     let reply_key = FlowKey {
@@ -132,19 +130,19 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> u32 {
     };
     if let Some(client) = unsafe { REPLIES.get(&reply_key) } {
         let Some(slot) = CHOSEN_CLIENT.get_ptr_mut(0) else {
-            return XDP_DROP;
+            return Verdict::DROP;
         };
         unsafe { slot.write(*client) };
-        return verdict::ICMP_TO_CLIENT;
+        return Verdict::ICMP_TO_CLIENT;
     }
-    XDP_PASS
+    Verdict::PASS
 }
 
 /// NAT: the error goes back to the client (`client` is the connection's
 /// client-side tuple) with the VIP as outer source and as the embedded
 /// packet's destination.
 #[inline(never)]
-pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> u32 {
+pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> Verdict {
     let to = Towards {
         route_src: &client.dst,
         route_dst: &p.dst,
@@ -165,7 +163,7 @@ pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> u32 {
 /// NAT: the error goes to the real server with its address as outer
 /// destination and as the embedded packet's source (counted by the caller).
 #[inline(never)]
-pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> u32 {
+pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
     let to = Towards {
         route_src: &p.src,
         route_dst: &real.addr,
@@ -197,27 +195,25 @@ fn translate_and_send(
     addr: &[u32; 4],
     port: u16,
     sent: Option<u32>,
-) -> u32 {
+) -> Verdict {
     let Some(inn) = inner(ctx, p) else {
-        return XDP_PASS;
+        return Verdict::PASS;
     };
     let Ok(hop) = xmit::lookup(ctx, p, p.proto, to.route_src, to.route_dst, p.ip_len, false) else {
         count(to.miss);
-        return XDP_DROP;
+        return Verdict::DROP;
     };
     if translate(ctx, p, &inn, to.outer, addr, to.inner, port).is_none() {
         count(counters::XMIT_ERR);
-        return XDP_DROP;
+        return Verdict::DROP;
     }
-    match xmit::send(ctx, p, &hop) {
-        Some(a) => {
-            if let Some(c) = sent {
-                count(c);
-            }
-            a
+    let v = xmit::send(ctx, p, &hop);
+    if v != Verdict::DROP {
+        if let Some(c) = sent {
+            count(c);
         }
-        None => XDP_DROP,
     }
+    v
 }
 
 #[inline(always)]

@@ -4,7 +4,6 @@
 //! bounced out of the link it came in on.
 
 use aya_ebpf::{
-    bindings::xdp_action::{XDP_DROP, XDP_TX},
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
     programs::XdpContext,
 };
@@ -13,6 +12,7 @@ use lvs_common::{counters, csum, AF_INET};
 use crate::{
     parse::{ptr_at, Packet, ETH_HLEN},
     stats::count,
+    verdict::Verdict,
 };
 
 /// What the error quotes of the offending packet: its IP header (no
@@ -22,9 +22,9 @@ const QUOTE6: usize = 40 + 8;
 
 /// Replaces the packet with an ICMP error telling its sender to use `mtu`.
 #[inline(never)]
-pub fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> u32 {
+pub fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> Verdict {
     let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
-        return XDP_DROP;
+        return Verdict::DROP;
     };
     let old = unsafe { eth.read_unaligned() };
     let mut macs = [0u8; 12];
@@ -37,10 +37,10 @@ pub fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> u32 {
     };
     if ok.is_none() {
         count(counters::XMIT_ERR);
-        return XDP_DROP;
+        return Verdict::DROP;
     }
     count(counters::ICMP_TOO_BIG);
-    XDP_TX
+    Verdict::TX
 }
 
 /// Grows the head by `grow` bytes and cuts the tail so the frame is

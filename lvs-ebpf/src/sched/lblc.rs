@@ -7,10 +7,11 @@ use core::ffi::c_void;
 
 use lvs_common::{sched as codes, Lblc, LblcKey, Service, LBLCR_SET};
 
-use crate::{
-    maps::{DESTS, LBLC},
-    sched::{self, usable},
+use super::{
+    avail::{self, usable},
+    scan,
 };
+use crate::maps::{DESTS, LBLC};
 
 /// Entries unused for this long are forgotten (IPVS: one day).
 const EXPIRE_NS: u64 = 24 * 3600 * 1_000_000_000;
@@ -30,8 +31,8 @@ fn overloaded(svc: &Service, idx: u32) -> bool {
         off: svc.dests_off,
         found: 0,
     };
-    sched::each(
-        svc.dests_len.min(sched::MAX_SCAN),
+    avail::each(
+        svc.dests_len.min(avail::MAX_SCAN),
         half_loaded,
         &raw mut probe as *mut c_void,
     );
@@ -74,7 +75,7 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
                 if !overloaded(svc, idx) {
                     return Some(idx);
                 }
-                let idx = sched::scan(svc, codes::WLC)?;
+                let idx = scan::scan(svc, codes::WLC)?;
                 en.reals[0] = idx;
                 return Some(idx);
             }
@@ -99,7 +100,7 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
             if best != u32::MAX && !overloaded(svc, best) {
                 return Some(best);
             }
-            let idx = sched::scan(svc, codes::WLC)?;
+            let idx = scan::scan(svc, codes::WLC)?;
             let n = en.len as usize;
             if n < LBLCR_SET {
                 en.reals[n] = idx;
@@ -113,7 +114,7 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
             return Some(idx);
         }
     }
-    let idx = sched::scan(svc, codes::WLC)?;
+    let idx = scan::scan(svc, codes::WLC)?;
     let mut en = Lblc {
         reals: [u32::MAX; LBLCR_SET],
         len: 1,

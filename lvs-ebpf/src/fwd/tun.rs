@@ -2,15 +2,13 @@
 //! the real server, which decapsulates (kernel ipip/ip6tnl device, or
 //! `lvs decap`) and answers the client directly.
 
-use aya_ebpf::{
-    bindings::xdp_action::XDP_DROP, helpers::bpf_xdp_adjust_head, programs::XdpContext,
-};
+use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
 use lvs_common::{counters, csum, Config, Real, AF_INET};
 
 use crate::{
     parse::{ptr_at, Packet, ETH_HLEN},
     stats::count,
-    verdict,
+    verdict::Verdict,
     xmit::{self, Miss},
 };
 
@@ -20,7 +18,7 @@ const IPPROTO_IPV6: u8 = 41;
 // A call of its own: its headers and FIB parameters need a stack frame
 // that the NAT and DR paths do not share.
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) -> u32 {
+pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) -> Verdict {
     let v4 = p.family == AF_INET;
     let overhead: u16 = if v4 { 20 } else { 40 };
     let tot = p.ip_len.saturating_add(overhead);
@@ -36,7 +34,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) 
         Err(Miss::FragNeeded(mtu)) => return too_big(ctx, p, mtu.saturating_sub(overhead)),
         Err(Miss::Other) => {
             count(counters::FWD_NO_NEIGH);
-            return XDP_DROP;
+            return Verdict::DROP;
         }
     };
     if cfg_mtu != 0 && tot as u32 > cfg_mtu {
@@ -50,26 +48,24 @@ pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) 
     };
     if ok.is_none() {
         count(counters::XMIT_ERR);
-        return XDP_DROP;
+        return Verdict::DROP;
     }
-    match xmit::send(ctx, p, &hop) {
-        Some(action) => {
-            count(counters::TUN_FWD);
-            action
-        }
-        None => XDP_DROP,
+    let v = xmit::send(ctx, p, &hop);
+    if v != Verdict::DROP {
+        count(counters::TUN_FWD);
     }
+    v
 }
 
 /// A packet too big for the tunnel: with DF (always, for IPv6) the client
 /// is told the usable MTU; without DF it cannot be fragmented here.
 #[inline(always)]
-fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> u32 {
-    if !crate::director::dont_fragment(ctx, p) {
+fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> Verdict {
+    if !super::dont_fragment(ctx, p) {
         count(counters::XMIT_ERR);
-        return XDP_DROP;
+        return Verdict::DROP;
     }
-    verdict::too_big(mtu)
+    Verdict::too_big(mtu)
 }
 
 #[inline(always)]

@@ -1,0 +1,33 @@
+//! Direct routing: the packet keeps its IP header (the real server holds
+//! the VIP on a loopback); only the MACs change, towards the real server.
+
+use aya_ebpf::programs::XdpContext;
+use lvs_common::{counters, Real};
+
+use crate::{
+    parse::Packet,
+    stats::count,
+    verdict::Verdict,
+    xmit::{self, Miss},
+};
+
+#[inline(never)]
+pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
+    match xmit::lookup_cached(ctx, p, p.proto, &p.src, &real.addr, p.ip_len, false) {
+        Ok(hop) => {
+            let v = xmit::send(ctx, p, &hop);
+            if v != Verdict::DROP {
+                count(counters::DR_FWD);
+            }
+            v
+        }
+        Err(Miss::FragNeeded(mtu)) if super::dont_fragment(ctx, p) => Verdict::too_big(mtu),
+        // Never pass it: its destination is the VIP, a local address, so
+        // the director's own stack would answer it. `lvs` resolves the
+        // real server's neighbour; until then, drop and count.
+        Err(_) => {
+            count(counters::FWD_NO_NEIGH);
+            Verdict::DROP
+        }
+    }
+}

@@ -45,7 +45,11 @@ pub const ICMP_REPLY: u32 = 18;
 /// connections before they ended.
 pub const EVICTED: u32 = 19;
 
-pub const COUNT: u32 = 20;
+/// Established packets served from the per-CPU flow cache, without the
+/// shared connection table (also counted in their path's counter).
+pub const FLOW_HIT: u32 = 20;
+
+pub const COUNT: u32 = 21;
 
 /// Printable names, indexed as above.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -69,4 +73,5 @@ pub const NAMES: [&str; COUNT as usize] = [
     "icmp_fwd",
     "icmp_reply",
     "evicted",
+    "flow_hit",
 ];

@@ -37,6 +37,16 @@ pub fn flow(addr: &[u32; 4], port: u16, seed: u32) -> u32 {
     fmix(h ^ 20)
 }
 
+/// The per-CPU flow cache's slot of an IPv4 5-tuple (words as they lie in
+/// the frame: addresses, then both ports as one word), for a cache of
+/// `1 << bits` slots. Cheap on purpose: it runs for every established
+/// packet, and a collision only costs a trip through the shared table.
+#[inline(always)]
+pub fn cache_slot(src: u32, dst: u32, ports: u32, proto: u8, bits: u32) -> u32 {
+    let h = fmix(mix(mix(mix(proto as u32, src), dst), ports));
+    h >> (32 - bits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,23 +20,10 @@ use crate::{
     parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
-#[inline(always)]
-pub fn flow_key(p: &Packet) -> FlowKey {
-    FlowKey {
-        src: p.src,
-        dst: p.dst,
-        sport: p.sport,
-        dport: p.dport,
-        proto: p.proto,
-        family: p.family,
-        _pad: [0; 2],
-    }
-}
-
 /// A TCP SYN that opens a connection (not a SYN-ACK).
 #[inline(always)]
 pub fn is_syn(p: &Packet) -> bool {
-    p.proto == PROTO_TCP && p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
+    p.key.proto == PROTO_TCP && p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
 }
 
 // IPVS's TCP state table: [direction][event][state] -> state. Directions:
@@ -194,7 +181,7 @@ fn reply_key(client: &FlowKey, real: &Real) -> FlowKey {
 #[inline(always)]
 pub fn create(key: &FlowKey, p: &Packet, real_idx: u32, real: &Real, svc_id: u32, now: u64) {
     // Only a SYN opens a TCP connection: NONE --syn--> SYN_RECV.
-    let mut st = if p.proto == PROTO_TCP {
+    let mut st = if p.key.proto == PROTO_TCP {
         state::SYN_RECV as u32
     } else {
         state::UDP as u32
@@ -224,7 +211,7 @@ pub fn create(key: &FlowKey, p: &Packet, real_idx: u32, real: &Real, svc_id: u32
 /// `CONN_TOUCH_NS`.
 #[inline(always)]
 pub fn touch(c: *mut Conn, p: &Packet, inbound: bool, now: u64) {
-    if p.proto == PROTO_TCP {
+    if p.key.proto == PROTO_TCP {
         if let Some(ev) = tcp_event(p.tcp_flags) {
             transition(c, ev, inbound);
         }

@@ -16,30 +16,31 @@ use crate::{
 #[inline(always)]
 pub fn director(ctx: &XdpContext) -> u32 {
     count(counters::RX);
+    if let Some(action) = flow::fast(ctx) {
+        return action;
+    }
     // The packet view lives in a per-CPU slot, not on this frame: every
     // call chain starts here, and the verifier allows 512 bytes for all of
     // a chain's frames together.
     let Some(slot) = PACKET.get_ptr_mut(0) else {
         return Verdict::PASS.xdp();
     };
-    match parse::parse(ctx) {
-        Ok(mut parsed) => {
-            // Read once here: deeper down LLVM may reuse a computed pointer
-            // to this context field, which the verifier refuses.
-            parsed.ingress = unsafe { (*ctx.ctx).ingress_ifindex };
-            unsafe { slot.write(parsed) }
-        }
-        Err(skip) => {
-            count(skip.counter());
-            return Verdict::PASS.xdp();
-        }
+    // SAFETY: this CPU's slot; nothing else uses it during the run.
+    let slot = unsafe { &mut *slot };
+    if let Err(skip) = parse::parse(ctx, slot) {
+        count(skip.counter());
+        return Verdict::PASS.xdp();
     }
-    let p = unsafe { &*slot };
+    // Read once here: deeper down LLVM may reuse a computed pointer to
+    // this context field, which the verifier refuses.
+    slot.ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+    let p = &*slot;
+    flow::unstage();
     // Each path is a call of its own and returns a verdict; only this
     // frame stays live below them, and the chosen real server is passed in
     // a per-CPU slot rather than on the stack. That keeps the verifier's
     // combined stack (512 bytes over the call chain) in bounds.
-    let v = if p.proto == parse::PROTO_ICMP || p.proto == parse::PROTO_ICMPV6 {
+    let v = if p.key.proto == parse::PROTO_ICMP || p.key.proto == parse::PROTO_ICMPV6 {
         icmp::errors::handle(ctx, p)
     } else {
         match svc::lookup(p) {
@@ -50,7 +51,11 @@ pub fn director(ctx: &XdpContext) -> u32 {
             None => fwd::nat::reply(ctx, p),
         }
     };
-    finish(ctx, p, v).xdp()
+    let v = finish(ctx, p, v);
+    if p.key.proto != parse::PROTO_ICMP && p.key.proto != parse::PROTO_ICMPV6 {
+        flow::commit(p);
+    }
+    v.xdp()
 }
 
 /// Carries out a path's request: forward to the chosen real server by its
@@ -58,17 +63,19 @@ pub fn director(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 fn finish(ctx: &XdpContext, p: &Packet, v: Verdict) -> Verdict {
     let v = if v == Verdict::SCHEDULED || v == Verdict::ICMP_TO_REAL {
-        let Some(real) = CHOSEN.get(0) else {
+        let Some(ch) = CHOSEN.get(0) else {
             return Verdict::DROP;
         };
         if v == Verdict::ICMP_TO_REAL {
             count(counters::ICMP_FWD);
         }
-        match real.method {
-            METHOD_MASQ if v == Verdict::ICMP_TO_REAL => icmp::errors::nat_to_real(ctx, p, real),
-            METHOD_MASQ => fwd::nat::forward(ctx, p, real),
-            METHOD_ROUTE => fwd::dr::forward(ctx, p, real),
-            METHOD_TUNNEL => fwd::tun::forward(ctx, p, real, CONFIG.get(0)),
+        match ch.real.method {
+            METHOD_MASQ if v == Verdict::ICMP_TO_REAL => {
+                icmp::errors::nat_to_real(ctx, p, &ch.real)
+            }
+            METHOD_MASQ => fwd::nat::forward(ctx, p, ch),
+            METHOD_ROUTE => fwd::dr::forward(ctx, p, ch),
+            METHOD_TUNNEL => fwd::tun::forward(ctx, p, &ch.real, CONFIG.get(0)),
             _ => {
                 count(counters::XMIT_ERR);
                 Verdict::DROP

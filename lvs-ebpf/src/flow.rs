@@ -1,34 +1,416 @@
-//! The established path: a packet of a tracked connection, client to VIP.
+//! The established path: packets of tracked connections.
+//!
+//! Two tiers. The shared connection table (`conntrack`) is the truth: every
+//! TCP state change, every count of ActiveConn/InActConn, expiry. In front
+//! of it, a per-CPU direct-mapped flow cache serves the bulk of an
+//! established connection's traffic (IPv4 TCP segments with only ACK among
+//! SYN/FIN/RST/ACK, and UDP) with no hash lookup and no helper call but the
+//! redirect: the slot holds the tuple, the rewrite with its checksum
+//! deltas precomputed, and the next hop.
+//!
+//! A slot is filled by the shared path after it forwarded such a packet of
+//! an ESTABLISHED (or UDP) connection, and is used only while
+//! - its real server's entry is unchanged (slot generation, port, method,
+//!   flags, weight: a removal, an edit or quiescing sends the next packet
+//!   back through the shared path, which decides as IPVS does),
+//! - it is younger than `SLOT_TTL` jiffies: then the shared path sees the
+//!   packet again, refreshing the connection's last-seen time (so
+//!   timeouts hold) and the next hop (so a route or neighbour change takes
+//!   effect), and refills the slot,
+//! - the packet arrived on the link the slot was filled from.
+//! A segment with SYN, FIN or RST always takes the shared path, which
+//! empties this CPU's slot of the flow when the connection leaves
+//! ESTABLISHED; another CPU's slot of the same flow ages out within
+//! `SLOT_TTL` (ACK-only segments move no count in any state IPVS's table
+//! reaches from ESTABLISHED, so ActiveConn/InActConn move exactly once).
 
-use lvs_common::{counters, Service, PROTO_TCP};
+use aya_ebpf::{
+    bindings::xdp_action::XDP_TX,
+    helpers::{bpf_jiffies64, bpf_redirect},
+    macros::map,
+    maps::PerCpuArray,
+    programs::XdpContext,
+};
+use lvs_common::{counters, csum, hash, Real, Service, AF_INET, PROTO_TCP, PROTO_UDP};
 
 use crate::{
+    bounds::{data, data_end},
     clock, conntrack,
-    maps::choose,
-    parse::Packet,
-    stats::{account, count},
+    maps::{choose, REALS},
+    parse::{Packet, ETH_HLEN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
+    stats::{account, add, count},
     verdict::Verdict,
+    xmit::Hop,
 };
 
-/// Client -> VIP of a tracked connection: on success its real server is
-/// in `CHOSEN` and the verdict is `SCHEDULED`; `NEW` asks for scheduling.
+/// Slots per CPU (a power of two).
+const BITS: u32 = 12;
+/// Jiffies a slot serves before the shared path sees its flow again:
+/// 64 is 64 ms at HZ=1000 and 0.64 s at HZ=100, always under the
+/// second of slack that expiry allows for a connection's last-seen time.
+const SLOT_TTL: u64 = 64;
+
+/// What a slot does to a packet.
+const KIND_EMPTY: u8 = 0;
+/// Only the MACs change (DR).
+const KIND_MACS: u8 = 1;
+/// NAT, client -> real server: the destination address and port change.
+const KIND_DNAT: u8 = 2;
+/// NAT, real server -> client: the source address and port change.
+const KIND_SNAT: u8 = 3;
+
+/// One slot of the flow cache.
+#[repr(C)]
+pub struct Slot {
+    /// The tuple as it lies in the frame: source, destination, both ports.
+    src: u32,
+    dst: u32,
+    ports: u32,
+    proto: u8,
+    kind: u8,
+    /// The new port of a NAT rewrite (network order).
+    new_port: u16,
+    ingress: u32,
+    out_ifindex: u32,
+    real: u32,
+    real_generation: u32,
+    svc_id: u32,
+    /// The real server's port, method, flags and weight at fill time, as
+    /// one word of its `REALS` entry.
+    real_word: u64,
+    /// Jiffies at fill time.
+    at: u64,
+    /// The new address of a NAT rewrite.
+    new_addr: u32,
+    /// One's-complement sums to add to the IPv4 and L4 checksums.
+    ip_delta: u16,
+    l4_delta: u16,
+    /// The Ethernet addresses to write (destination, then source), as an
+    /// 8-byte and a 4-byte word so that writing them is two stores.
+    macs_lo: u64,
+    macs_hi: u32,
+}
+
+#[map]
+static FLOW_CACHE: PerCpuArray<Slot> = PerCpuArray::with_max_entries(1 << BITS, 0);
+
+/// Offsets in an option-less IPv4 frame.
+const IP_CSUM: usize = ETH_HLEN + 10;
+const IP_SRC: usize = ETH_HLEN + 12;
+const IP_DST: usize = ETH_HLEN + 16;
+const L4: usize = ETH_HLEN + 20;
+
+/// The bytes every cached frame has: Ethernet, IPv4 without options, and a
+/// TCP header (a UDP frame this short takes the shared path).
+const HEAD: usize = L4 + 20;
+
+/// The port, method, flags and weight word of a `REALS` entry.
+#[inline(always)]
+fn real_word(r: &Real) -> u64 {
+    // SAFETY: bytes 16..24 of the 8-aligned map value: port, method,
+    // flags, weight (`Real` is repr(C)).
+    unsafe { core::ptr::read((r as *const Real as *const u8).add(16) as *const u64) }
+}
+
+#[inline(always)]
+fn load<T: Copy>(at: usize) -> T {
+    // SAFETY: the caller checked `at + size_of::<T>()` against the frame's
+    // end. Packet data need not be aligned: XDP on every architecture
+    // lvs-xdp runs on loads it whole (the verifier allows it without
+    // BPF_F_STRICT_ALIGNMENT), which is why this is not a byte loop.
+    unsafe { core::ptr::read(at as *const T) }
+}
+
+#[inline(always)]
+fn store<T>(at: usize, v: T) {
+    // SAFETY: as `load`.
+    unsafe { core::ptr::write(at as *mut T, v) }
+}
+
+/// `check` after adding the precomputed one's-complement sum `delta`.
+#[inline(always)]
+fn adjust(check: u16, delta: u16) -> u16 {
+    !csum::fold(!check as u64 + delta as u64)
+}
+
+/// The cached fast path: `Some(action)` when the packet was forwarded from
+/// a slot, `None` to take the shared path. Inlined into the entry point,
+/// so a hit makes no BPF-to-BPF call.
+#[inline(always)]
+pub fn fast(ctx: &XdpContext) -> Option<u32> {
+    let start = data(ctx);
+    let end = data_end(ctx);
+    if start + HEAD > end {
+        return None;
+    }
+    // Ethernet type IPv4, version 4 with no options, not a fragment.
+    if load::<u16>(start + 12) != 0x0800u16.to_be()
+        || load::<u8>(start + ETH_HLEN) != 0x45
+        || load::<u16>(start + ETH_HLEN + 6) & 0xff3fu16 != 0
+    {
+        return None;
+    }
+    let tot = u16::from_be(load::<u16>(start + ETH_HLEN + 2)) as usize;
+    if ETH_HLEN + tot > end - start {
+        return None;
+    }
+    let proto = load::<u8>(start + ETH_HLEN + 9);
+    let l4_csum = if proto == PROTO_TCP {
+        // The parser's rules: a data offset of at least 5 words that fits
+        // in the IP packet; and only segments whose one flag of
+        // SYN/FIN/RST/ACK is ACK.
+        let doff = (load::<u8>(start + L4 + 12) >> 4) as usize * 4;
+        let flags = load::<u8>(start + L4 + 13);
+        if doff < 20
+            || 20 + doff > tot
+            || flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK) != TCP_ACK
+        {
+            return None;
+        }
+        L4 + 16
+    } else if proto == PROTO_UDP {
+        if tot < 28 {
+            return None;
+        }
+        L4 + 6
+    } else {
+        return None;
+    };
+    let src = load::<u32>(start + IP_SRC);
+    let dst = load::<u32>(start + IP_DST);
+    let ports = load::<u32>(start + L4);
+    let s = FLOW_CACHE.get_ptr_mut(hash::cache_slot(src, dst, ports, proto, BITS))?;
+    // SAFETY: this CPU's own slot; nothing else touches it during the run.
+    let s = unsafe { &*s };
+    let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+    if s.kind == KIND_EMPTY
+        || s.src != src
+        || s.dst != dst
+        || s.ports != ports
+        || s.proto != proto
+        || s.ingress != ingress
+        || unsafe { bpf_jiffies64() }.wrapping_sub(s.at) >= SLOT_TTL
+    {
+        return None;
+    }
+    let real = REALS.get(s.real)?;
+    if real.generation != s.real_generation || real_word(real) != s.real_word {
+        return None;
+    }
+    let inbound = s.kind != KIND_SNAT;
+    if s.kind != KIND_MACS {
+        let (addr_off, port_off) = if inbound {
+            (IP_DST, L4 + 2)
+        } else {
+            (IP_SRC, L4)
+        };
+        store(start + addr_off, s.new_addr);
+        store(start + port_off, s.new_port);
+        store(start + IP_CSUM, adjust(load(start + IP_CSUM), s.ip_delta));
+        let old = load::<u16>(start + l4_csum);
+        // UDP: a zero checksum means none and stays zero; a computed zero
+        // is sent as all ones.
+        if proto == PROTO_TCP || old != 0 {
+            let new = adjust(old, s.l4_delta);
+            store(
+                start + l4_csum,
+                if proto == PROTO_UDP && new == 0 {
+                    0xffff
+                } else {
+                    new
+                },
+            );
+        }
+    }
+    store(start, s.macs_lo);
+    store(start + 8, s.macs_hi);
+    account(s.svc_id, s.real, inbound, tot as u64, false);
+    count(match s.kind {
+        KIND_MACS => counters::DR_FWD,
+        KIND_DNAT => counters::NAT_FWD,
+        _ => counters::NAT_REPLY,
+    });
+    add(counters::FLOW_HIT, 1);
+    if s.out_ifindex == ingress {
+        return Some(XDP_TX);
+    }
+    Some(unsafe { bpf_redirect(s.out_ifindex, 0) } as u32)
+}
+
+/// The slot of the packet's flow, if the packet could be cached at all
+/// (IPv4 without options, TCP or UDP).
+#[inline(always)]
+fn slot_of(p: &Packet) -> Option<*mut Slot> {
+    if p.key.family != AF_INET || p.l3_off != ETH_HLEN || p.l4_off != L4 {
+        return None;
+    }
+    let ports = (p.key.sport as u32) | ((p.key.dport as u32) << 16);
+    FLOW_CACHE.get_ptr_mut(hash::cache_slot(
+        p.key.src[0],
+        p.key.dst[0],
+        ports,
+        p.key.proto,
+        BITS,
+    ))
+}
+
+/// What the shared path tells the cache about the connection of the
+/// packet it is handling.
+#[derive(Clone, Copy, Default)]
+pub struct Cacheable {
+    pub svc_id: u32,
+    pub real: u32,
+    /// The connection is ESTABLISHED (TCP) or UDP, and the packet is one
+    /// the cache serves.
+    pub ok: bool,
+}
+
+/// Whether a packet of a connection in state word `st` may be served from
+/// the cache from now on.
+#[inline(always)]
+pub fn cacheable(p: &Packet, st: u32) -> bool {
+    let s = (st & lvs_common::CONN_STATE_MASK) as u8;
+    if p.key.proto == PROTO_TCP {
+        s == lvs_common::state::ESTABLISHED
+            && p.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK) == TCP_ACK
+    } else {
+        p.key.proto == PROTO_UDP && s == lvs_common::state::UDP
+    }
+}
+
+/// A NAT rewrite the shared path made: the new destination (`inbound`,
+/// client -> real server) or source (reply) address and port.
+pub struct Rewrite {
+    pub addr: u32,
+    pub port: u16,
+    pub inbound: bool,
+}
+
+/// The slot the shared path is preparing for the packet it handles: the
+/// forwarding paths write it as they send (`stage`), the entry point
+/// stores it in the cache once the path returned (`commit`), so that the
+/// deepest call chain carries no extra frame.
+#[map]
+static STAGED: PerCpuArray<Slot> = PerCpuArray::with_max_entries(1, 0);
+
+/// Clears the staged slot; the entry point calls it before the shared path.
+#[inline(always)]
+pub fn unstage() {
+    if let Some(s) = STAGED.get_ptr_mut(0) {
+        unsafe { (*s).kind = KIND_EMPTY };
+    }
+}
+
+/// Records how the shared path forwarded the packet: through `hop`, with
+/// NAT's rewrite `rw` or none (DR). Nothing is staged for a connection the
+/// cache must not serve, and `commit` then empties the flow's slot.
+#[inline(always)]
+pub fn stage(c: &Cacheable, hop: &Hop, rw: Option<&Rewrite>) {
+    let Some(s) = STAGED.get_ptr_mut(0) else {
+        return;
+    };
+    let s = unsafe { &mut *s };
+    if !c.ok {
+        s.kind = KIND_EMPTY;
+        return;
+    }
+    s.real = c.real;
+    s.svc_id = c.svc_id;
+    s.out_ifindex = hop.ifindex;
+    let d = hop.dmac;
+    let m = hop.smac;
+    s.macs_lo = u64::from_ne_bytes([d[0], d[1], d[2], d[3], d[4], d[5], m[0], m[1]]);
+    s.macs_hi = u32::from_ne_bytes([m[2], m[3], m[4], m[5]]);
+    match rw {
+        None => s.kind = KIND_MACS,
+        Some(rw) => {
+            s.new_addr = rw.addr;
+            s.new_port = rw.port;
+            s.kind = if rw.inbound { KIND_DNAT } else { KIND_SNAT };
+        }
+    }
+}
+
+/// Stores the staged slot for the packet `p` (parsed before any rewrite)
+/// if the path staged one, and otherwise empties this CPU's slot of the
+/// flow: its connection is no longer one the cache serves.
+#[inline(never)]
+pub fn commit(p: &Packet) {
+    let (Some(st), Some(s)) = (STAGED.get_ptr_mut(0), slot_of(p)) else {
+        return;
+    };
+    let (st, s) = unsafe { (&*st, &mut *s) };
+    let ports = (p.key.sport as u32) | ((p.key.dport as u32) << 16);
+    let real = match REALS.get(st.real) {
+        Some(r) if st.kind != KIND_EMPTY => r,
+        _ => {
+            if s.src == p.key.src[0] && s.dst == p.key.dst[0] && s.ports == ports {
+                s.kind = KIND_EMPTY;
+            }
+            return;
+        }
+    };
+    s.kind = KIND_EMPTY;
+    s.src = p.key.src[0];
+    s.dst = p.key.dst[0];
+    s.ports = ports;
+    s.proto = p.key.proto;
+    s.ingress = p.ingress;
+    s.out_ifindex = st.out_ifindex;
+    s.real = st.real;
+    s.real_generation = real.generation;
+    s.real_word = real_word(real);
+    s.svc_id = st.svc_id;
+    s.at = unsafe { bpf_jiffies64() };
+    s.macs_lo = st.macs_lo;
+    s.macs_hi = st.macs_hi;
+    if st.kind != KIND_MACS {
+        let (old_addr, old_port) = if st.kind == KIND_DNAT {
+            (p.key.dst[0], p.key.dport)
+        } else {
+            (p.key.src[0], p.key.sport)
+        };
+        s.new_addr = st.new_addr;
+        s.new_port = st.new_port;
+        // RFC 1624: HC' = ~(~HC + ~m + m') for each changed word m.
+        let a = sum32(!old_addr) + sum32(st.new_addr);
+        s.ip_delta = csum::fold(a);
+        s.l4_delta = csum::fold(a + (!old_port) as u64 + st.new_port as u64);
+    }
+    s.kind = st.kind;
+}
+
+#[inline(always)]
+fn sum32(v: u32) -> u64 {
+    (v & 0xffff) as u64 + (v >> 16) as u64
+}
+
+/// Client -> VIP of a tracked connection, through the shared table: on
+/// success its real server is in `CHOSEN` and the verdict is `SCHEDULED`;
+/// `NEW` asks for scheduling.
 #[inline(never)]
 pub fn established(p: &Packet, svc: &Service) -> Verdict {
     let now = clock::now();
-    let key = conntrack::flow_key(p);
+    let key = &p.key;
     let syn = conntrack::is_syn(p);
-    let Some((c, real)) = conntrack::lookup(&key, syn, now) else {
+    let Some((c, real)) = conntrack::lookup(key, syn, now) else {
         // As IPVS: only a SYN opens a TCP connection; anything else
         // without one goes to the director's stack (which resets it).
-        if p.proto == PROTO_TCP && !syn {
+        if p.key.proto == PROTO_TCP && !syn {
             count(counters::NO_CONN);
             return Verdict::PASS;
         }
         return Verdict::NEW;
     };
     conntrack::touch(c, p, true, now);
-    account(svc.id, unsafe { (*c).real }, true, p.ip_len as u64, false);
-    if !choose(&real) {
+    let (real_idx, st) = unsafe { ((*c).real, core::ptr::read_volatile(&(*c).st)) };
+    account(svc.id, real_idx, true, p.ip_len as u64, false);
+    let cache = Cacheable {
+        svc_id: svc.id,
+        real: real_idx,
+        ok: cacheable(p, st),
+    };
+    if !choose(&real, cache) {
         return Verdict::DROP;
     }
     Verdict::SCHEDULED

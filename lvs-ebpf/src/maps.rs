@@ -2,6 +2,7 @@
 //! them and a later `lvs load` can take over the tables of a stopped one.
 //! Sizes here are defaults; `lvs load` overrides them (`--max-conns`, ...).
 
+use crate::flow::Cacheable;
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
@@ -70,10 +71,17 @@ pub static REAL_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(4096, 0);
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counters::COUNT, 0);
 
-/// The real server chosen for the packet being handled (index 0): handed
+/// The real server chosen for the packet being handled, with what the
+/// flow cache needs to remember the forwarding.
+pub struct Chosen {
+    pub real: Real,
+    pub cache: Cacheable,
+}
+
+/// The chosen real server of the packet being handled (index 0): handed
 /// from the lookup to the forwarding call without growing the stack.
 #[map]
-pub static CHOSEN: PerCpuArray<Real> = PerCpuArray::with_max_entries(1, 0);
+pub static CHOSEN: PerCpuArray<Chosen> = PerCpuArray::with_max_entries(1, 0);
 
 /// Destinations whose FIB lookup found no neighbour entry, with the time:
 /// `lvs load` resolves their next hops (a reply can never be handed to the
@@ -88,10 +96,10 @@ pub static PACKET: PerCpuArray<crate::parse::Packet> = PerCpuArray::with_max_ent
 /// Puts `real` in `CHOSEN` through the slot's pointer: a map update would
 /// be a helper call per packet.
 #[inline(always)]
-pub fn choose(real: &Real) -> bool {
+pub fn choose(real: &Real, cache: Cacheable) -> bool {
     match CHOSEN.get_ptr_mut(0) {
         Some(slot) => {
-            unsafe { slot.write(*real) };
+            unsafe { slot.write(Chosen { real: *real, cache }) };
             true
         }
         None => false,

@@ -8,7 +8,7 @@
 //! did not understand. VLAN-tagged frames are passed untouched too.
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{counters, AF_INET, AF_INET6, PROTO_TCP, PROTO_UDP};
+use lvs_common::{counters, FlowKey, AF_INET, AF_INET6, PROTO_TCP, PROTO_UDP};
 
 pub use crate::bounds::{data, data_end, frame_len, ptr_at};
 
@@ -49,22 +49,22 @@ impl Skip {
     }
 }
 
-/// The parsed view of an IPv4/IPv6 TCP or UDP packet.
+/// The parsed view of an IPv4/IPv6 TCP or UDP packet. It lives in a
+/// per-CPU map slot, and `key` is laid out as the connection tables' key,
+/// so the tables are looked up with a pointer into the slot: no 40-byte
+/// key is built on the stack.
 pub struct Packet {
-    pub family: u8,
-    pub proto: u8,
+    /// The 5-tuple as the packet carries it (client side for a forward
+    /// packet, real-server side for a reply).
+    pub key: FlowKey,
     /// Offset of the IP header (after Ethernet).
     pub l3_off: usize,
     /// Offset of the TCP/UDP header.
     pub l4_off: usize,
-    pub src: [u32; 4],
-    pub dst: [u32; 4],
-    pub sport: u16,
-    pub dport: u16,
     pub tcp_flags: u8,
     /// IP total length (IPv4) or payload length + 40 (IPv6), host order.
     pub ip_len: u16,
-    /// The link the frame arrived on (filled in by the entry point).
+    /// The link the frame arrived on.
     pub ingress: u32,
 }
 
@@ -74,19 +74,21 @@ fn load_u16(ctx: &XdpContext, off: usize) -> Result<u16, Skip> {
     Ok(unsafe { p.read_unaligned() })
 }
 
+/// Parses the frame into `p` (the per-CPU slot, written in place so no
+/// copy of the view sits on the entry point's stack).
 #[inline(always)]
-pub fn parse(ctx: &XdpContext) -> Result<Packet, Skip> {
+pub fn parse(ctx: &XdpContext, p: &mut Packet) -> Result<(), Skip> {
     let proto = u16::from_be(load_u16(ctx, 12).map_err(|_| Skip::Other)?);
     match proto {
-        ETH_P_IP => parse_ipv4(ctx, ETH_HLEN),
-        ETH_P_IPV6 => parse_ipv6(ctx, ETH_HLEN),
+        ETH_P_IP => parse_ipv4(ctx, p, ETH_HLEN),
+        ETH_P_IPV6 => parse_ipv6(ctx, p, ETH_HLEN),
         ETH_P_8021Q | ETH_P_8021AD => Err(Skip::Other),
         _ => Err(Skip::Other),
     }
 }
 
 #[inline(always)]
-fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
+fn parse_ipv4(ctx: &XdpContext, p: &mut Packet, l3: usize) -> Result<(), Skip> {
     let b0 = ptr_at::<[u8; 20]>(ctx, l3).ok_or(Skip::Malformed)?;
     let h = unsafe { &*b0 };
     if h[0] >> 4 != 4 {
@@ -105,30 +107,27 @@ fn parse_ipv4(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
     if frag & 0x3fff != 0 {
         return Err(Skip::Fragment);
     }
-    let proto = h[9];
     let src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
     let dst = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
-    // ihl is at most 60, so the verifier sees a bounded offset.
-    let l4 = l3 + (ihl & 0x3c);
-    let mut p = Packet {
-        family: AF_INET,
-        proto,
-        l3_off: l3,
-        l4_off: l4,
+    p.key = FlowKey {
         src: [src, 0, 0, 0],
         dst: [dst, 0, 0, 0],
         sport: 0,
         dport: 0,
-        tcp_flags: 0,
-        ip_len: tot,
-        ingress: 0,
+        proto: h[9],
+        family: AF_INET,
+        _pad: [0; 2],
     };
-    parse_l4(ctx, &mut p, tot as usize - ihl)?;
-    Ok(p)
+    p.l3_off = l3;
+    // ihl is at most 60, so the verifier sees a bounded offset.
+    p.l4_off = l3 + (ihl & 0x3c);
+    p.tcp_flags = 0;
+    p.ip_len = tot;
+    parse_l4(ctx, p, tot as usize - ihl)
 }
 
 #[inline(always)]
-fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
+fn parse_ipv6(ctx: &XdpContext, p: &mut Packet, l3: usize) -> Result<(), Skip> {
     let h = unsafe { &*ptr_at::<[u8; 40]>(ctx, l3).ok_or(Skip::Malformed)? };
     if h[0] >> 4 != 6 {
         return Err(Skip::Malformed);
@@ -138,35 +137,34 @@ fn parse_ipv6(ctx: &XdpContext, l3: usize) -> Result<Packet, Skip> {
         return Err(Skip::Malformed);
     }
     let a = |o: usize| u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
-    let mut p = Packet {
-        family: AF_INET6,
-        proto: h[6],
-        l3_off: l3,
-        l4_off: l3 + 40,
+    p.key = FlowKey {
         src: [a(8), a(12), a(16), a(20)],
         dst: [a(24), a(28), a(32), a(36)],
         sport: 0,
         dport: 0,
-        tcp_flags: 0,
-        ip_len: plen.saturating_add(40),
-        ingress: 0,
+        proto: h[6],
+        family: AF_INET6,
+        _pad: [0; 2],
     };
-    parse_l4(ctx, &mut p, plen as usize)?;
-    Ok(p)
+    p.l3_off = l3;
+    p.l4_off = l3 + 40;
+    p.tcp_flags = 0;
+    p.ip_len = plen.saturating_add(40);
+    parse_l4(ctx, p, plen as usize)
 }
 
 /// Fills ports and flags. `l4_len` is what the IP header says follows it.
 #[inline(always)]
 fn parse_l4(ctx: &XdpContext, p: &mut Packet, l4_len: usize) -> Result<(), Skip> {
-    match p.proto {
+    match p.key.proto {
         PROTO_TCP => {
             let t = unsafe { &*ptr_at::<[u8; 20]>(ctx, p.l4_off).ok_or(Skip::Malformed)? };
             let doff = ((t[12] >> 4) as usize) * 4;
             if doff < 20 || doff > l4_len {
                 return Err(Skip::Malformed);
             }
-            p.sport = u16::from_ne_bytes([t[0], t[1]]);
-            p.dport = u16::from_ne_bytes([t[2], t[3]]);
+            p.key.sport = u16::from_ne_bytes([t[0], t[1]]);
+            p.key.dport = u16::from_ne_bytes([t[2], t[3]]);
             p.tcp_flags = t[13];
         }
         PROTO_UDP => {
@@ -174,13 +172,13 @@ fn parse_l4(ctx: &XdpContext, p: &mut Packet, l4_len: usize) -> Result<(), Skip>
             if l4_len < 8 {
                 return Err(Skip::Malformed);
             }
-            p.sport = u16::from_ne_bytes([u[0], u[1]]);
-            p.dport = u16::from_ne_bytes([u[2], u[3]]);
+            p.key.sport = u16::from_ne_bytes([u[0], u[1]]);
+            p.key.dport = u16::from_ne_bytes([u[2], u[3]]);
         }
-        // ICMP errors about tracked connections are handled by `icmp_fwd`,
+        // ICMP errors about tracked connections are handled by `icmp`,
         // which reads the embedded header itself; ports stay zero.
-        PROTO_ICMP if p.family == AF_INET => {}
-        PROTO_ICMPV6 if p.family == AF_INET6 => {}
+        PROTO_ICMP if p.key.family == AF_INET => {}
+        PROTO_ICMPV6 if p.key.family == AF_INET6 => {}
         _ => return Err(Skip::Other),
     }
     Ok(())

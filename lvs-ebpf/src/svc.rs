@@ -18,10 +18,10 @@ use crate::{
 #[inline(always)]
 pub fn lookup(p: &Packet) -> Option<&'static Service> {
     let key = ServiceKey {
-        addr: p.dst,
-        port: p.dport,
-        proto: p.proto,
-        family: p.family,
+        addr: p.key.dst,
+        port: p.key.dport,
+        proto: p.key.proto,
+        family: p.key.family,
     };
     unsafe { SERVICES.get(&key) }
 }
@@ -40,14 +40,7 @@ pub fn schedule(ctx: &XdpContext, p: &Packet, svc: &Service) -> Verdict {
         count(counters::NO_REAL);
         return Verdict::PASS;
     };
-    conntrack::create(
-        &conntrack::flow_key(p),
-        p,
-        pick.idx,
-        &pick.real,
-        svc.id,
-        now,
-    );
+    conntrack::create(&p.key, p, pick.idx, &pick.real, svc.id, now);
     count(counters::NEW_CONN);
     if debug_on() {
         debug!(
@@ -59,7 +52,14 @@ pub fn schedule(ctx: &XdpContext, p: &Packet, svc: &Service) -> Verdict {
         );
     }
     account(svc.id, pick.idx, true, p.ip_len as u64, true);
-    if !choose(&pick.real) {
+    // A UDP connection's first packet already makes it one the flow cache
+    // serves; a TCP one is not established before the handshake ends.
+    let cache = crate::flow::Cacheable {
+        svc_id: svc.id,
+        real: pick.idx,
+        ok: p.key.proto == lvs_common::PROTO_UDP,
+    };
+    if !choose(&pick.real, cache) {
         return Verdict::DROP;
     }
     Verdict::SCHEDULED

@@ -74,7 +74,7 @@ pub fn lookup_cached(
 ) -> Result<Hop, Miss> {
     let key = AddrKey {
         addr: *dst,
-        family: p.family,
+        family: p.key.family,
         _pad: [0; 3],
     };
     let now = crate::clock::now();
@@ -120,7 +120,7 @@ pub fn lookup(
     tot_len: u16,
     want_src: bool,
 ) -> Result<Hop, Miss> {
-    let family = p.family;
+    let family = p.key.family;
     let mut f: FibParams = unsafe { core::mem::zeroed() };
     f.family = family;
     f.l4_protocol = proto;

@@ -2,9 +2,11 @@
 //! the VIP on a loopback); only the MACs change, towards the real server.
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{counters, Real};
+use lvs_common::counters;
 
 use crate::{
+    flow,
+    maps::Chosen,
     parse::Packet,
     stats::count,
     verdict::Verdict,
@@ -12,12 +14,21 @@ use crate::{
 };
 
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
-    match xmit::lookup_cached(ctx, p, p.proto, &p.src, &real.addr, p.ip_len, false) {
+pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
+    match xmit::lookup_cached(
+        ctx,
+        p,
+        p.key.proto,
+        &p.key.src,
+        &ch.real.addr,
+        p.ip_len,
+        false,
+    ) {
         Ok(hop) => {
             let v = xmit::send(ctx, p, &hop);
             if v != Verdict::DROP {
                 count(counters::DR_FWD);
+                flow::stage(&ch.cache, &hop, None);
             }
             v
         }

@@ -13,6 +13,6 @@ use crate::parse::{ptr_at, Packet};
 /// Whether the packet may not be fragmented on the way (IPv6 never is).
 #[inline(always)]
 pub fn dont_fragment(ctx: &XdpContext, p: &Packet) -> bool {
-    p.family != AF_INET
+    p.key.family != AF_INET
         || ptr_at::<u8>(ctx, p.l3_off + 6).is_some_and(|b| unsafe { *b } & 0x40 != 0)
 }

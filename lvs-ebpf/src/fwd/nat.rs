@@ -3,11 +3,12 @@
 //! and L4 checksum updates.
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{counters, csum, Real, AF_INET, PROTO_TCP};
+use lvs_common::{counters, csum, AF_INET, PROTO_TCP};
 
 use crate::{
     clock, conntrack,
-    maps::{CONNS, REPLIES},
+    flow::{self, Cacheable},
+    maps::{Chosen, CONNS, REPLIES},
     parse::{ptr_at, Packet, TCP_CSUM_OFF, UDP_CSUM_OFF},
     stats::{account, count},
     verdict::Verdict,
@@ -16,10 +17,11 @@ use crate::{
 
 /// Client -> real server: the destination becomes the real server's.
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
+pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
+    let real = &ch.real;
     // The route is looked up before the rewrite, so that a "fragmentation
     // needed" can still quote the packet as the client sent it.
-    let hop = xmit::lookup_cached(ctx, p, p.proto, &p.src, &real.addr, p.ip_len, false);
+    let hop = xmit::lookup_cached(ctx, p, p.key.proto, &p.key.src, &real.addr, p.ip_len, false);
     if let Err(Miss::FragNeeded(mtu)) = hop {
         if super::dont_fragment(ctx, p) {
             return Verdict::too_big(mtu);
@@ -34,6 +36,12 @@ pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
             let v = xmit::send(ctx, p, &h);
             if v != Verdict::DROP {
                 count(counters::NAT_FWD);
+                let rw = flow::Rewrite {
+                    addr: real.addr[0],
+                    port: real.port,
+                    inbound: true,
+                };
+                flow::stage(&ch.cache, &h, Some(&rw));
             }
             v
         }
@@ -51,13 +59,21 @@ pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
 /// Anything else not addressed to a service is not ours and passes.
 #[inline(never)]
 pub fn reply(ctx: &XdpContext, p: &Packet) -> Verdict {
-    let rkey = conntrack::flow_key(p);
-    let Some(client) = (unsafe { REPLIES.get(&rkey) }) else {
+    let Some(client) = (unsafe { REPLIES.get(&p.key) }) else {
         count(counters::PASS);
         return Verdict::PASS;
     };
-    let client = *client;
-    let hop = match xmit::lookup_cached(ctx, p, p.proto, &client.dst, &p.dst, p.ip_len, false) {
+    // Used in place (also as the key of `CONNS`): a map value stays valid
+    // for the whole run.
+    let hop = match xmit::lookup_cached(
+        ctx,
+        p,
+        p.key.proto,
+        &client.dst,
+        &p.key.dst,
+        p.ip_len,
+        false,
+    ) {
         Ok(hop) => hop,
         // Still untranslated: the kernel tells the real server to use a
         // smaller MTU, as a router would.
@@ -72,10 +88,17 @@ pub fn reply(ctx: &XdpContext, p: &Packet) -> Verdict {
             return Verdict::DROP;
         }
     };
-    if let Some(c) = CONNS.get_ptr_mut(&client) {
+    let mut cache = Cacheable::default();
+    if let Some(c) = CONNS.get_ptr_mut(client) {
         conntrack::touch(c, p, false, clock::now());
-        let (svc_id, real) = unsafe { ((*c).svc_id, (*c).real) };
+        let (svc_id, real, st) =
+            unsafe { ((*c).svc_id, (*c).real, core::ptr::read_volatile(&(*c).st)) };
         account(svc_id, real, false, p.ip_len as u64, false);
+        cache = Cacheable {
+            svc_id,
+            real,
+            ok: flow::cacheable(p, st),
+        };
     }
     if rewrite(ctx, p, End::Src, &client.dst, client.dport).is_none() {
         count(counters::XMIT_ERR);
@@ -84,6 +107,12 @@ pub fn reply(ctx: &XdpContext, p: &Packet) -> Verdict {
     let v = xmit::send(ctx, p, &hop);
     if v != Verdict::DROP {
         count(counters::NAT_REPLY);
+        let rw = flow::Rewrite {
+            addr: client.dst[0],
+            port: client.dport,
+            inbound: false,
+        };
+        flow::stage(&cache, &hop, Some(&rw));
     }
     v
 }
@@ -100,11 +129,11 @@ pub enum End {
 #[inline(always)]
 pub fn rewrite(ctx: &XdpContext, p: &Packet, end: End, addr: &[u32; 4], port: u16) -> Option<()> {
     let (old_addr, old_port) = match end {
-        End::Src => (p.src, p.sport),
-        End::Dst => (p.dst, p.dport),
+        End::Src => (p.key.src, p.key.sport),
+        End::Dst => (p.key.dst, p.key.dport),
     };
     let l4_csum_off = p.l4_off
-        + if p.proto == PROTO_TCP {
+        + if p.key.proto == PROTO_TCP {
             TCP_CSUM_OFF
         } else {
             UDP_CSUM_OFF
@@ -112,7 +141,7 @@ pub fn rewrite(ctx: &XdpContext, p: &Packet, end: End, addr: &[u32; 4], port: u1
     let l4c = ptr_at::<u16>(ctx, l4_csum_off)?;
     let old_l4 = unsafe { l4c.read_unaligned() };
     let mut new_l4;
-    if p.family == AF_INET {
+    if p.key.family == AF_INET {
         let ip_addr_off = p.l3_off + if end == End::Src { 12 } else { 16 };
         let a = ptr_at::<u32>(ctx, ip_addr_off)?;
         let ipc = ptr_at::<u16>(ctx, p.l3_off + 10)?;
@@ -131,7 +160,7 @@ pub fn rewrite(ctx: &XdpContext, p: &Packet, end: End, addr: &[u32; 4], port: u1
     let pp = ptr_at::<u16>(ctx, port_off)?;
     unsafe { pp.write_unaligned(port) };
     new_l4 = csum::replace16(new_l4, old_port, port);
-    if p.proto != PROTO_TCP {
+    if p.key.proto != PROTO_TCP {
         new_l4 = csum::udp_fixup(old_l4, new_l4);
     }
     // Re-derive the pointer: the verifier forgets packet bounds across the

@@ -19,7 +19,7 @@ const IPPROTO_IPV6: u8 = 41;
 // that the NAT and DR paths do not share.
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) -> Verdict {
-    let v4 = p.family == AF_INET;
+    let v4 = p.key.family == AF_INET;
     let overhead: u16 = if v4 { 20 } else { 40 };
     let tot = p.ip_len.saturating_add(overhead);
     let (cfg_src, cfg_mtu) = match cfg {

@@ -37,7 +37,7 @@ struct Inner {
 
 #[inline(always)]
 fn is_error(p: &Packet, icmp_type: u8) -> bool {
-    if p.proto == PROTO_ICMP {
+    if p.key.proto == PROTO_ICMP {
         matches!(icmp_type, 3 | 11 | 12)
     } else {
         matches!(icmp_type, 1..=4)
@@ -47,7 +47,7 @@ fn is_error(p: &Packet, icmp_type: u8) -> bool {
 #[inline(always)]
 fn inner(ctx: &XdpContext, p: &Packet) -> Option<Inner> {
     let l3 = p.l4_off + 8;
-    let (l4, proto, src, dst) = if p.family == AF_INET {
+    let (l4, proto, src, dst) = if p.key.family == AF_INET {
         let h = unsafe { &*ptr_at::<[u8; 20]>(ctx, l3)? };
         // Option-less embedded headers only, as quoted by every router.
         if h[0] != 0x45 {
@@ -103,7 +103,7 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> Verdict {
         sport: inn.dport,
         dport: inn.sport,
         proto: inn.proto,
-        family: p.family,
+        family: p.key.family,
         _pad: [0; 2],
     };
     if let Some(c) = unsafe { CONNS.get(&client_key) } {
@@ -113,7 +113,7 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> Verdict {
         if real.flags & REAL_F_IN_USE == 0 || real.generation != c.real_generation {
             return Verdict::PASS;
         }
-        if !crate::maps::choose(real) {
+        if !crate::maps::choose(real, Default::default()) {
             return Verdict::DROP;
         }
         return Verdict::ICMP_TO_REAL;
@@ -125,7 +125,7 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> Verdict {
         sport: inn.dport,
         dport: inn.sport,
         proto: inn.proto,
-        family: p.family,
+        family: p.key.family,
         _pad: [0; 2],
     };
     if let Some(client) = unsafe { REPLIES.get(&reply_key) } {
@@ -145,7 +145,7 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> Verdict {
 pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> Verdict {
     let to = Towards {
         route_src: &client.dst,
-        route_dst: &p.dst,
+        route_dst: &p.key.dst,
         outer: End::Src,
         inner: End::Dst,
         miss: counters::NAT_REPLY_DROP,
@@ -165,7 +165,7 @@ pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> Verdict 
 #[inline(never)]
 pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
     let to = Towards {
-        route_src: &p.src,
+        route_src: &p.key.src,
         route_dst: &real.addr,
         outer: End::Dst,
         inner: End::Src,
@@ -199,7 +199,15 @@ fn translate_and_send(
     let Some(inn) = inner(ctx, p) else {
         return Verdict::PASS;
     };
-    let Ok(hop) = xmit::lookup(ctx, p, p.proto, to.route_src, to.route_dst, p.ip_len, false) else {
+    let Ok(hop) = xmit::lookup(
+        ctx,
+        p,
+        p.key.proto,
+        to.route_src,
+        to.route_dst,
+        p.ip_len,
+        false,
+    ) else {
         count(to.miss);
         return Verdict::DROP;
     };
@@ -253,7 +261,7 @@ fn translate(
     inner_end: End,
     port: u16,
 ) -> Option<()> {
-    let v4 = p.family == AF_INET;
+    let v4 = p.key.family == AF_INET;
     let icmp_c = ptr_at::<u16>(ctx, p.l4_off + 2)?;
     let mut c = unsafe { icmp_c.read_unaligned() };
     // Outer header.

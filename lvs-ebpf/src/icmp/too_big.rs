@@ -30,7 +30,7 @@ pub fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> Verdict {
     let mut macs = [0u8; 12];
     macs[..6].copy_from_slice(&old[6..]);
     macs[6..].copy_from_slice(&old[..6]);
-    let ok = if p.family == AF_INET {
+    let ok = if p.key.family == AF_INET {
         too_big4(ctx, p, mtu, &macs)
     } else {
         too_big6(ctx, p, mtu, &macs)
@@ -91,8 +91,8 @@ fn too_big4(ctx: &XdpContext, p: &Packet, mtu: u16, macs: &[u8; 12]) -> Option<(
     ip[2..4].copy_from_slice(&((20 + 8 + QUOTE4) as u16).to_be_bytes());
     ip[8] = 64;
     ip[9] = 1;
-    ip[12..16].copy_from_slice(&p.dst[0].to_ne_bytes());
-    ip[16..20].copy_from_slice(&p.src[0].to_ne_bytes());
+    ip[12..16].copy_from_slice(&p.key.dst[0].to_ne_bytes());
+    ip[16..20].copy_from_slice(&p.key.src[0].to_ne_bytes());
     let c = csum::checksum(ip);
     ip[10..12].copy_from_slice(&c.to_ne_bytes());
     let icmp = bytes::<{ 8 + QUOTE4 }>(ctx, ETH_HLEN + 20)?;
@@ -116,10 +116,10 @@ fn too_big6(ctx: &XdpContext, p: &Packet, mtu: u16, macs: &[u8; 12]) -> Option<(
     ip[4..6].copy_from_slice(&plen.to_be_bytes());
     let mut sum = 0u64;
     for i in 0..4 {
-        ip[8 + i * 4..12 + i * 4].copy_from_slice(&p.dst[i].to_ne_bytes());
-        ip[24 + i * 4..28 + i * 4].copy_from_slice(&p.src[i].to_ne_bytes());
-        sum += (p.src[i] & 0xffff) as u64 + (p.src[i] >> 16) as u64;
-        sum += (p.dst[i] & 0xffff) as u64 + (p.dst[i] >> 16) as u64;
+        ip[8 + i * 4..12 + i * 4].copy_from_slice(&p.key.dst[i].to_ne_bytes());
+        ip[24 + i * 4..28 + i * 4].copy_from_slice(&p.key.src[i].to_ne_bytes());
+        sum += (p.key.src[i] & 0xffff) as u64 + (p.key.src[i] >> 16) as u64;
+        sum += (p.key.dst[i] & 0xffff) as u64 + (p.key.dst[i] >> 16) as u64;
     }
     // Pseudo-header: addresses (above), upper-layer length, next header.
     sum += (plen.to_be() as u64) + (58u16.to_be() as u64);

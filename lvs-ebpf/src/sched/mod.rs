@@ -42,17 +42,25 @@ pub fn pick(svc: &Service, p: &Packet, now: u64) -> Option<Pick> {
     }
     let idx = match svc.sched {
         sched::RR | sched::WRR => seq::sequence(svc),
-        sched::DH => hash::hashed(svc, &p.dst, 0, false),
+        sched::DH => hash::hashed(svc, &p.key.dst, 0, false),
         sched::SH => {
-            let port = if svc.flags & SH_PORT != 0 { p.sport } else { 0 };
-            hash::hashed(svc, &p.src, port, svc.flags & SH_FALLBACK != 0)
+            let port = if svc.flags & SH_PORT != 0 {
+                p.key.sport
+            } else {
+                0
+            };
+            hash::hashed(svc, &p.key.src, port, svc.flags & SH_FALLBACK != 0)
         }
         sched::MH => {
-            let port = if svc.flags & MH_PORT != 0 { p.sport } else { 0 };
-            hash::hashed(svc, &p.src, port, svc.flags & MH_FALLBACK != 0)
+            let port = if svc.flags & MH_PORT != 0 {
+                p.key.sport
+            } else {
+                0
+            };
+            hash::hashed(svc, &p.key.src, port, svc.flags & MH_FALLBACK != 0)
         }
         sched::TWOS => scan::twos(svc),
-        sched::LBLC | sched::LBLCR => lblc::pick(svc, &p.dst, now),
+        sched::LBLC | sched::LBLCR => lblc::pick(svc, &p.key.dst, now),
         s => scan::scan(svc, s),
     }?;
     if persistent {

@@ -14,7 +14,7 @@ use crate::{
 
 #[inline(always)]
 fn svc_key(svc: &Service, p: &Packet) -> PersistKey {
-    PersistKey::new(svc.id, svc.family, &svc.netmask, &p.src)
+    PersistKey::new(svc.id, svc.family, &svc.netmask, &p.key.src)
 }
 
 /// The template's real server, if the template is fresh and its server is

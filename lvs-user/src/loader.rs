@@ -14,7 +14,7 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use aya_log::EbpfLogger;
-use lvs_common::{counters, state, Config, Real, REAL_F_MEMBER};
+use lvs_common::{state, Config, Real, REAL_F_MEMBER};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
@@ -58,30 +58,6 @@ pub struct LoadOpts {
     pub tunnel: TunnelOpts,
     /// `--timeout STATE=SECS` overrides, by state code.
     pub timeouts: Vec<(u8, u32)>,
-}
-
-/// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case).
-pub fn parse_timeout(s: &str) -> Result<(u8, u32), String> {
-    let (name, secs) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected STATE=SECONDS, got {s:?}"))?;
-    let code = crate::model::STATE_NAMES
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(name.trim()))
-        .ok_or_else(|| {
-            format!(
-                "unknown state {name:?} (one of {})",
-                crate::model::STATE_NAMES.join(", ")
-            )
-        })?;
-    let secs: u32 = secs
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad number of seconds {secs:?}"))?;
-    if secs == 0 {
-        return Err("a timeout must be at least 1 second".into());
-    }
-    Ok((code as u8, secs))
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -400,17 +376,4 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
     attach(prog, &ifaces, mode)?;
     println!("lvs: pass attached to {}", ifaces.join(", "));
     wait_for_signal().await
-}
-
-/// `lvs stats`: the data path's global counters.
-pub fn print_counters(dir: &Path) -> Result<()> {
-    let values = crate::progtest::read_counters(dir)
-        .with_context(|| format!("cannot read counters under {}", dir.display()))?;
-    let mut out = String::new();
-    for (name, v) in counters::NAMES.iter().zip(values) {
-        out.push_str(&format!("{name:<18} {v}\n"));
-    }
-    // A closed pipe (`lvs stats | head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
-    Ok(())
 }

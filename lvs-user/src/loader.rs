@@ -1,5 +1,6 @@
 //! `lvs load` and `lvs pass`: loading the embedded XDP objects, attaching
-//! them, pinning the director's maps, and running until a signal.
+//! them, pinning the director's maps, and running until a signal (for
+//! `lvs load`: sweeping connections and keeping next hops resolved).
 
 use std::{
     net::IpAddr,

@@ -3,6 +3,8 @@
 //! and the count are atomic with the data path), keeps the persistence
 //! templates of live connections in use, and corrects the active/inactive
 //! counts of connections the LRU evicted before they ended (`conn_fix`).
+//! Deleted services are kept as tombstones while they have connections;
+//! the sweeper removes them once their last connection has gone.
 
 use std::{
     collections::{HashMap as StdHashMap, HashSet},

@@ -54,7 +54,8 @@ enum Cmd {
         max_services: u32,
         #[arg(long, default_value_t = Sizes::default().max_reals)]
         max_reals: u32,
-        /// Entries of the shared scheduler table (rr/wrr sequences).
+        /// Entries of the shared scheduler table (rr/wrr sequences, dh/sh
+        /// buckets, Maglev tables of 65 537 entries).
         #[arg(long, default_value_t = Sizes::default().sched_table)]
         sched_table_size: u32,
         /// Per-packet debug logs from the data path.

@@ -103,7 +103,8 @@ fn sum_stats(v: &PerCpuValues<Stats>) -> Stats {
 
 impl Tables {
     /// Opens the maps pinned under `dir` and takes the directory's lock, so
-    /// concurrent `lvsadm` runs are serialized.
+    /// concurrent `lvsadm` runs, and the sweeper's removal of tombstones,
+    /// are serialized.
     pub fn open(dir: &Path) -> Result<Tables> {
         let lock = lock_dir(dir)?;
         Ok(Tables {

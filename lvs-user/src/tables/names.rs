@@ -1,4 +1,5 @@
-//! Names of the maps as pinned; the loader creates exactly these.
+//! Names of the maps as pinned: the director object pins exactly these
+//! ([`ALL`], which `loader::remove_pins` removes).
 
 pub const SERVICES: &str = "SERVICES";
 pub const REALS: &str = "REALS";

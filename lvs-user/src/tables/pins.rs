@@ -14,7 +14,8 @@ use aya::maps::MapData;
 /// Default pin directory, overridden by `LVS_PIN_PATH` and `--pin-path`.
 pub const DEFAULT_PIN_PATH: &str = "/sys/fs/bpf/lvs";
 
-/// How long `lvsadm` waits for another one holding the lock.
+/// How long [`Tables::open`](super::Tables::open) waits for the lock (held
+/// by another `lvsadm`, or for a moment by the sweeper).
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// `--pin-path` if given, else `LVS_PIN_PATH`, else the default.

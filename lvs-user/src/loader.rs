@@ -21,7 +21,11 @@ use tokio::{
     signal::unix::{signal, SignalKind},
 };
 
-use crate::{neigh::Neighbours, sweeper::Sweeper, tables::names};
+use crate::{
+    neigh::Neighbours,
+    sweeper::Sweeper,
+    tables::names::{self, progs},
+};
 
 /// The director and pass-through objects, built by `build.rs`.
 static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
@@ -277,11 +281,11 @@ pub fn load_director(
         .context("cannot load the director object (are you root?)")?;
     write_config(&mut bpf, sizes, debug, tunnel, timeouts)?;
     let prog: &mut Xdp = bpf
-        .program_mut("director")
-        .ok_or_else(|| anyhow!("object has no director program"))?
+        .program_mut(progs::DIRECTOR)
+        .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
-    prog.load().map_err(|e| explain(e, "director"))?;
-    for name in ["conn_expire", "conn_fix"] {
+    prog.load().map_err(|e| explain(e, progs::DIRECTOR))?;
+    for name in [progs::CONN_EXPIRE, progs::CONN_FIX] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?
@@ -318,8 +322,8 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
 async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     spawn_logger(bpf);
     let prog: &mut Xdp = bpf
-        .program_mut("director")
-        .ok_or_else(|| anyhow!("object has no director program"))?
+        .program_mut(progs::DIRECTOR)
+        .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     attach(prog, &opts.ifaces, opts.mode)?;
     let mut neighbours = Neighbours::default();

@@ -33,3 +33,14 @@ pub const ALL: [&str; 15] = [
     LBLC,
     NEIGH_MISS,
 ];
+
+/// Programs of the director object.
+pub mod progs {
+    /// The XDP director itself, attached by `lvs load`.
+    pub const DIRECTOR: &str = "director";
+    /// Run by the sweeper (BPF_PROG_TEST_RUN) to remove one expired
+    /// connection atomically with the data path.
+    pub const CONN_EXPIRE: &str = "conn_expire";
+    /// Run by the sweeper to correct a real server's connection counts.
+    pub const CONN_FIX: &str = "conn_fix";
+}

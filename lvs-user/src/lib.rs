@@ -1,5 +1,6 @@
 //! Userspace of lvs-xdp: the shared table store, the ipvsadm-compatible
-//! front end, and the loader.
+//! front end, the loader with its connection sweeper and neighbour
+//! upkeep, the real servers' TUN decapsulation, and the benchmarks.
 
 pub mod adm;
 pub mod bench;

@@ -1,5 +1,6 @@
 //! `lvs load` and `lvs pass`: loading the embedded XDP objects, attaching
-//! them, pinning the director's maps, and running until a signal.
+//! them, pinning the director's maps, and running until a signal (for
+//! `lvs load`: sweeping connections and keeping next hops resolved).
 
 use std::{
     net::IpAddr,
@@ -14,13 +15,17 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use aya_log::EbpfLogger;
-use lvs_common::{counters, state, Config, Real, REAL_F_MEMBER};
+use lvs_common::{state, Config, Real, REAL_F_MEMBER};
 use tokio::{
     io::unix::AsyncFd,
     signal::unix::{signal, SignalKind},
 };
 
-use crate::{neigh::Neighbours, sweeper::Sweeper, tables::names};
+use crate::{
+    neigh::Neighbours,
+    sweeper::Sweeper,
+    tables::names::{self, progs},
+};
 
 /// The director and pass-through objects, built by `build.rs`.
 static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
@@ -58,30 +63,6 @@ pub struct LoadOpts {
     pub tunnel: TunnelOpts,
     /// `--timeout STATE=SECS` overrides, by state code.
     pub timeouts: Vec<(u8, u32)>,
-}
-
-/// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case).
-pub fn parse_timeout(s: &str) -> Result<(u8, u32), String> {
-    let (name, secs) = s
-        .split_once('=')
-        .ok_or_else(|| format!("expected STATE=SECONDS, got {s:?}"))?;
-    let code = crate::model::STATE_NAMES
-        .iter()
-        .position(|n| n.eq_ignore_ascii_case(name.trim()))
-        .ok_or_else(|| {
-            format!(
-                "unknown state {name:?} (one of {})",
-                crate::model::STATE_NAMES.join(", ")
-            )
-        })?;
-    let secs: u32 = secs
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad number of seconds {secs:?}"))?;
-    if secs == 0 {
-        return Err("a timeout must be at least 1 second".into());
-    }
-    Ok((code as u8, secs))
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -300,11 +281,11 @@ pub fn load_director(
         .context("cannot load the director object (are you root?)")?;
     write_config(&mut bpf, sizes, debug, tunnel, timeouts)?;
     let prog: &mut Xdp = bpf
-        .program_mut("director")
-        .ok_or_else(|| anyhow!("object has no director program"))?
+        .program_mut(progs::DIRECTOR)
+        .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
-    prog.load().map_err(|e| explain(e, "director"))?;
-    for name in ["conn_expire", "conn_fix"] {
+    prog.load().map_err(|e| explain(e, progs::DIRECTOR))?;
+    for name in [progs::CONN_EXPIRE, progs::CONN_FIX] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?
@@ -341,8 +322,8 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
 async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     spawn_logger(bpf);
     let prog: &mut Xdp = bpf
-        .program_mut("director")
-        .ok_or_else(|| anyhow!("object has no director program"))?
+        .program_mut(progs::DIRECTOR)
+        .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     attach(prog, &opts.ifaces, opts.mode)?;
     let mut neighbours = Neighbours::default();
@@ -400,17 +381,4 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
     attach(prog, &ifaces, mode)?;
     println!("lvs: pass attached to {}", ifaces.join(", "));
     wait_for_signal().await
-}
-
-/// `lvs stats`: the data path's global counters.
-pub fn print_counters(dir: &Path) -> Result<()> {
-    let values = crate::progtest::read_counters(dir)
-        .with_context(|| format!("cannot read counters under {}", dir.display()))?;
-    let mut out = String::new();
-    for (name, v) in counters::NAMES.iter().zip(values) {
-        out.push_str(&format!("{name:<18} {v}\n"));
-    }
-    // A closed pipe (`lvs stats | head`) is not an error worth a panic.
-    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
-    Ok(())
 }

@@ -1,5 +1,7 @@
-//! Keeping real servers' neighbour entries resolved ahead of traffic, so
-//! the XDP program's `bpf_fib_lookup` finds their MACs.
+//! Keeping next hops' neighbour entries resolved ahead of traffic, so the
+//! XDP program's `bpf_fib_lookup` finds their MACs: those of the real
+//! servers, of the routers on the director's links, and of destinations
+//! the data path reported missing (`NEIGH_MISS`).
 //!
 //! We install *managed* neighbour entries (kernel ≥ 5.16): the kernel then
 //! resolves them and keeps them fresh by itself, with no traffic of ours.

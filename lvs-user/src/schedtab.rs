@@ -23,8 +23,8 @@
 //! | mh  | [`MH_TABLE_SIZE`] = 65 537, or 0 if no weight > 0 | Maglev, weighted as IPVS mh | slot = hash of the source address (and port with mh-port) mod 65 537 |
 //!
 //! [`build`]`(sched, weights)` is the earlier, weights-only entry point: rr
-//! and wrr tables only (the hash tables need more than weights), kept until
-//! its callers move to [`table`].
+//! and wrr tables only (the hash tables need more than weights). Nothing
+//! calls it any more but the test that checks it agrees with [`table`].
 //!
 //! # Semantics
 //!
@@ -311,7 +311,8 @@ pub fn table(sched: Scheduler, members: &[Member]) -> Result<Vec<u32>> {
 }
 
 /// The rr and wrr tables from weights alone (empty for every other
-/// scheduler): the entry point before [`table`], kept for its callers.
+/// scheduler): the entry point before [`table`], which the table store
+/// uses instead.
 pub fn build(sched: Scheduler, weights: &[u32]) -> Result<Vec<u32>> {
     match sched {
         Scheduler::Rr => Ok(rr(weights)),

@@ -3,6 +3,8 @@
 //! and the count are atomic with the data path), keeps the persistence
 //! templates of live connections in use, and corrects the active/inactive
 //! counts of connections the LRU evicted before they ended (`conn_fix`).
+//! Deleted services are kept as tombstones while they have connections;
+//! the sweeper removes them once their last connection has gone.
 
 use std::{
     collections::{HashMap as StdHashMap, HashSet},
@@ -20,7 +22,10 @@ use lvs_common::{
     CONN_F_DEAD, CONN_STATE_MASK, SVC_F_DELETED, SVC_F_PERSISTENT,
 };
 
-use crate::tables::{monotonic_ns, names};
+use crate::tables::{
+    monotonic_ns,
+    names::{self, progs},
+};
 
 /// What one sweep did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -139,7 +144,7 @@ impl Sweeper {
             }
         }
         for k in dead {
-            if run(bpf, "conn_expire", bytemuck::bytes_of(&Pod(k)))? == 2 {
+            if run(bpf, progs::CONN_EXPIRE, bytemuck::bytes_of(&Pod(k)))? == 2 {
                 out.expired += 1;
             }
         }
@@ -228,7 +233,7 @@ impl Sweeper {
             input[..4].copy_from_slice(&real.to_ne_bytes());
             input[4..8].copy_from_slice(&kind.to_ne_bytes());
             input[8..].copy_from_slice(&amount.to_ne_bytes());
-            run(bpf, "conn_fix", &input)?;
+            run(bpf, progs::CONN_FIX, &input)?;
             total = total.saturating_add(amount);
         }
         Ok(total)

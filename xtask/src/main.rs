@@ -1,9 +1,13 @@
 //! `cargo xtask …`: set up, build, demo and test lvs-xdp.
 
 mod bench;
+// The lvs-ebpf cargo command line, shared with lvs-user's build script.
+#[path = "../../lvs-user/bpf_cargo.rs"]
+mod bpf_cargo;
 mod build;
 mod cmd;
 mod demo;
+mod lint;
 mod setup;
 mod test;
 
@@ -30,7 +34,10 @@ enum Task {
     Build,
     /// The seed tutorial's LVS setup, in network namespaces.
     Demo(demo::Opts),
-    /// Run the workspace's tests (namespace tests need root).
+    /// rustfmt --check and clippy -D warnings over the workspace (lvs-ebpf
+    /// for the BPF target).
+    Lint,
+    /// Lint, then run the workspace's tests (namespace tests need root).
     Test {
         /// Passed on to `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -55,6 +62,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(setup::Verbosity::Report),
         Task::Build => build::run().map(drop),
         Task::Demo(opts) => demo::run(opts),
+        Task::Lint => lint::run(),
         Task::Test { args } => return test::run(&args),
         Task::Bench(opts) => bench::run(opts),
         Task::ServeHttp { addr, body } => demo::serve_http(addr, &body),

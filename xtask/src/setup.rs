@@ -77,16 +77,19 @@ fn nightly(v: Verbosity) -> Result<()> {
         "--installed",
     ]))
     .unwrap_or_default();
-    if !installed.lines().any(|l| l.starts_with("rust-src")) {
-        cmd::run(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
+    // rust-src for `-Z build-std=core`, clippy for `cargo xtask lint`.
+    for component in ["rust-src", "clippy"] {
+        if !installed.lines().any(|l| l.starts_with(component)) {
+            cmd::run(Command::new("rustup").args([
+                "component",
+                "add",
+                component,
+                "--toolchain",
+                "nightly",
+            ]))?;
+        }
     }
-    say(v, "nightly toolchain with rust-src: ok");
+    say(v, "nightly toolchain with rust-src and clippy: ok");
     Ok(())
 }
 

@@ -1,5 +1,6 @@
-//! `cargo test` over the workspace, with cargo's per-binary result lines
-//! repeated at the very end so a CI log's tail tells the whole story.
+//! `cargo test` over the workspace, after `cargo xtask lint` (a lint
+//! failure fails the run), with cargo's per-binary result lines repeated at
+//! the very end so a CI log's tail tells the whole story.
 
 use std::{
     io::{BufRead, BufReader, Write},
@@ -8,7 +9,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{cmd, setup};
+use crate::{cmd, lint, setup};
 
 pub fn run(args: &[String]) -> ExitCode {
     match run_inner(args) {
@@ -30,6 +31,7 @@ fn run_inner(args: &[String]) -> Result<ExitCode> {
         eprintln!("**********************************************************");
         eprintln!();
     }
+    lint::check()?;
     let mut cargo = cmd::cargo();
     cargo.current_dir(cmd::repo_root()).arg("test");
     let picks_packages = args

@@ -1,14 +1,17 @@
 //! `lvs`: the lvs-xdp loader and daemon.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use anyhow::{Context, Result};
 use aya::programs::XdpMode;
 use clap::{Parser, Subcommand, ValueEnum};
 use lvs::{
     decap,
     loader::{self, LoadOpts, Sizes, TunnelOpts},
-    tables,
+    model::STATE_NAMES,
+    progtest, tables,
 };
+use lvs_common::counters;
 
 #[derive(Parser)]
 #[command(name = "lvs", version, about = "Linux Virtual Server director in XDP")]
@@ -51,7 +54,8 @@ enum Cmd {
         max_services: u32,
         #[arg(long, default_value_t = Sizes::default().max_reals)]
         max_reals: u32,
-        /// Entries of the shared scheduler table (rr/wrr sequences).
+        /// Entries of the shared scheduler table (rr/wrr sequences, dh/sh
+        /// buckets, Maglev tables of 65 537 entries).
         #[arg(long, default_value_t = Sizes::default().sched_table)]
         sched_table_size: u32,
         /// Per-packet debug logs from the data path.
@@ -66,7 +70,7 @@ enum Cmd {
         tunnel_mtu: Option<u32>,
         /// A connection state's timeout, e.g. `--timeout close_wait=30`
         /// (repeatable; `lvsadm --set` sets ESTABLISHED, FIN_WAIT and UDP).
-        #[arg(long = "timeout", value_parser = loader::parse_timeout)]
+        #[arg(long = "timeout", value_parser = parse_timeout)]
         timeouts: Vec<(u8, u32)>,
     },
     /// Real-server side of TUN: strip IPIP / IPv6-in-IPv6 addressed to this host.
@@ -91,6 +95,39 @@ enum Cmd {
         #[arg(long)]
         pin_path: Option<PathBuf>,
     },
+}
+
+/// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case)
+/// into (state code, seconds).
+fn parse_timeout(s: &str) -> Result<(u8, u32), String> {
+    let (name, secs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected STATE=SECONDS, got {s:?}"))?;
+    let code = STATE_NAMES
+        .iter()
+        .position(|n| n.eq_ignore_ascii_case(name.trim()))
+        .ok_or_else(|| format!("unknown state {name:?} (one of {})", STATE_NAMES.join(", ")))?;
+    let secs: u32 = secs
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad number of seconds {secs:?}"))?;
+    if secs == 0 {
+        return Err("a timeout must be at least 1 second".into());
+    }
+    Ok((code as u8, secs))
+}
+
+/// `lvs stats`: the data path's global counters, one per line.
+fn print_counters(dir: &Path) -> Result<()> {
+    let values = progtest::read_counters(dir)
+        .with_context(|| format!("cannot read counters under {}", dir.display()))?;
+    let mut out = String::new();
+    for (name, v) in counters::NAMES.iter().zip(values) {
+        out.push_str(&format!("{name:<18} {v}\n"));
+    }
+    // A closed pipe (`lvs stats | head`) is not an error worth a panic.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    Ok(())
 }
 
 fn main() {
@@ -150,13 +187,72 @@ fn main() {
                 let dir = pin_path.unwrap_or_else(|| decap::DEFAULT_PIN_PATH.into());
                 decap::run(ifaces, xdp_mode.into(), &dir).await
             }
-            Cmd::Stats { pin_path } => {
-                loader::print_counters(&tables::pin_path(pin_path.as_deref()))
-            }
+            Cmd::Stats { pin_path } => print_counters(&tables::pin_path(pin_path.as_deref())),
         }
     });
     if let Err(e) = result {
         eprintln!("lvs: {e:#}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_name_a_state_in_any_case() {
+        assert_eq!(
+            parse_timeout("close_wait=30"),
+            Ok((lvs_common::state::CLOSE_WAIT, 30))
+        );
+        assert_eq!(
+            parse_timeout(" ESTABLISHED = 900 "),
+            Ok((lvs_common::state::ESTABLISHED, 900))
+        );
+        assert_eq!(parse_timeout("udp=1"), Ok((lvs_common::state::UDP, 1)));
+    }
+
+    #[test]
+    fn bad_timeouts_are_refused() {
+        assert!(parse_timeout("close_wait")
+            .unwrap_err()
+            .contains("STATE=SECONDS"));
+        assert!(parse_timeout("closing=30")
+            .unwrap_err()
+            .contains("unknown state"));
+        assert!(parse_timeout("close=ten")
+            .unwrap_err()
+            .contains("bad number"));
+        assert!(parse_timeout("close=-1").is_err());
+        assert!(parse_timeout("close=0")
+            .unwrap_err()
+            .contains("at least 1 second"));
+    }
+
+    #[test]
+    fn the_cli_takes_repeated_timeouts() {
+        let cli = Cli::try_parse_from([
+            "lvs",
+            "load",
+            "-i",
+            "eth0",
+            "--timeout",
+            "fin_wait=5",
+            "--timeout",
+            "SYN_RECV=7",
+        ])
+        .unwrap();
+        let Cmd::Load { timeouts, .. } = cli.cmd else {
+            panic!("not a load command");
+        };
+        assert_eq!(
+            timeouts,
+            [
+                (lvs_common::state::FIN_WAIT, 5),
+                (lvs_common::state::SYN_RECV, 7)
+            ]
+        );
+        assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--timeout", "x=1"]).is_err());
     }
 }

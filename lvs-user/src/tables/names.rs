@@ -1,0 +1,46 @@
+//! Names of the maps as pinned: the director object pins exactly these
+//! ([`ALL`], which `loader::remove_pins` removes).
+
+pub const SERVICES: &str = "SERVICES";
+pub const REALS: &str = "REALS";
+pub const DESTS: &str = "DESTS";
+pub const SCHED_TABLE: &str = "SCHED_TABLE";
+pub const SCHED_STATE: &str = "SCHED_STATE";
+pub const CONNS: &str = "CONNS";
+pub const REPLIES: &str = "REPLIES";
+pub const REAL_CONNS: &str = "REAL_CONNS";
+pub const SVC_STATS: &str = "SVC_STATS";
+pub const REAL_STATS: &str = "REAL_STATS";
+pub const COUNTERS: &str = "COUNTERS";
+pub const CONFIG: &str = "CONFIG";
+pub const PERSIST: &str = "PERSIST";
+pub const LBLC: &str = "LBLC";
+pub const NEIGH_MISS: &str = "NEIGH_MISS";
+pub const ALL: [&str; 15] = [
+    SERVICES,
+    REALS,
+    DESTS,
+    SCHED_TABLE,
+    SCHED_STATE,
+    CONNS,
+    REPLIES,
+    REAL_CONNS,
+    SVC_STATS,
+    REAL_STATS,
+    COUNTERS,
+    CONFIG,
+    PERSIST,
+    LBLC,
+    NEIGH_MISS,
+];
+
+/// Programs of the director object.
+pub mod progs {
+    /// The XDP director itself, attached by `lvs load`.
+    pub const DIRECTOR: &str = "director";
+    /// Run by the sweeper (BPF_PROG_TEST_RUN) to remove one expired
+    /// connection atomically with the data path.
+    pub const CONN_EXPIRE: &str = "conn_expire";
+    /// Run by the sweeper to correct a real server's connection counts.
+    pub const CONN_FIX: &str = "conn_fix";
+}

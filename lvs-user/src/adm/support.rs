@@ -9,7 +9,7 @@
 //! Refusals exit with status 2, like ipvsadm's command-line errors: nothing
 //! has been read or written at that point.
 
-use super::args::{Command, ListOpts, ServerSpec, ServiceSpec};
+use super::command::{Command, ListOpts, ServerSpec, ServiceSpec};
 use super::Error;
 use crate::model::{Method, Scheduler, ServiceAddr};
 

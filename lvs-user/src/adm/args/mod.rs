@@ -47,7 +47,7 @@ use build::Extra;
 use lexer::Lexer;
 use numbers::parse_timeout;
 use state::State;
-use table::{Cmd, Role, Tag};
+use table::{Action, Cmd, Role};
 
 mod build;
 mod legality;
@@ -120,8 +120,8 @@ fn first_option(lx: &mut Lexer<'_>, prog: &str) -> Result<First, Error> {
     };
     let cmd = match spec.role {
         Role::Command(cmd) => cmd,
-        Role::Action(Tag::Help) => return Ok(First::Done(Command::Help)),
-        Role::Action(_) => return Ok(First::Done(Command::Version)),
+        Role::Action(Action::Help) => return Ok(First::Done(Command::Help)),
+        Role::Action(Action::Version) => return Ok(First::Done(Command::Version)),
         Role::Option(..) | Role::Other(_) => return Err(try_help(prog)),
     };
     let daemon = match (cmd, value.as_deref()) {

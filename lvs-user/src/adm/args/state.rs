@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::super::{support, Error, Resolve};
 use super::numbers::{c_atoi, inet_aton, parse_service, parse_timeout, string_to_number};
-use super::table::{OptSet, OptSpec, Role, Tag};
+use super::table::{OptSet, OptSpec, Other, Role, Tag};
 use super::{fail, DEFAULT_PERSISTENT_TIMEOUT, MAX_TIMEOUT};
 use crate::adm::command::{Netmask, TunnelType};
 use crate::model::{Method, Proto};
@@ -80,10 +80,10 @@ impl<'r> State<'r> {
     ) -> Result<(), Error> {
         match spec.role {
             Role::Command(_) | Role::Action(_) => Err(fail(format!("invalid option `{word}'"))),
-            Role::Other(Tag::Sort) => Ok(()),
+            Role::Other(Other::Sort) => Ok(()),
             // `-6` only qualifies `-f`, which lvsadm refuses when it meets
             // it; ipvsadm's message has the extra newline too.
-            Role::Other(_) => Err(fail("-6 used before -f\n")),
+            Role::Other(Other::Ipv6) => Err(fail("-6 used before -f\n")),
             Role::Option(opt, tag) => {
                 if self.given.contains(opt) {
                     return Err(fail(format!("multiple '{}' options specified", opt.name())));
@@ -159,10 +159,6 @@ impl<'r> State<'r> {
             | Tag::TunNocsum
             | Tag::TunCsum
             | Tag::TunRemcsum => {}
-            // Not options of a class (`option` handles them).
-            Tag::Help | Tag::Version | Tag::Sort | Tag::Ipv6 => {
-                unreachable!("{tag:?} has no class")
-            }
         }
         Ok(())
     }

@@ -10,8 +10,9 @@
 //!   all 'service-address', `-m`, `-i` and `-g` all 'forwarding-method');
 //! - or neither (`-h`, `-v`, `--sort`, `-6`).
 //!
-//! `option_table!` turns the rows into the `Cmd`, `Opt` and `Tag` enums,
-//! their names and `OPTIONS`, the table the lexer searches.
+//! `option_table!` turns the rows into the enums `Cmd`, `Opt` (with their
+//! names), `Tag` (one per option of a class), `Action` and `Other`, and
+//! into `OPTIONS`, the table the lexer searches.
 
 /// Whether an option takes a value (popt's `argInfo`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,12 +32,12 @@ pub(super) enum Role {
     /// A command: only the first option may be one.
     Command(Cmd),
     /// `-h` or `-v`: a command that needs no checks.
-    Action(Tag),
+    Action(Action),
     /// An option of class `Opt`; the tag tells the options of one class
     /// apart.
     Option(Opt, Tag),
     /// An option outside ipvsadm's classes (`--sort`, `-6`).
-    Other(Tag),
+    Other(Other),
 }
 
 /// One popt option.
@@ -55,14 +56,14 @@ macro_rules! option_table {
                $clong:literal [$($cshort:literal),*] $carg:ident ; )*
         }
         actions {
-            $( $atag:ident : $along:literal [$($ashort:literal),*] $aarg:ident ; )*
+            $( $action:ident : $along:literal [$($ashort:literal),*] $aarg:ident ; )*
         }
         classes {
             $( $opt:ident $opt_name:literal :
                $( $otag:ident $olong:literal [$($oshort:literal),*] $oarg:ident ),+ ; )*
         }
         others {
-            $( $xtag:ident : $xlong:literal [$($xshort:literal),*] $xarg:ident ; )*
+            $( $other:ident : $xlong:literal [$($xshort:literal),*] $xarg:ident ; )*
         }
     ) => {
         /// ipvsadm's commands (`CMD_*`), in its order.
@@ -91,9 +92,17 @@ macro_rules! option_table {
             }
         }
 
-        /// The options that are not commands, one tag each.
+        /// The commands that need no checks.
         #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-        pub(super) enum Tag { $($atag,)* $($($otag,)+)* $($xtag,)* }
+        pub(super) enum Action { $($action),* }
+
+        /// The options of a class, one tag each.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(super) enum Tag { $($($otag),+),* }
+
+        /// The options outside ipvsadm's classes.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(super) enum Other { $($other),* }
 
         /// The lexer's table.
         pub(super) const OPTIONS: &[OptSpec] = &[
@@ -107,7 +116,7 @@ macro_rules! option_table {
                 long: $along,
                 short: &[$($ashort),*],
                 arg: ArgKind::$aarg,
-                role: Role::Action(Tag::$atag),
+                role: Role::Action(Action::$action),
             },)*
             $($(OptSpec {
                 long: $olong,
@@ -119,7 +128,7 @@ macro_rules! option_table {
                 long: $xlong,
                 short: &[$($xshort),*],
                 arg: ArgKind::$xarg,
-                role: Role::Other(Tag::$xtag),
+                role: Role::Other(Other::$other),
             },)*
         ];
     };
@@ -127,73 +136,73 @@ macro_rules! option_table {
 
 option_table! {
     commands {
-        // Cmd  name in messages:  long name         short  value
-        Add "add-service":         "add-service"     ['A']  None;
-        Edit "edit-service":       "edit-service"    ['E']  None;
-        Del "delete-service":      "delete-service"  ['D']  None;
-        Flush "flush":             "clear"           ['C']  None;
-        List "list":               "list"       ['L', 'l']  None;
-        AddDest "add-server":      "add-server"      ['a']  None;
-        DelDest "delete-server":   "delete-server"   ['d']  None;
-        EditDest "edit-server":    "edit-server"     ['e']  None;
-        Set "set":                 "set"             []     None;
-        StartDaemon "start-daemon": "start-daemon"   []     Required;
-        StopDaemon "stop-daemon":  "stop-daemon"     []     Required;
-        Restore "restore":         "restore"         ['R']  None;
-        Save "save":               "save"            ['S']  None;
-        Zero "zero":               "zero"            ['Z']  None;
+        // Cmd and its name in messages:   long name          short       value
+        Add "add-service":                 "add-service"      ['A']       None;
+        Edit "edit-service":               "edit-service"     ['E']       None;
+        Del "delete-service":              "delete-service"   ['D']       None;
+        Flush "flush":                     "clear"            ['C']       None;
+        List "list":                       "list"             ['L', 'l']  None;
+        AddDest "add-server":              "add-server"       ['a']       None;
+        DelDest "delete-server":           "delete-server"    ['d']       None;
+        EditDest "edit-server":            "edit-server"      ['e']       None;
+        Set "set":                         "set"              []          None;
+        StartDaemon "start-daemon":        "start-daemon"     []          Required;
+        StopDaemon "stop-daemon":          "stop-daemon"      []          Required;
+        Restore "restore":                 "restore"          ['R']       None;
+        Save "save":                       "save"             ['S']       None;
+        Zero "zero":                       "zero"             ['Z']       None;
     }
     actions {
-        // Tag:  long name   short  value
-        Help:    "help"      ['h']  None;
-        Version: "version"   ['v']  None;
+        // Action:                         long name          short       value
+        Help:                              "help"             ['h']       None;
+        Version:                           "version"          ['v']       None;
     }
     classes {
-        // Opt  name in messages:   Tag  long name        short  value
-        Numeric "numeric":          Numeric "numeric"     ['n']  None;
-        Connection "connection":    Connection "connection" ['c'] None;
-        Service "service-address":  Tcp "tcp-service"     ['t']  Required,
-                                    Udp "udp-service"     ['u']  Required,
-                                    Sctp "sctp-service"   []     Required,
-                                    Fwmark "fwmark-service" ['f'] Required;
-        Scheduler "scheduler":      Scheduler "scheduler" ['s']  Required;
-        Persistent "persistent":    Persistent "persistent" ['p'] Optional;
-        Netmask "netmask":          Netmask "netmask"     ['M']  Required;
-        Server "real-server":       RealServer "real-server" ['r'] Required;
-        Forward "forwarding-method": Masquerading "masquerading" ['m'] None,
-                                    Ipip "ipip"           ['i']  None,
-                                    Gatewaying "gatewaying" ['g'] None;
-        Weight "weight":            Weight "weight"       ['w']  Required;
-        UThreshold "u-threshold":   UThreshold "u-threshold" ['x'] Required;
-        LThreshold "l-threshold":   LThreshold "l-threshold" ['y'] Required;
-        McastInterface "mcast-interface": McastInterface "mcast-interface" [] Required;
-        Timeout "timeout":          Timeout "timeout"     []     None;
-        Daemon "daemon":            Daemon "daemon"       []     None;
-        Stats "stats":              Stats "stats"         []     None;
-        Rate "rate":                Rate "rate"           []     None;
-        Thresholds "thresholds":    Thresholds "thresholds" []   None;
-        PersistentConn "persistent-conn": PersistentConn "persistent-conn" [] None;
-        NoSort "nosort":            NoSort "nosort"       []     None;
-        SyncId "syncid":            SyncId "syncid"       []     Required;
-        Exact "exact":              Exact "exact"         ['X']  None;
-        Ops "ops":                  Ops "ops"             ['o']  None;
-        Pe "pe":                    Pe "pe"               []     Required;
-        SchedFlags "sched-flags":   SchedFlags "sched-flags" ['b'] Required;
-        McastGroup "mcast-group":   McastGroup "mcast-group" []  Required;
-        McastPort "mcast-port":     McastPort "mcast-port" []    Required;
-        McastTtl "mcast-ttl":       McastTtl "mcast-ttl"  []     Required;
-        SyncMaxlen "sync-maxlen":   SyncMaxlen "sync-maxlen" []  Required;
-        TunInfo "tun-info":         TunInfo "tun-info"    []     None;
-        TunType "tun-type":         TunType "tun-type"    []     Required;
-        TunPort "tun-port":         TunPort "tun-port"    []     Required;
-        TunNocsum "tun-nocsum":     TunNocsum "tun-nocsum" []    None;
-        TunCsum "tun-csum":         TunCsum "tun-csum"    []     None;
-        TunRemcsum "tun-remcsum":   TunRemcsum "tun-remcsum" []  None;
+        // Opt and its name in messages:   Tag and its long name              short  value
+        Numeric "numeric":                 Numeric "numeric"                  ['n']  None;
+        Connection "connection":           Connection "connection"            ['c']  None;
+        Service "service-address":         Tcp "tcp-service"                  ['t']  Required,
+                                           Udp "udp-service"                  ['u']  Required,
+                                           Sctp "sctp-service"                []     Required,
+                                           Fwmark "fwmark-service"            ['f']  Required;
+        Scheduler "scheduler":             Scheduler "scheduler"              ['s']  Required;
+        Persistent "persistent":           Persistent "persistent"            ['p']  Optional;
+        Netmask "netmask":                 Netmask "netmask"                  ['M']  Required;
+        Server "real-server":              RealServer "real-server"           ['r']  Required;
+        Forward "forwarding-method":       Masquerading "masquerading"        ['m']  None,
+                                           Ipip "ipip"                        ['i']  None,
+                                           Gatewaying "gatewaying"            ['g']  None;
+        Weight "weight":                   Weight "weight"                    ['w']  Required;
+        UThreshold "u-threshold":          UThreshold "u-threshold"           ['x']  Required;
+        LThreshold "l-threshold":          LThreshold "l-threshold"           ['y']  Required;
+        McastInterface "mcast-interface":  McastInterface "mcast-interface"   []     Required;
+        Timeout "timeout":                 Timeout "timeout"                  []     None;
+        Daemon "daemon":                   Daemon "daemon"                    []     None;
+        Stats "stats":                     Stats "stats"                      []     None;
+        Rate "rate":                       Rate "rate"                        []     None;
+        Thresholds "thresholds":           Thresholds "thresholds"            []     None;
+        PersistentConn "persistent-conn":  PersistentConn "persistent-conn"   []     None;
+        NoSort "nosort":                   NoSort "nosort"                    []     None;
+        SyncId "syncid":                   SyncId "syncid"                    []     Required;
+        Exact "exact":                     Exact "exact"                      ['X']  None;
+        Ops "ops":                         Ops "ops"                          ['o']  None;
+        Pe "pe":                           Pe "pe"                            []     Required;
+        SchedFlags "sched-flags":          SchedFlags "sched-flags"           ['b']  Required;
+        McastGroup "mcast-group":          McastGroup "mcast-group"           []     Required;
+        McastPort "mcast-port":            McastPort "mcast-port"             []     Required;
+        McastTtl "mcast-ttl":              McastTtl "mcast-ttl"               []     Required;
+        SyncMaxlen "sync-maxlen":          SyncMaxlen "sync-maxlen"           []     Required;
+        TunInfo "tun-info":                TunInfo "tun-info"                 []     None;
+        TunType "tun-type":                TunType "tun-type"                 []     Required;
+        TunPort "tun-port":                TunPort "tun-port"                 []     Required;
+        TunNocsum "tun-nocsum":            TunNocsum "tun-nocsum"             []     None;
+        TunCsum "tun-csum":                TunCsum "tun-csum"                 []     None;
+        TunRemcsum "tun-remcsum":          TunRemcsum "tun-remcsum"           []     None;
     }
     others {
-        // Tag: long name  short  value
-        Sort:   "sort"     []     None;
-        Ipv6:   "ipv6"     ['6']  None;
+        // Other:                          long name          short       value
+        Sort:                              "sort"             []          None;
+        Ipv6:                              "ipv6"             ['6']       None;
     }
 }
 

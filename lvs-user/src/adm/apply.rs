@@ -8,7 +8,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use super::args::{Command, Netmask, ServerKey, ServerSpec, ServiceSpec};
+use super::command::{Command, Netmask, ServerKey, ServerSpec, ServiceSpec};
 use super::Error;
 use crate::model::{
     Method, Persistence, RealServer, Scheduler, ServiceAddr, Snapshot, VirtualService,

@@ -28,7 +28,7 @@
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::args::ListOpts;
+use super::command::ListOpts;
 use super::Error;
 use crate::model::{ConnEntry, Method, Proto, RealServer, Snapshot, VirtualService};
 

@@ -31,11 +31,12 @@ use crate::tables::{self, Tables};
 
 pub mod apply;
 pub mod args;
+pub mod command;
 pub mod format;
 pub mod restore;
 pub mod support;
 
-pub use args::Command;
+pub use command::Command;
 
 /// ipvsadm's `fail(2, ...)`: a bad command line.
 pub const EXIT_USAGE: i32 = 2;

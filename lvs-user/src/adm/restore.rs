@@ -20,7 +20,8 @@
 //! Only commands that change the table may appear; a nested `-R` is refused
 //! with "Try `lvsadm -h' ..." as ipvsadm refuses it.
 
-use super::args::{self, Command};
+use super::args;
+use super::command::Command;
 use super::{apply, support, Error, Resolve};
 use crate::model::Snapshot;
 
@@ -98,7 +99,7 @@ fn at_line(n: usize, e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adm::args::ListOpts;
+    use crate::adm::command::ListOpts;
     use crate::adm::{format, NoResolve};
     use crate::model::{Method, Proto, RealServer, Scheduler, ServiceAddr, Stats, VirtualService};
 

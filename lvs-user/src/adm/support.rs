@@ -9,11 +9,11 @@
 //! Refusals exit with status 2, like ipvsadm's command-line errors: nothing
 //! has been read or written at that point.
 
-use super::args::{Command, ListOpts, ServerSpec, ServiceSpec};
+use super::command::{Command, ListOpts, ServerSpec, ServiceSpec};
 use super::Error;
 use crate::model::{Method, Scheduler, ServiceAddr};
 
-/// Schedulers the data path implements: all fourteen of IPVS's (issue 4).
+/// Schedulers the data path implements: all fourteen of IPVS's.
 pub const SCHEDULERS: &[Scheduler] = &Scheduler::ALL;
 
 /// Forwarding methods the data path implements.
@@ -25,8 +25,8 @@ pub const METHODS: &[Method] = &[Method::Masq, Method::Route, Method::Tunnel];
 /// refused while parsing).
 pub const FEATURES: &[Feature] = &[
     Feature::Ipv6,
-    // Issue 4: persistence, thresholds, scheduler flags, connection states
-    // and timeouts.
+    // Persistence, thresholds, scheduler flags, connection states and
+    // timeouts.
     Feature::Persistence,
     Feature::Netmask,
     Feature::SchedFlags,
@@ -282,8 +282,8 @@ mod tests {
             "-v",
             // Unknown schedulers pass: apply reports them as ipvsadm does.
             "-A -t 10.0.0.1:80 -s nosuch",
-            // Issue 4: the default scheduler (wlc), persistence, flags,
-            // thresholds, listings and timeouts.
+            // The default scheduler (wlc), persistence, flags, thresholds,
+            // listings and timeouts.
             "-A -t 10.0.0.1:80",
             "-E -t 10.0.0.1:80",
             "-A -t 10.0.0.1:80 -s rr -p",

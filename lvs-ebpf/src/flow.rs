@@ -18,6 +18,7 @@
 //!   timeouts hold) and the next hop (so a route or neighbour change takes
 //!   effect), and refills the slot,
 //! - the packet arrived on the link the slot was filled from.
+//!
 //! A segment with SYN, FIN or RST always takes the shared path, which
 //! empties this CPU's slot of the flow when the connection leaves
 //! ESTABLISHED; another CPU's slot of the same flow ages out within

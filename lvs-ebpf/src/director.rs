@@ -6,7 +6,7 @@ use lvs_common::{counters, METHOD_MASQ, METHOD_ROUTE, METHOD_TUNNEL};
 
 use crate::{
     flow, fwd, icmp,
-    maps::{CHOSEN, CHOSEN_CLIENT, CONFIG, PACKET},
+    maps::{maybe_ours, CHOSEN, CHOSEN_CLIENT, CONFIG, PACKET},
     parse::{self, Packet},
     stats::count,
     svc,
@@ -42,6 +42,9 @@ pub fn director(ctx: &XdpContext) -> u32 {
     // combined stack (512 bytes over the call chain) in bounds.
     let v = if p.key.proto == parse::PROTO_ICMP || p.key.proto == parse::PROTO_ICMPV6 {
         icmp::errors::handle(ctx, p)
+    } else if !maybe_ours(&p.key.dst, p.key.dport) && !maybe_ours(&p.key.src, p.key.sport) {
+        count(counters::PASS);
+        return Verdict::PASS.xdp();
     } else {
         match svc::lookup(p) {
             Some(s) => match flow::established(p, s) {
@@ -75,7 +78,7 @@ fn finish(ctx: &XdpContext, p: &Packet, v: Verdict) -> Verdict {
             }
             METHOD_MASQ => fwd::nat::forward(ctx, p, ch),
             METHOD_ROUTE => fwd::dr::forward(ctx, p, ch),
-            METHOD_TUNNEL => fwd::tun::forward(ctx, p, &ch.real, CONFIG.get(0)),
+            METHOD_TUNNEL => fwd::tun::forward(ctx, p, ch, CONFIG.get(0)),
             _ => {
                 count(counters::XMIT_ERR);
                 Verdict::DROP

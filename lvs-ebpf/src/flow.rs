@@ -26,8 +26,8 @@
 //! reaches from ESTABLISHED, so ActiveConn/InActConn move exactly once).
 
 use aya_ebpf::{
-    bindings::xdp_action::XDP_TX,
-    helpers::{bpf_jiffies64, bpf_redirect},
+    bindings::xdp_action::{XDP_PASS, XDP_TX},
+    helpers::{bpf_jiffies64, bpf_redirect, bpf_xdp_adjust_head},
     macros::map,
     maps::PerCpuArray,
     programs::XdpContext,
@@ -37,7 +37,7 @@ use lvs_common::{counters, csum, hash, Real, Service, AF_INET, PROTO_TCP, PROTO_
 use crate::{
     bounds::{data, data_end},
     clock, conntrack,
-    maps::{choose, REALS},
+    maps::{choose, maybe_ours, REALS},
     parse::{Packet, ETH_HLEN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
     stats::{account, add, count},
     verdict::Verdict,
@@ -59,6 +59,12 @@ const KIND_MACS: u8 = 1;
 const KIND_DNAT: u8 = 2;
 /// NAT, real server -> client: the source address and port change.
 const KIND_SNAT: u8 = 3;
+/// TUN: an outer IPv4 header is prepended.
+const KIND_TUN: u8 = 4;
+
+/// The outer header of IP-in-IP.
+const TUN_HLEN: usize = 20;
+const IPPROTO_IPIP: u8 = 4;
 
 /// One slot of the flow cache.
 #[repr(C)]
@@ -90,6 +96,14 @@ pub struct Slot {
     /// 8-byte and a 4-byte word so that writing them is two stores.
     macs_lo: u64,
     macs_hi: u32,
+    /// The largest IP packet the shared path sent this way: a larger one
+    /// goes back to it, which checks the route's MTU.
+    max_len: u16,
+    _pad: u16,
+    /// TUN: the outer source (the destination is `new_addr`) and the
+    /// one's-complement sum of the outer header's fixed words.
+    tun_src: u32,
+    tun_sum: u32,
 }
 
 #[map]
@@ -156,30 +170,40 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let proto = load::<u8>(start + ETH_HLEN + 9);
-    let l4_csum = if proto == PROTO_TCP {
-        // The parser's rules: a data offset of at least 5 words that fits
-        // in the IP packet; and only segments whose one flag of
-        // SYN/FIN/RST/ACK is ACK.
+    // The parser's rules: a TCP data offset of at least 5 words that fits
+    // in the IP packet; a whole UDP header.
+    let (l4_csum, acked) = if proto == PROTO_TCP {
         let doff = (load::<u8>(start + L4 + 12) >> 4) as usize * 4;
-        let flags = load::<u8>(start + L4 + 13);
-        if doff < 20
-            || 20 + doff > tot
-            || flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK) != TCP_ACK
-        {
+        if doff < 20 || 20 + doff > tot {
             return None;
         }
-        L4 + 16
+        // Only segments whose one flag of SYN/FIN/RST/ACK is ACK.
+        let flags = load::<u8>(start + L4 + 13);
+        (
+            L4 + 16,
+            flags & (TCP_SYN | TCP_FIN | TCP_RST | TCP_ACK) == TCP_ACK,
+        )
     } else if proto == PROTO_UDP {
         if tot < 28 {
             return None;
         }
-        L4 + 6
+        (L4 + 6, true)
     } else {
         return None;
     };
     let src = load::<u32>(start + IP_SRC);
     let dst = load::<u32>(start + IP_DST);
     let ports = load::<u32>(start + L4);
+    // To no service and from no NAT real server: not ours.
+    if !maybe_ours(&[dst, 0, 0, 0], (ports >> 16) as u16)
+        && !maybe_ours(&[src, 0, 0, 0], ports as u16)
+    {
+        count(counters::PASS);
+        return Some(XDP_PASS);
+    }
+    if !acked {
+        return None;
+    }
     let s = FLOW_CACHE.get_ptr_mut(hash::cache_slot(src, dst, ports, proto, BITS))?;
     // SAFETY: this CPU's own slot; nothing else touches it during the run.
     let s = unsafe { &*s };
@@ -190,6 +214,7 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
         || s.ports != ports
         || s.proto != proto
         || s.ingress != ingress
+        || tot > s.max_len as usize
         || unsafe { bpf_jiffies64() }.wrapping_sub(s.at) >= SLOT_TTL
     {
         return None;
@@ -199,7 +224,12 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let inbound = s.kind != KIND_SNAT;
-    if s.kind != KIND_MACS {
+    let mut start = start;
+    if s.kind == KIND_TUN {
+        let tos = load::<u8>(start + ETH_HLEN + 1);
+        let df = load::<u8>(start + ETH_HLEN + 6) & 0x40;
+        start = encap(ctx, s, tot, tos, df)?;
+    } else if s.kind != KIND_MACS {
         let (addr_off, port_off) = if inbound {
             (IP_DST, L4 + 2)
         } else {
@@ -229,6 +259,7 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
     count(match s.kind {
         KIND_MACS => counters::DR_FWD,
         KIND_DNAT => counters::NAT_FWD,
+        KIND_TUN => counters::TUN_FWD,
         _ => counters::NAT_REPLY,
     });
     add(counters::FLOW_HIT, 1);
@@ -236,6 +267,35 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
         return Some(XDP_TX);
     }
     Some(unsafe { bpf_redirect(s.out_ifindex, 0) } as u32)
+}
+
+/// Prepends the slot's outer IPv4 header (IP-in-IP) to an option-less
+/// IPv4 packet of `tot` bytes, as `fwd::tun` does: the inner `tos` and DF
+/// bit `df` copied, TTL 64, the checksum from the slot's precomputed sum. Returns
+/// the new start of the frame; `None` (nothing changed) if there is no
+/// headroom. The Ethernet addresses are left for the caller.
+#[inline(always)]
+fn encap(ctx: &XdpContext, s: &Slot, tot: usize, tos: u8, df: u8) -> Option<usize> {
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(TUN_HLEN as i32)) } != 0 {
+        return None;
+    }
+    let start = data(ctx);
+    if start + ETH_HLEN + TUN_HLEN > data_end(ctx) {
+        return None;
+    }
+    let tot_be = ((tot + TUN_HLEN) as u16).to_be();
+    // The header in memory order: 45 tos | tot | id 0 | df 0 | ttl proto |
+    // checksum | source | destination.
+    let sum = s.tun_sum as u64 + ((tos as u64) << 8) + tot_be as u64 + df as u64;
+    store(start + 12, 0x0800u16.to_be());
+    store(start + ETH_HLEN, 0x45u16 | (tos as u16) << 8);
+    store(start + ETH_HLEN + 2, tot_be);
+    store(start + ETH_HLEN + 4, df as u32 * 0x1_0000);
+    store(start + ETH_HLEN + 8, 64u16 | (IPPROTO_IPIP as u16) << 8);
+    store(start + ETH_HLEN + 10, !csum::fold(sum));
+    store(start + ETH_HLEN + 12, s.tun_src);
+    store(start + ETH_HLEN + 16, s.new_addr);
+    Some(start)
 }
 
 /// The slot of the packet's flow, if the packet could be cached at all
@@ -332,6 +392,21 @@ pub fn stage(c: &Cacheable, hop: &Hop, rw: Option<&Rewrite>) {
     }
 }
 
+/// As `stage`, for an IP-in-IP encapsulation from `src` to `dst`.
+#[inline(always)]
+pub fn stage_tunnel(c: &Cacheable, hop: &Hop, src: u32, dst: u32) {
+    stage(c, hop, None);
+    let Some(s) = STAGED.get_ptr_mut(0) else {
+        return;
+    };
+    let s = unsafe { &mut *s };
+    if s.kind != KIND_EMPTY {
+        s.kind = KIND_TUN;
+        s.new_addr = dst;
+        s.tun_src = src;
+    }
+}
+
 /// Stores the staged slot for the packet `p` (parsed before any rewrite)
 /// if the path staged one, and otherwise empties this CPU's slot of the
 /// flow: its connection is no longer one the cache serves.
@@ -365,7 +440,14 @@ pub fn commit(p: &Packet) {
     s.at = unsafe { bpf_jiffies64() };
     s.macs_lo = st.macs_lo;
     s.macs_hi = st.macs_hi;
-    if st.kind != KIND_MACS {
+    s.max_len = p.ip_len;
+    if st.kind == KIND_TUN {
+        s.new_addr = st.new_addr;
+        s.tun_src = st.tun_src;
+        s.tun_sum = (0x45u32 + (64 | (IPPROTO_IPIP as u32) << 8))
+            + sum32(st.tun_src) as u32
+            + sum32(st.new_addr) as u32;
+    } else if st.kind != KIND_MACS {
         let (old_addr, old_port) = if st.kind == KIND_DNAT {
             (p.key.dst[0], p.key.dport)
         } else {

@@ -17,6 +17,23 @@ use lvs_common::{
 #[map]
 pub static SERVICES: HashMap<ServiceKey, Service> = HashMap::pinned(1024, 0);
 
+/// One bit per hash (`hash::addr_bit`) of every service's VIP and port and
+/// every NAT real server's address and port, set by userspace before it
+/// publishes them: most traffic that is not a service's is passed on a
+/// clear bit, without a hash lookup.
+#[map]
+pub static ADDR_FILTER: Array<u64> = Array::pinned(lvs_common::hash::ADDR_FILTER_BITS / 64, 0);
+
+/// Whether `addr`:`port` may be a service or a NAT real server (false:
+/// surely not).
+#[inline(always)]
+pub fn maybe_ours(addr: &[u32; 4], port: u16) -> bool {
+    let bit = lvs_common::hash::addr_bit(addr, port);
+    ADDR_FILTER
+        .get(bit / 64)
+        .is_some_and(|w| w & (1u64 << (bit % 64)) != 0)
+}
+
 /// Real-server index -> real server. Array: dense and lookups are O(1).
 #[map]
 pub static REALS: Array<Real> = Array::pinned(4096, 0);

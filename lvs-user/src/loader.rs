@@ -321,6 +321,9 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
 
 async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     spawn_logger(bpf);
+    crate::tables::Tables::open(&opts.pin_dir)
+        .and_then(|mut t| t.mark_existing())
+        .context("marking the tables' addresses in the address filter")?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?

@@ -83,6 +83,14 @@ mod prog {
     #[map]
     static BENCH_SCRATCH: PerCpuArray<Scratch> = PerCpuArray::with_max_entries(1, 0);
 
+    /// Copies `WORDS` words.
+    #[inline(always)]
+    unsafe fn copy_words(from: *const u64, to: *mut u64) {
+        for i in 0..WORDS {
+            unsafe { to.add(i).write_volatile(from.add(i).read_volatile()) };
+        }
+    }
+
     #[inline(always)]
     fn save(ctx: &XdpContext) -> bool {
         let (Some(buf), Some(head)) =
@@ -90,8 +98,12 @@ mod prog {
         else {
             return false;
         };
+        // SAFETY: BPF_PROG_TEST_RUN puts the frame 8-aligned (after its
+        // 256-byte headroom), so whole words may be loaded. Volatile word
+        // copies: a plain 64-byte copy becomes a call to `memcpy`, a byte
+        // loop on BPF.
         unsafe {
-            (*buf).head = head.read_unaligned();
+            copy_words(head as *const u64, &raw mut (*buf).head as *mut u64);
             (*buf).len = frame_len(ctx) as u64;
         }
         true
@@ -109,7 +121,8 @@ mod prog {
             return;
         }
         if let Some(head) = ptr_at::<[u64; WORDS]>(ctx, 0) {
-            unsafe { head.write_unaligned((*buf).head) };
+            // SAFETY: as in `save`.
+            unsafe { copy_words(&raw const (*buf).head as *const u64, head as *mut u64) };
         }
     }
 

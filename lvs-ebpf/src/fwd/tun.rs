@@ -3,9 +3,11 @@
 //! `lvs decap`) and answers the client directly.
 
 use aya_ebpf::{helpers::bpf_xdp_adjust_head, programs::XdpContext};
-use lvs_common::{counters, csum, Config, Real, AF_INET};
+use lvs_common::{counters, csum, Config, AF_INET};
 
 use crate::{
+    flow,
+    maps::Chosen,
     parse::{ptr_at, Packet, ETH_HLEN},
     stats::count,
     verdict::Verdict,
@@ -18,7 +20,8 @@ const IPPROTO_IPV6: u8 = 41;
 // A call of its own: its headers and FIB parameters need a stack frame
 // that the NAT and DR paths do not share.
 #[inline(never)]
-pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) -> Verdict {
+pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen, cfg: Option<&Config>) -> Verdict {
+    let real = &ch.real;
     let v4 = p.key.family == AF_INET;
     let overhead: u16 = if v4 { 20 } else { 40 };
     let tot = p.ip_len.saturating_add(overhead);
@@ -53,6 +56,9 @@ pub fn forward(ctx: &XdpContext, p: &Packet, real: &Real, cfg: Option<&Config>) 
     let v = xmit::send(ctx, p, &hop);
     if v != Verdict::DROP {
         count(counters::TUN_FWD);
+        if v4 {
+            flow::stage_tunnel(&ch.cache, &hop, src[0], real.addr[0]);
+        }
     }
     v
 }

@@ -78,6 +78,7 @@ pub struct Tables {
     svc_stats: PerCpuArray<MapData, Stats>,
     real_stats: PerCpuArray<MapData, Stats>,
     config: Array<MapData, Config>,
+    addr_filter: Array<MapData, u64>,
     /// From the last snapshot: service key -> placement.
     placed: StdHashMap<ServiceKey, Placed>,
     /// From the last snapshot: deleted services still serving connections.
@@ -119,6 +120,7 @@ impl Tables {
             svc_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(dir, names::SVC_STATS)?))?,
             real_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(dir, names::REAL_STATS)?))?,
             config: Array::try_from(Map::Array(open_map(dir, names::CONFIG)?))?,
+            addr_filter: Array::try_from(Map::Array(open_map(dir, names::ADDR_FILTER)?))?,
             placed: StdHashMap::new(),
             tombstones: StdHashMap::new(),
             slots: Vec::new(),
@@ -303,7 +305,64 @@ impl Tables {
     }
 
     /// Writes a plan, in the order the module documentation gives.
+    /// Sets the address-filter bits of every VIP and NAT real server of
+    /// the plan, before anything is published that the data path could
+    /// meet. Bits are only ever added here: a stale bit costs a table
+    /// lookup for some unrelated address, a missing one would pass a
+    /// service's packets.
+    fn mark_addresses(&mut self, plan: &Plan) -> Result<()> {
+        let mut words: StdHashMap<u32, u64> = StdHashMap::new();
+        for s in &plan.services {
+            let bits = std::iter::once(lvs_common::hash::addr_bit(&s.key.addr, s.key.port)).chain(
+                s.reals
+                    .iter()
+                    .filter(|(_, r, _)| r.method == lvs_common::METHOD_MASQ)
+                    .map(|(_, r, _)| lvs_common::hash::addr_bit(&r.addr, r.port)),
+            );
+            for bit in bits {
+                *words.entry(bit / 64).or_default() |= 1u64 << (bit % 64);
+            }
+        }
+        for (w, bits) in words {
+            let old = self.addr_filter.get(&w, 0)?;
+            if old | bits != old {
+                self.addr_filter.set(w, old | bits, 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the address-filter bits of everything the tables already hold
+    /// (services, tombstones, NAT real servers still in use): `lvs load`
+    /// runs it before attaching, for tables a director without the filter
+    /// left behind.
+    pub fn mark_existing(&mut self) -> Result<()> {
+        let snap = self.snapshot()?;
+        let plan = self.plan(&snap)?;
+        self.mark_addresses(&plan)?;
+        let mut bits: Vec<u32> = self
+            .tombstones
+            .keys()
+            .map(|k| lvs_common::hash::addr_bit(&k.addr, k.port))
+            .collect();
+        for r in self.reals.iter().flatten() {
+            if r.flags & lvs_common::REAL_F_IN_USE != 0 && r.method == lvs_common::METHOD_MASQ {
+                bits.push(lvs_common::hash::addr_bit(&r.addr, r.port));
+            }
+        }
+        for bit in bits {
+            let w = bit / 64;
+            let old = self.addr_filter.get(&w, 0)?;
+            let new = old | 1u64 << (bit % 64);
+            if new != old {
+                self.addr_filter.set(w, new, 0)?;
+            }
+        }
+        Ok(())
+    }
+
     fn apply(&mut self, plan: Plan) -> Result<()> {
+        self.mark_addresses(&plan)?;
         // Removals first: a deleted service stops scheduling before its
         // slots can be handed to another one. It stays as a member-less
         // tombstone, so its connections keep their real servers.

@@ -16,7 +16,8 @@ pub const CONFIG: &str = "CONFIG";
 pub const PERSIST: &str = "PERSIST";
 pub const LBLC: &str = "LBLC";
 pub const NEIGH_MISS: &str = "NEIGH_MISS";
-pub const ALL: [&str; 15] = [
+pub const ADDR_FILTER: &str = "ADDR_FILTER";
+pub const ALL: [&str; 16] = [
     SERVICES,
     REALS,
     DESTS,
@@ -32,6 +33,7 @@ pub const ALL: [&str; 15] = [
     PERSIST,
     LBLC,
     NEIGH_MISS,
+    ADDR_FILTER,
 ];
 
 /// Programs of the director object.

@@ -4,7 +4,8 @@
 //! TCP state change, every count of ActiveConn/InActConn, expiry. In front
 //! of it, a per-CPU direct-mapped flow cache serves the bulk of an
 //! established connection's traffic (IPv4 TCP segments with only ACK among
-//! SYN/FIN/RST/ACK, and UDP) with no hash lookup and no helper call but the
+//! SYN/FIN/RST/ACK, and UDP but for NAT's forward direction) with no hash
+//! lookup and no helper call but the
 //! redirect: the slot holds the tuple, the rewrite with its checksum
 //! deltas precomputed, and the next hop.
 //!
@@ -116,8 +117,8 @@ const IP_DST: usize = ETH_HLEN + 16;
 const L4: usize = ETH_HLEN + 20;
 
 /// The bytes every cached frame has: Ethernet, IPv4 without options, and a
-/// TCP header (a UDP frame this short takes the shared path).
-const HEAD: usize = L4 + 20;
+/// UDP header (a TCP one is checked for its 20 bytes too).
+const HEAD: usize = L4 + 8;
 
 /// The port, method, flags and weight word of a `REALS` entry.
 #[inline(always)]
@@ -173,6 +174,9 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
     // The parser's rules: a TCP data offset of at least 5 words that fits
     // in the IP packet; a whole UDP header.
     let (l4_csum, acked) = if proto == PROTO_TCP {
+        if start + L4 + 20 > end {
+            return None;
+        }
         let doff = (load::<u8>(start + L4 + 12) >> 4) as usize * 4;
         if doff < 20 || 20 + doff > tot {
             return None;
@@ -417,8 +421,13 @@ pub fn commit(p: &Packet) {
     };
     let (st, s) = unsafe { (&*st, &mut *s) };
     let ports = (p.key.sport as u32) | ((p.key.dport as u32) << 16);
+    // Not the forward direction of a NAT UDP flow: a datagram from a
+    // reused source port after the LRU evicted the flow's entries must
+    // meet the shared path, which recreates the reply entry; from a slot
+    // it would be forwarded and its answer dropped.
+    let udp_dnat = st.kind == KIND_DNAT && p.key.proto == PROTO_UDP;
     let real = match REALS.get(st.real) {
-        Some(r) if st.kind != KIND_EMPTY => r,
+        Some(r) if st.kind != KIND_EMPTY && !udp_dnat => r,
         _ => {
             if s.src == p.key.src[0] && s.dst == p.key.dst[0] && s.ports == ports {
                 s.kind = KIND_EMPTY;

@@ -685,3 +685,304 @@ fn ipv6_nat_forward_and_reply_exact_bytes() {
     ext[14 + 6] = 0; // next header: hop-by-hop options
     assert_eq!(f.run(&ext, f.ext_if), (XDP_PASS, ext.clone()));
 }
+
+// The per-CPU flow cache (`lvs-ebpf/src/flow.rs`). BPF_PROG_TEST_RUN runs
+// every frame on the calling thread's CPU, so one test's frames meet one
+// CPU's cache; the test pins itself to CPU 0 to be sure.
+
+fn pin_to_cpu0() {
+    // SAFETY: a plain sched_setaffinity on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+fn client_ack(sport: u16, flags: u8) -> Frame {
+    Frame::tcp(
+        (ip("192.168.47.1"), sport),
+        (ip("192.168.47.128"), 80),
+        flags,
+    )
+    .macs(CLIENT_MAC, DIR_EXT_MAC)
+    .payload(b"some data")
+}
+
+/// `f` with the TCP ports replaced.
+fn with_ports(mut f: Frame, s: u16, d: u16) -> Frame {
+    if let L4::Tcp { sport, dport, .. } = &mut f.l4 {
+        (*sport, *dport) = (s, d);
+    }
+    f
+}
+
+/// Opens a connection from client port `sport` (SYN; for NAT the real
+/// server's SYN-ACK; the client's ACK, which makes it ESTABLISHED).
+fn open(f: &Fixture, sport: u16, nat: bool) {
+    assert_eq!(
+        f.run(&client_ack(sport, SYN).build(), f.ext_if).0,
+        XDP_REDIRECT
+    );
+    if nat {
+        let synack = Frame::tcp(
+            (ip("192.168.211.129"), 8080),
+            (ip("192.168.47.1"), sport),
+            SYN | ACK,
+        )
+        .macs(RS_MAC, DIR_INT_MAC);
+        assert_eq!(f.run(&synack.build(), f.int_if).0, XDP_REDIRECT);
+    }
+    assert_eq!(
+        f.run(&client_ack(sport, ACK).build(), f.ext_if).0,
+        XDP_REDIRECT
+    );
+}
+
+/// Runs `frame` twice: the first time through the shared path (which fills
+/// the cache), the second from the cache. Both must give the same action
+/// and bytes; returns them.
+fn twice(f: &Fixture, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+    let hits = f.counter(counters::FLOW_HIT);
+    let first = f.run(frame, ifindex);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits,
+        "first run: shared path"
+    );
+    let second = cached(f, frame, ifindex);
+    assert_eq!(
+        first, second,
+        "the cache forwards exactly as the shared path"
+    );
+    first
+}
+
+/// Runs `frame`, which the cache must serve.
+fn cached(f: &Fixture, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+    let hits = f.counter(counters::FLOW_HIT);
+    let out = f.run(frame, ifindex);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits + 1,
+        "served from the cache"
+    );
+    out
+}
+
+#[test]
+fn flow_cache_forwards_established_nat_exactly_both_ways() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    open(&f, 41000, true);
+    // The handshake's last ACK (the shared path) filled the slot.
+    let ack = client_ack(41000, ACK | PSH);
+    let (action, out) = cached(&f, &ack.build(), f.ext_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = with_ports(ack.clone(), 41000, 8080).macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    assert_eq!(out, want.build());
+    let p = parse(&out).unwrap();
+    assert!(p.ip_csum_ok && p.l4_csum_ok);
+
+    let reply = Frame::tcp(
+        (ip("192.168.211.129"), 8080),
+        (ip("192.168.47.1"), 41000),
+        ACK,
+    )
+    .macs(RS_MAC, DIR_INT_MAC)
+    .payload(b"an answer");
+    let (action, out) = twice(&f, &reply.build(), f.int_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = with_ports(reply.clone(), 80, 41000).macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    assert_eq!(out, want.build());
+
+    // An incremental update keeps a bad checksum bad, as IPVS's does.
+    let mut bad = ack.build();
+    bad[14 + 20 + 16] ^= 0x5a;
+    let hits = f.counter(counters::FLOW_HIT);
+    let (action, out) = f.run(&bad, f.ext_if);
+    assert_eq!(
+        (action, f.counter(counters::FLOW_HIT)),
+        (XDP_REDIRECT, hits + 1)
+    );
+    let p = parse(&out).unwrap();
+    assert!(p.ip_csum_ok && !p.l4_csum_ok);
+    let want = want_nat(&ack);
+    assert_eq!(out[..50], want[..50]);
+    assert_eq!(out[52..], want[52..]);
+}
+
+/// A client's frame as DNAT makes it.
+fn want_nat(ack: &Frame) -> Vec<u8> {
+    let L4::Tcp { sport, .. } = ack.l4 else {
+        panic!("a TCP frame")
+    };
+    let mut want = with_ports(ack.clone(), sport, 8080).macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    want.build()
+}
+
+#[test]
+fn flow_cache_serves_udp_and_dr_and_tun() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    // UDP through NAT: the forward direction always meets the shared path
+    // (after an eviction it must recreate the reply entry); the replies
+    // are served from the cache from the first one on.
+    let q = Frame::udp((ip("192.168.47.1"), 34000), (ip("192.168.47.128"), 53))
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"query");
+    let hits = f.counter(counters::FLOW_HIT);
+    for _ in 0..2 {
+        let (action, out) = f.run(&q.build(), f.ext_if);
+        assert_eq!(action, XDP_REDIRECT);
+        let mut want = q.clone().macs(DIR_INT_MAC, RS_MAC);
+        want.dst = ip("192.168.211.129");
+        want.l4 = L4::Udp {
+            sport: 34000,
+            dport: 5353,
+        };
+        assert_eq!(out, want.build());
+    }
+    assert_eq!(f.counter(counters::FLOW_HIT), hits);
+    let a = Frame::udp((ip("192.168.211.129"), 5353), (ip("192.168.47.1"), 34000))
+        .macs(RS_MAC, DIR_INT_MAC)
+        .payload(b"answer");
+    let (action, out) = twice(&f, &a.build(), f.int_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = a.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    want.l4 = L4::Udp {
+        sport: 53,
+        dport: 34000,
+    };
+    assert_eq!(out, want.build());
+
+    // DR: only the MACs change.
+    set_method(&f, Method::Route);
+    open(&f, 42000, false);
+    let ack = client_ack(42000, ACK).build();
+    let (action, out) = cached(&f, &ack, f.ext_if);
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIR_INT_MAC);
+    assert_eq!(&out[12..], &ack[12..]);
+
+    // TUN: the outer header is the shared path's, byte for byte.
+    set_method(&f, Method::Tunnel);
+    open(&f, 43000, false);
+    let ack = client_ack(43000, ACK).build();
+    let (action, out) = cached(&f, &ack, f.ext_if);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut outer = ipv4_header(
+        "192.168.211.128".parse().unwrap(),
+        "192.168.211.129".parse().unwrap(),
+        4,
+        ack.len() - 14,
+        64,
+        0,
+        true,
+    );
+    outer[1] = ack[15];
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[14..34], &outer);
+    assert_eq!(&out[34..], &ack[14..]);
+}
+
+#[test]
+fn flow_cache_leaves_state_changes_and_edits_to_the_shared_path() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    open(&f, 44000, true);
+    let ack = client_ack(44000, ACK).build();
+    cached(&f, &ack, f.ext_if);
+    let hits = f.counter(counters::FLOW_HIT);
+
+    // Weight 0 (quiescing): the next packet goes through the shared path,
+    // which keeps the established flow on its server, as IPVS does; then
+    // the cache serves it again.
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals[0].weight = 0;
+    t.commit(&snap).unwrap();
+    drop(t);
+    let (action, out) = f.run(&ack, f.ext_if);
+    assert_eq!(f.counter(counters::FLOW_HIT), hits, "an edit is rechecked");
+    assert_eq!(
+        (action, out),
+        (XDP_REDIRECT, want_nat(&client_ack(44000, ACK)))
+    );
+    assert_eq!(f.run(&ack, f.ext_if).0, XDP_REDIRECT);
+    assert_eq!(f.counter(counters::FLOW_HIT), hits + 1);
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals[0].weight = 1;
+    t.commit(&snap).unwrap();
+    drop(t);
+
+    // FIN and RST always take the shared path, and the ACKs after a FIN
+    // too: the connection is no longer established.
+    let fin = client_ack(44000, FIN | ACK).build();
+    assert_eq!(f.run(&fin, f.ext_if).0, XDP_REDIRECT);
+    assert_eq!(f.run(&ack, f.ext_if).0, XDP_REDIRECT);
+    assert_eq!(f.run(&ack, f.ext_if).0, XDP_REDIRECT);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits + 1,
+        "after FIN: shared path"
+    );
+    let states: Vec<String> = Tables::open(&f.pin)
+        .unwrap()
+        .connections()
+        .unwrap()
+        .iter()
+        .filter(|c| c.client.port() == 44000)
+        .map(|c| c.state.to_string())
+        .collect();
+    assert_eq!(states, ["CLOSE_WAIT"], "the FIN moved the state");
+
+    open(&f, 45000, true);
+    let ack = client_ack(45000, ACK).build();
+    cached(&f, &ack, f.ext_if);
+    let hits = f.counter(counters::FLOW_HIT);
+    let rst = client_ack(45000, RST).build();
+    assert_eq!(f.run(&rst, f.ext_if).0, XDP_REDIRECT);
+    f.run(&ack, f.ext_if);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits,
+        "after RST: shared path"
+    );
+
+    // A removed real server: its connections' next packets meet the
+    // shared path's rule, not a stale slot.
+    open(&f, 46000, true);
+    let ack = client_ack(46000, ACK).build();
+    cached(&f, &ack, f.ext_if);
+    let hits = f.counter(counters::FLOW_HIT);
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals.clear();
+    t.commit(&snap).unwrap();
+    drop(t);
+    f.run(&ack, f.ext_if);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits,
+        "a removal is rechecked"
+    );
+}

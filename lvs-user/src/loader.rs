@@ -234,14 +234,13 @@ fn refresh_neighbours(bpf: &mut Ebpf, opts: &LoadOpts, neighbours: &mut Neighbou
         log::warn!("cannot read real servers: {e:#}");
         Vec::new()
     });
-    for a in crate::neigh::gateways(&opts.ifaces)
+    let addrs: Vec<IpAddr> = crate::neigh::gateways(&opts.ifaces)
         .into_iter()
         .chain(reals)
         .chain(neighbour_misses(bpf))
-    {
-        if let Err(e) = neighbours.ensure(a) {
-            log::warn!("{e:#}");
-        }
+        .collect();
+    for e in neighbours.ensure(&addrs) {
+        log::warn!("{e:#}");
     }
 }
 
@@ -383,10 +382,8 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
         tokio::select! {
             r = &mut sig => { r?; break; }
             _ = misses.tick() => {
-                for a in neighbour_misses(bpf) {
-                    if let Err(e) = neighbours.ensure(a) {
-                        log::warn!("{e:#}");
-                    }
+                for e in neighbours.ensure(&neighbour_misses(bpf)) {
+                    log::warn!("{e:#}");
                 }
             }
             _ = tick.tick() => {

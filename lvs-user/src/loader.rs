@@ -36,6 +36,8 @@ pub static BENCH_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_BENCH")
 /// Map sizes; each is an option of `lvs load`.
 #[derive(Clone, Copy, Debug)]
 pub struct Sizes {
+    /// Connections the table holds (what `lvsadm -L` shows as `size=`);
+    /// the LRU maps sized from it get room beyond it ([`lru_entries`]).
     pub max_conns: u32,
     pub max_services: u32,
     pub max_reals: u32,
@@ -71,6 +73,35 @@ pub struct TunnelOpts {
     pub source4: Option<std::net::Ipv4Addr>,
     pub source6: Option<std::net::Ipv6Addr>,
     pub mtu: Option<u32>,
+}
+
+/// The kernel's `LOCAL_FREE_TARGET` (kernel/bpf/bpf_lru_list.c): how many
+/// free entries a CPU takes from an LRU map's global free list at a time.
+/// Since 6.16 the kernel takes fewer for small maps (`target_free`, at most
+/// this), so this is an upper bound.
+pub const LRU_LOCAL_FREE_TARGET: u32 = 128;
+
+/// `max_entries` for an LRU hash map that must hold `live` entries without
+/// evicting any, on a machine of `cpus` possible CPUs.
+///
+/// A common LRU map (without `BPF_F_NO_COMMON_LRU`) hands out entries from
+/// per-CPU free lists, each refilled from the global free list with up to
+/// [`LRU_LOCAL_FREE_TARGET`] entries; a refill that finds fewer there
+/// evicts to make up the difference. So up to that many entries per CPU sit
+/// unused in the other CPUs' lists while a CPU evicts, and a table of
+/// `live` entries holds only about `live - 128 × CPUs`. One list more
+/// covers the refilling CPU itself and the extra entry an update of an
+/// existing key takes before it frees the old one.
+pub fn lru_entries(live: u32, cpus: u32) -> u32 {
+    live.saturating_add(cpus.saturating_add(1).saturating_mul(LRU_LOCAL_FREE_TARGET))
+}
+
+/// Possible CPUs (`/sys/devices/system/cpu/possible`): the kernel keeps an
+/// LRU free list for each, online or not.
+pub fn possible_cpus() -> Result<u32> {
+    aya::util::nr_cpus()
+        .map(|n| n as u32)
+        .map_err(|(what, e)| anyhow!("cannot count the possible CPUs ({what}): {e}"))
 }
 
 /// IPVS's default timeouts (seconds) per conntrack state.
@@ -203,14 +234,13 @@ fn refresh_neighbours(bpf: &mut Ebpf, opts: &LoadOpts, neighbours: &mut Neighbou
         log::warn!("cannot read real servers: {e:#}");
         Vec::new()
     });
-    for a in crate::neigh::gateways(&opts.ifaces)
+    let addrs: Vec<IpAddr> = crate::neigh::gateways(&opts.ifaces)
         .into_iter()
         .chain(reals)
         .chain(neighbour_misses(bpf))
-    {
-        if let Err(e) = neighbours.ensure(a) {
-            log::warn!("{e:#}");
-        }
+        .collect();
+    for e in neighbours.ensure(&addrs) {
+        log::warn!("{e:#}");
     }
 }
 
@@ -261,10 +291,13 @@ pub fn load_director(
 ) -> Result<Ebpf> {
     ensure_bpffs(pin_dir)?;
     let s = sizes;
+    // The connection-sized LRU maps get room for the kernel's per-CPU free
+    // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
+    let lru = lru_entries(s.max_conns, possible_cpus()?);
     let mut bpf = EbpfLoader::new()
         .default_map_pin_directory(pin_dir)
-        .map_max_entries(names::CONNS, s.max_conns)
-        .map_max_entries(names::REPLIES, s.max_conns)
+        .map_max_entries(names::CONNS, lru)
+        .map_max_entries(names::REPLIES, lru)
         .map_max_entries(names::SERVICES, s.max_services)
         .map_max_entries(names::SCHED_STATE, s.max_services)
         .map_max_entries(names::SVC_STATS, s.max_services)
@@ -275,8 +308,8 @@ pub fn load_director(
         // before the old one is released.
         .map_max_entries(names::DESTS, s.max_reals.saturating_mul(2))
         .map_max_entries(names::SCHED_TABLE, s.sched_table)
-        .map_max_entries(names::PERSIST, s.max_conns)
-        .map_max_entries(names::LBLC, s.max_conns)
+        .map_max_entries(names::PERSIST, lru)
+        .map_max_entries(names::LBLC, lru)
         .load(DIRECTOR_OBJ)
         .context("cannot load the director object (are you root?)")?;
     write_config(&mut bpf, sizes, debug, tunnel, timeouts)?;
@@ -349,10 +382,8 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
         tokio::select! {
             r = &mut sig => { r?; break; }
             _ = misses.tick() => {
-                for a in neighbour_misses(bpf) {
-                    if let Err(e) = neighbours.ensure(a) {
-                        log::warn!("{e:#}");
-                    }
+                for e in neighbours.ensure(&neighbour_misses(bpf)) {
+                    log::warn!("{e:#}");
                 }
             }
             _ = tick.tick() => {

@@ -3,22 +3,155 @@
 //! servers, of the routers on the director's links, and of destinations
 //! the data path reported missing (`NEIGH_MISS`).
 //!
-//! We install *managed* neighbour entries (kernel ≥ 5.16): the kernel then
-//! resolves them and keeps them fresh by itself, with no traffic of ours.
-//! The next hop is the real server or, when it is routed, its gateway.
+//! Where a next hop has no entry we install a *managed* one (kernel ≥
+//! 5.16): the kernel then resolves it and keeps it fresh by itself, with no
+//! traffic of ours. The next hop is the real server or, when it is routed,
+//! its gateway.
+//!
+//! Entries we did not make are not ours: a permanent or noarp entry (static
+//! ARP, common on DR segments where real servers may not answer ARP), an
+//! externally learnt or someone else's managed entry, or one the kernel
+//! learnt, are left exactly as they are, and never deleted. The one
+//! exception is a kernel-learnt entry that has FAILED: it carries no
+//! address, nothing but kernel traffic would ever resolve it again, and the
+//! data path would drop every packet for that next hop; it is replaced by a
+//! managed entry of ours. On the way out we delete only the entries we
+//! made that are still as we made them (an operator who made one of them
+//! permanent meanwhile keeps it).
 
-use std::{collections::HashSet, net::IpAddr, process::Command};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    process::Command,
+};
 
 use anyhow::{bail, Context, Result};
 
-/// The neighbours this process installed: (next hop, device).
+/// A next hop: (address, device).
+type Hop = (IpAddr, String);
+
+/// The neighbour entries this process made, and the next hops it found
+/// with entries of someone else's.
 #[derive(Default)]
 pub struct Neighbours {
-    done: HashSet<(IpAddr, String)>,
+    /// Managed entries we added: kept, and deleted on the way out.
+    ours: HashSet<Hop>,
+    /// Next hops whose entry is not ours (logged once).
+    foreign: HashSet<Hop>,
+}
+
+/// One entry of `ip -o neigh show nud all`: whether it has a link-layer
+/// address, and the flags and states printed after it (`router`,
+/// `extern_learn`, `managed`, `PERMANENT`, `STALE`, `FAILED`, …).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub lladdr: bool,
+    pub words: Vec<String>,
+}
+
+impl Entry {
+    fn has(&self, word: &str) -> bool {
+        self.words.iter().any(|w| w == word)
+    }
+
+    /// Made by an operator (or a daemon) as a fixed address.
+    pub fn is_static(&self) -> bool {
+        self.has("PERMANENT") || self.has("NOARP")
+    }
+
+    pub fn is_managed(&self) -> bool {
+        self.has("managed")
+    }
+
+    /// The kernel's own entry (learnt by ARP/NDP), failed to resolve.
+    pub fn is_failed_learnt(&self) -> bool {
+        self.has("FAILED")
+            && !self.lladdr
+            && !self.is_static()
+            && !self.is_managed()
+            && !self.has("extern_learn")
+    }
+
+    /// The words as `ip` printed them, for messages.
+    fn describe(&self) -> String {
+        self.words.join(" ")
+    }
+}
+
+/// The neighbour table, by (address, device).
+pub type Table = HashMap<Hop, Entry>;
+
+/// Parses `ip -o neigh show nud all`.
+pub fn parse_neigh_show(text: &str) -> Table {
+    let mut table = Table::new();
+    for line in text.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let Some(Ok(addr)) = w.first().map(|a| a.parse::<IpAddr>()) else {
+            continue;
+        };
+        let Some(d) = w.iter().position(|x| *x == "dev") else {
+            continue;
+        };
+        let Some(dev) = w.get(d + 1) else { continue };
+        let mut lladdr = false;
+        let mut words = Vec::new();
+        let mut rest = w[d + 2..].iter();
+        while let Some(x) = rest.next() {
+            if *x == "lladdr" {
+                lladdr = rest.next().is_some();
+            } else {
+                words.push(x.to_string());
+            }
+        }
+        table.insert((addr, dev.to_string()), Entry { lladdr, words });
+    }
+    table
+}
+
+/// Every neighbour entry of this namespace, noarp ones included.
+fn read_table() -> Result<Table> {
+    let out = Command::new("ip")
+        .args(["-o", "neigh", "show", "nud", "all"])
+        .output()
+        .context("running `ip neigh show`")?;
+    if !out.status.success() {
+        bail!(
+            "`ip neigh show` failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(parse_neigh_show(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// What to do about one next hop.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Ours and as we made it.
+    Keep,
+    /// No entry: add a managed one (exclusively, so an entry someone adds
+    /// meanwhile wins).
+    Add,
+    /// A kernel-learnt entry that failed: replace it with a managed one.
+    Replace,
+    /// Someone else's entry: leave it alone.
+    Leave,
+    /// Was ours, but the operator has changed it: no longer ours.
+    Disown,
+}
+
+/// The rule, for a next hop that is `ours` (or not) with `entry`.
+pub fn decide(ours: bool, entry: Option<&Entry>) -> Action {
+    match entry {
+        None => Action::Add,
+        Some(e) if ours && e.is_managed() && !e.is_static() => Action::Keep,
+        Some(_) if ours => Action::Disown,
+        Some(e) if e.is_failed_learnt() => Action::Replace,
+        Some(_) => Action::Leave,
+    }
 }
 
 /// Next hop and device for `addr`, from `ip route get`.
-fn next_hop(addr: IpAddr) -> Result<(IpAddr, String)> {
+fn next_hop(addr: IpAddr) -> Result<Hop> {
     let out = Command::new("ip")
         .args(["-o", "route", "get", &addr.to_string()])
         .output()
@@ -33,7 +166,7 @@ fn next_hop(addr: IpAddr) -> Result<(IpAddr, String)> {
 }
 
 /// Parses one line of `ip -o route get` (`ADDR [via GW] dev DEV ...`).
-fn parse_route_get(addr: IpAddr, line: &str) -> Result<(IpAddr, String)> {
+fn parse_route_get(addr: IpAddr, line: &str) -> Result<Hop> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let after = |k: &str| words.windows(2).find(|w| w[0] == k).map(|w| w[1]);
     let dev = after("dev").context("`ip route get` printed no device")?;
@@ -79,28 +212,91 @@ fn parse_gateways(text: &str, ifaces: &[String]) -> Vec<IpAddr> {
 }
 
 impl Neighbours {
-    /// Makes sure `addr`'s next hop has a managed neighbour entry.
-    pub fn ensure(&mut self, addr: IpAddr) -> Result<()> {
-        let (hop, dev) = next_hop(addr)?;
-        if self.done.contains(&(hop, dev.clone())) {
-            return Ok(());
+    /// Makes sure the next hop of each of `addrs` has a neighbour entry
+    /// the kernel keeps resolved: ours (managed) where there was none, or
+    /// whatever someone else put there. Returns what went wrong.
+    pub fn ensure(&mut self, addrs: &[IpAddr]) -> Vec<anyhow::Error> {
+        let mut errors = Vec::new();
+        if addrs.is_empty() {
+            return errors;
         }
-        let out = Command::new("ip")
-            .args(["neigh", "replace", &hop.to_string(), "dev", &dev, "managed"])
-            .output()
-            .context("running `ip neigh replace`")?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            // An existing permanent/static entry is at least as good.
-            if !err.contains("File exists") {
-                bail!(
-                    "cannot add a managed neighbour for {hop} on {dev}: {}",
-                    err.trim()
-                );
+        let table = match read_table() {
+            Ok(t) => t,
+            Err(e) => return vec![e],
+        };
+        let mut hops: Vec<(Hop, IpAddr)> = Vec::new();
+        for &addr in addrs {
+            match next_hop(addr) {
+                Ok(hop) if !hops.iter().any(|(h, _)| *h == hop) => hops.push((hop, addr)),
+                Ok(_) => {}
+                Err(e) => errors.push(e),
             }
         }
-        log::info!("neighbour {hop} on {dev} is kept resolved (for real server {addr})");
-        self.done.insert((hop, dev));
+        for (hop, addr) in hops {
+            if let Err(e) = self.ensure_hop(&table, hop, addr) {
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    fn ensure_hop(&mut self, table: &Table, hop: Hop, addr: IpAddr) -> Result<()> {
+        let entry = table.get(&hop);
+        let (ip, dev) = (hop.0.to_string(), hop.1.clone());
+        let dev = dev.as_str();
+        match decide(self.ours.contains(&hop), entry) {
+            Action::Keep => {}
+            Action::Add => {
+                let out = Command::new("ip")
+                    .args(["neigh", "add", &ip, "dev", dev, "managed"])
+                    .output()
+                    .context("running `ip neigh add`")?;
+                if !out.status.success() {
+                    let err = String::from_utf8_lossy(&out.stderr);
+                    // Someone added one since we looked: theirs (seen next
+                    // time).
+                    if err.contains("File exists") {
+                        return Ok(());
+                    }
+                    bail!(
+                        "cannot add a managed neighbour for {ip} on {dev}: {}",
+                        err.trim()
+                    );
+                }
+                log::info!("neighbour {ip} on {dev} is kept resolved (for {addr})");
+                self.foreign.remove(&hop);
+                self.ours.insert(hop);
+            }
+            Action::Replace => {
+                let out = Command::new("ip")
+                    .args(["neigh", "replace", &ip, "dev", dev, "managed"])
+                    .output()
+                    .context("running `ip neigh replace`")?;
+                if !out.status.success() {
+                    bail!(
+                        "cannot replace the failed neighbour {ip} on {dev}: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    );
+                }
+                log::info!("neighbour {ip} on {dev} had failed; now kept resolved (for {addr})");
+                self.foreign.remove(&hop);
+                self.ours.insert(hop);
+            }
+            Action::Disown => {
+                let what = entry.map(Entry::describe).unwrap_or_default();
+                log::info!("neighbour {ip} on {dev} was changed ({what}); no longer ours");
+                self.ours.remove(&hop);
+                self.foreign.insert(hop);
+            }
+            Action::Leave => {
+                if self.foreign.insert(hop) {
+                    let what = entry.map(Entry::describe).unwrap_or_default();
+                    log::info!(
+                        "neighbour {ip} on {dev} is not ours ({what}); left as it is (for {addr})"
+                    );
+                }
+            }
+        }
         Ok(())
     }
 
@@ -108,31 +304,49 @@ impl Neighbours {
     /// has been resolved, so the first packets find their next hops.
     pub fn wait_resolved(&self, timeout: std::time::Duration) {
         let deadline = std::time::Instant::now() + timeout;
-        while std::time::Instant::now() < deadline {
-            let Ok(out) = Command::new("ip").args(["-o", "neigh", "show"]).output() else {
+        while !self.ours.is_empty() && std::time::Instant::now() < deadline {
+            let Ok(table) = read_table() else {
                 return;
             };
-            let text = String::from_utf8_lossy(&out.stdout);
-            let pending = self.done.iter().any(|(hop, dev)| {
-                let prefix = format!("{hop} dev {dev} ");
-                !text
-                    .lines()
-                    .any(|l| l.starts_with(&prefix) && l.contains("lladdr"))
-            });
-            if !pending {
+            if self
+                .ours
+                .iter()
+                .all(|hop| table.get(hop).is_some_and(|e| e.lladdr))
+            {
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     }
 
-    /// Removes the entries this process installed.
+    /// Removes the entries this process installed that are still as it
+    /// made them (managed, not made permanent since).
     pub fn remove_all(&mut self) {
-        for (hop, dev) in self.done.drain() {
+        if self.ours.is_empty() {
+            return;
+        }
+        let table = match read_table() {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("neighbours left in place: {e:#}");
+                return;
+            }
+        };
+        for hop in self.ours.drain() {
+            if decide(true, table.get(&hop)) != Action::Keep {
+                continue;
+            }
             let _ = Command::new("ip")
-                .args(["neigh", "del", &hop.to_string(), "dev", &dev])
+                .args(["neigh", "del", &hop.0.to_string(), "dev", &hop.1])
                 .output();
         }
+    }
+}
+
+impl Drop for Neighbours {
+    /// Also on an error's way out of `lvs load`.
+    fn drop(&mut self) {
+        self.remove_all();
     }
 }
 
@@ -159,6 +373,60 @@ mod tests {
             ("10.0.0.1".to_string(), "eth1")
         );
         assert!(parse_route_get(a, "local 192.168.211.129 dev lo src 192.168.211.129").is_err());
+    }
+
+    #[test]
+    fn neigh_show_lines() {
+        let t = parse_neigh_show(
+            "192.168.47.129 dev eth0 lladdr 3e:d0:d9:75:99:b3 PERMANENT \n\
+192.168.47.130 dev eth0 managed FAILED \n\
+192.168.47.131 dev eth0 lladdr 02:00:00:00:00:06 NOARP \n\
+192.168.47.132 dev eth0 lladdr 02:00:00:00:00:08 STALE \n\
+192.168.47.133 dev eth0 FAILED \n\
+192.168.47.134 dev eth0 lladdr 02:00:00:00:00:09 extern_learn REACHABLE \n\
+2001:db8:47::129 dev eth0 lladdr 3e:d0:d9:75:99:b3 router managed REACHABLE \n\
+garbage\n",
+        );
+        assert_eq!(t.len(), 7);
+        let e = |a: &str| t[&(a.parse().unwrap(), "eth0".to_string())].clone();
+        let perm = e("192.168.47.129");
+        assert!(perm.lladdr && perm.is_static() && !perm.is_managed());
+        assert_eq!(perm.words, ["PERMANENT"]);
+        let ours = e("192.168.47.130");
+        assert!(!ours.lladdr && ours.is_managed() && !ours.is_failed_learnt());
+        assert!(e("192.168.47.131").is_static());
+        assert!(e("192.168.47.133").is_failed_learnt());
+        assert!(!e("192.168.47.134").is_failed_learnt());
+        let v6 = e("2001:db8:47::129");
+        assert!(v6.lladdr && v6.is_managed());
+        assert_eq!(v6.words, ["router", "managed", "REACHABLE"]);
+    }
+
+    /// Only what we made is ours; a permanent, noarp, learnt or someone
+    /// else's managed entry is left; a failed learnt one is replaced.
+    #[test]
+    fn only_our_own_entries_are_managed() {
+        let t = parse_neigh_show(
+            "10.0.0.1 dev e lladdr 02:00:00:00:00:01 PERMANENT\n\
+10.0.0.2 dev e lladdr 02:00:00:00:00:02 NOARP\n\
+10.0.0.3 dev e lladdr 02:00:00:00:00:03 STALE\n\
+10.0.0.4 dev e managed FAILED\n\
+10.0.0.5 dev e FAILED\n\
+10.0.0.6 dev e lladdr 02:00:00:00:00:06 managed REACHABLE\n",
+        );
+        let e = |i: u8| t.get(&(IpAddr::from([10, 0, 0, i]), "e".to_string()));
+        assert_eq!(decide(false, None), Action::Add);
+        assert_eq!(decide(true, None), Action::Add);
+        for i in [1, 2, 3, 4, 6] {
+            assert_eq!(decide(false, e(i)), Action::Leave, "10.0.0.{i}");
+        }
+        assert_eq!(decide(false, e(5)), Action::Replace);
+        assert_eq!(decide(true, e(4)), Action::Keep);
+        assert_eq!(decide(true, e(6)), Action::Keep);
+        // Ours, then made permanent (or plain) by the operator.
+        for i in [1, 2, 3] {
+            assert_eq!(decide(true, e(i)), Action::Disown, "10.0.0.{i}");
+        }
     }
 
     #[test]

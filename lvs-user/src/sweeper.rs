@@ -49,6 +49,9 @@ pub struct Sweeper {
     surplus: StdHashMap<(u32, usize), u64>,
     /// Whether the table was near full at the last sweep.
     was_full: bool,
+    /// `CONNS`'s `max_entries` as the kernel has it (the pinned map taken
+    /// over may be of another size than this `lvs load` would make).
+    capacity: Option<u64>,
 }
 
 impl Sweeper {
@@ -57,13 +60,17 @@ impl Sweeper {
             dir: dir.to_path_buf(),
             surplus: StdHashMap::new(),
             was_full: false,
+            capacity: None,
         }
     }
 }
 
-/// Whether an LRU table holding `entries` of `capacity` may have evicted:
-/// the kernel's LRU evicts only when its free lists run dry, which leaves
-/// at most a few hundred entries per CPU unused.
+/// Whether an LRU map of `capacity` entries (its `max_entries`, not the
+/// `--max-conns` it was sized for) holding `entries` may have evicted: the
+/// kernel evicts only when a CPU refills its free list and the global one
+/// has fewer than `LRU_LOCAL_FREE_TARGET` (128) left, so only once more
+/// than `capacity - 128 × cpus` entries are live. The margin of 512 per
+/// CPU also covers connections made while the walk ran.
 pub fn near_full(entries: u64, capacity: u64, cpus: u64) -> bool {
     entries + cpus * 512 >= capacity
 }
@@ -160,7 +167,19 @@ impl Sweeper {
         // table that was full can have lost entries, so only then are the
         // counts compared.
         let cpus = aya::util::nr_cpus().map(|n| n as u64).unwrap_or(1);
-        let full = near_full(out.live + out.expired, cfg.conn_table_size as u64, cpus);
+        let capacity = match self.capacity {
+            Some(c) => c,
+            None => {
+                let c = match map(bpf, names::CONNS)? {
+                    aya::maps::Map::LruHashMap(m) | aya::maps::Map::HashMap(m) => {
+                        m.info()?.max_entries() as u64
+                    }
+                    _ => cfg.conn_table_size as u64,
+                };
+                *self.capacity.insert(c)
+            }
+        };
+        let full = near_full(out.live + out.expired, capacity, cpus);
         if full || self.was_full {
             out.evicted = self.reconcile(bpf, &seen)?;
         } else {
@@ -278,6 +297,13 @@ mod tests {
         assert!(!near_full(10_000, 65_536, 2));
         assert!(near_full(64_600, 65_536, 2));
         assert!(near_full(65_536, 65_536, 2));
+        // A map sized for 1024 connections: full once they are all there,
+        // and before the kernel can evict (above 1 408 - 128 × 2 live).
+        let cap = crate::loader::lru_entries(1024, 2) as u64;
+        assert_eq!(cap, 1024 + 3 * 128);
+        assert!(!near_full(100, cap, 2));
+        assert!(near_full(1024, cap, 2));
+        assert!(near_full(cap - 2 * 128, cap, 2));
     }
 
     #[test]

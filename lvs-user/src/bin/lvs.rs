@@ -47,7 +47,8 @@ enum Cmd {
         /// Where to pin the maps [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs].
         #[arg(long)]
         pin_path: Option<PathBuf>,
-        /// Tracked connections (CONNS and REPLIES entries each).
+        /// Connections the table holds (CONNS and REPLIES get room beyond
+        /// this for the kernel's per-CPU LRU free lists).
         #[arg(long, default_value_t = Sizes::default().max_conns)]
         max_conns: u32,
         #[arg(long, default_value_t = Sizes::default().max_services)]

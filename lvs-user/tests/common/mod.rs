@@ -532,6 +532,15 @@ pub fn rs_name(addr: &str) -> String {
 }
 
 impl Director {
+    /// `max_entries` of the director's `CONNS` map: `--max-conns` plus the
+    /// room `lvs load` adds for the kernel's per-CPU LRU free lists.
+    pub fn conn_map_entries(&self) -> u64 {
+        let pin = self.seed.pin_dir().join("CONNS");
+        let m =
+            aya::maps::MapData::from_pin(&pin).unwrap_or_else(|e| panic!("{}: {e}", pin.display()));
+        m.info().expect("CONNS map info").max_entries() as u64
+    }
+
     /// What `lvs load` has printed so far.
     pub fn load_log(&self) -> String {
         self._procs.last().map(|p| p.output()).unwrap_or_default()

@@ -19,8 +19,8 @@ use std::{
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::{
-    lab::Shared,
     process::{self, Proc, RUN_TIMEOUT},
+    registry::Shared,
 };
 
 pub const NETNS_DIR: &str = "/run/netns";

@@ -2,7 +2,6 @@
 //! front end, and the loader.
 
 pub mod adm;
-pub mod bench;
 pub mod decap;
 pub mod loader;
 pub mod model;

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use anyhow::{anyhow, bail, Context, Result};
 use lvs_common::{counters, FlowKey, Service, ServiceKey, AF_INET, PROTO_TCP};
 
-use super::{
+use crate::{
     fixture::*,
     frames::*,
     report::{Align, Section, Table},
@@ -14,7 +14,7 @@ use super::{
     svg::{Panel, Series},
     sysinfo, Opts, Progress, Rng,
 };
-use crate::{
+use lvs::{
     loader::Sizes,
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
     tables::{addr_words, names, port_raw},
@@ -214,7 +214,7 @@ fn conns(
             format!("{} / {}", group(hits as i64), group(plan.samples as i64)),
             fmt_bytes(mem),
             fmt_bytes(entry * target as u64),
-            super::stats::fmt_duration(insert_time),
+            crate::stats::fmt_duration(insert_time),
         ]);
         same_pts.push((target as f64, same_ns));
         rand_pts.push((target as f64, rand_ns));
@@ -403,7 +403,7 @@ fn reals(
                     String::new(),
                     format!(
                         "the table store refuses it: {}",
-                        super::report::short_error(&format!("{e:#}"))
+                        crate::report::short_error(&format!("{e:#}"))
                     ),
                 ]);
                 break;

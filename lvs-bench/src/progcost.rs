@@ -4,14 +4,14 @@
 use anyhow::Result;
 use lvs_common::counters;
 
-use super::{
+use crate::{
     fixture::*,
     frames::*,
     report::{short_error, Align, Section, Table},
     stats::{fmt_ns, fmt_ratio_of, group},
     Opts, Progress,
 };
-use crate::{
+use lvs::{
     loader::Sizes,
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
 };
@@ -317,8 +317,8 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             fmt_ratio_of(ns, base.swap_ns),
             format!(
                 "{} / {}",
-                fmt_ns(super::stats::median_u32(&r.prog_ns).unwrap_or(f64::NAN)),
-                fmt_ns(super::stats::median_u32(&r.wrapper_ns).unwrap_or(f64::NAN))
+                fmt_ns(crate::stats::median_u32(&r.prog_ns).unwrap_or(f64::NAN)),
+                fmt_ns(crate::stats::median_u32(&r.wrapper_ns).unwrap_or(f64::NAN))
             ),
             anchor.to_owned(),
             check,
@@ -349,7 +349,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
          for repeated XDP runs, switching the kernel's XDP dispatcher to the program and back). \
          It is not part of any figure above; it is why wall-clock time divided by the repeats \
          would overstate every case.",
-        super::stats::median(&fixed_ms).map_or("?".to_owned(), |m| format!("{m:.1}"))
+        crate::stats::median(&fixed_ms).map_or("?".to_owned(), |m| format!("{m:.1}"))
     ));
     sec.note(
         "New flows cannot be repeated: the first run creates the connection and every later \

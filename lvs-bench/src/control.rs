@@ -10,14 +10,14 @@ use std::{
 use anyhow::{bail, Context, Result};
 use lvs_lab::Lab;
 
-use super::{
+use crate::{
     fixture::load_director,
     frames::{filler_vip, real_addr},
     report::{short_error, Align, Section, Table},
     stats::{fmt_duration, fmt_ratio_of, fmt_us, group, median},
     Opts, Progress,
 };
-use crate::{loader::Sizes, model::Scheduler, schedtab};
+use lvs::{loader::Sizes, model::Scheduler, schedtab};
 
 /// `ipvsadm -S -n` text for `services` services (10.200.x.y:80, rr), each
 /// with the same `reals` NAT real servers (10.211.x.y:80).

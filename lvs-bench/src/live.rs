@@ -25,7 +25,7 @@ use aya::{
 use lvs_common::counters;
 use lvs_lab::{packet::Mac, Lab, Netns};
 
-use super::{
+use crate::{
     fixture::{
         self, action_name, ifindex, load_prog, read_counters, test_run, xdp_md, XDP_REDIRECT,
         XDP_TX,
@@ -36,8 +36,8 @@ use super::{
     sysinfo::{self, parse_ethtool_stats, sum_queues},
     Opts, Progress,
 };
-use crate::{
-    loader::{self, Sizes},
+use lvs::{
+    loader::Sizes,
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
     tables::Tables,
 };
@@ -171,7 +171,7 @@ impl Live {
         let pin = lab.pin_dir()?;
         let mut dir_bpf = fixture::load_director(&pin, Sizes::default())?;
         load_prog(&mut dir_bpf, "director_bench")?;
-        let mut base = Ebpf::load(loader::BENCH_OBJ)?;
+        let mut base = Ebpf::load(crate::BENCH_OBJ)?;
         load_prog(&mut base, "bench_drop")?;
         load_prog(&mut base, "bench_swap")?;
         let mut t = Tables::open(&pin)?;
@@ -442,8 +442,8 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
                         } else {
                             "nat_fwd"
                         },
-                        super::stats::group(last.forwarded_counter.unwrap_or(0) as i64),
-                        super::stats::group(last.processed as i64)
+                        crate::stats::group(last.forwarded_counter.unwrap_or(0) as i64),
+                        crate::stats::group(last.processed as i64)
                     )
                 }
                 _ => String::new(),

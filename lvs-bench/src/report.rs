@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::stats::fmt_duration;
+use crate::stats::fmt_duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Align {

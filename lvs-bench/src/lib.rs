@@ -38,6 +38,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+/// The baseline programs (`bench_drop`, `bench_swap`), lvs-ebpf's
+/// `lvs-bench` object as built by this crate's `build.rs`.
+pub static BENCH_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_BENCH"));
+
 /// What a run covers and how long it may take.
 #[derive(Clone, Debug)]
 pub struct Opts {

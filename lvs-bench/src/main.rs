@@ -1,11 +1,11 @@
-//! `lvs-bench`: the benchmarks of `cargo xtask bench` (see `lvs::bench`).
+//! `lvs-bench`: the benchmarks of `cargo xtask bench` (see the `lvs_bench` library).
 //! Needs root; writes `bench-YYYYMMDD-HHMM.md` and `.svg` to `--out`.
 
 use std::{path::PathBuf, process::ExitCode, time::Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use lvs::bench::{
+use lvs_bench::{
     control, e2e, live, progcost,
     report::{file_stem, short_error, Report, Section},
     scale, svg, sysinfo, Opts, Progress,
@@ -65,7 +65,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     for b in ["lvs", "lvsadm"] {
         if !bin_dir.join(b).is_file() {
             bail!(
-                "{} not found (build with `cargo build --release -p lvs-user`, or pass --bin-dir)",
+                "{} not found (build with `cargo build --release -p lvs-user -p lvs-bench`, or pass --bin-dir)",
                 bin_dir.join(b).display()
             );
         }
@@ -160,7 +160,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     println!(
         "total time: {}",
-        lvs::bench::stats::fmt_clock(progress.elapsed())
+        lvs_bench::stats::fmt_clock(progress.elapsed())
     );
     let failed = report.failed_sections();
     if !failed.is_empty() {

@@ -16,9 +16,9 @@ use aya::{
 use lvs_common::{counters, Conn, FlowKey, Real, Service, ServiceKey};
 use lvs_lab::{Lab, Netns};
 
-use super::{frames::*, sysinfo};
-pub use crate::progtest::{read_counters, test_run, xdp_md, RunOut};
-use crate::{
+use crate::{frames::*, sysinfo};
+pub use lvs::progtest::{read_counters, test_run, xdp_md, RunOut};
+use lvs::{
     loader::{self, Sizes},
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
     tables::{self, names, Tables},
@@ -135,7 +135,7 @@ impl Fixture {
         let mut bpf = load_director(&pin, sizes)?;
         load_prog(&mut bpf, "director_bench")?;
         load_prog(&mut bpf, "bench_overhead")?;
-        let mut base = Ebpf::load(loader::BENCH_OBJ).context("loading the baseline object")?;
+        let mut base = Ebpf::load(crate::BENCH_OBJ).context("loading the baseline object")?;
         load_prog(&mut base, "bench_drop")?;
         load_prog(&mut base, "bench_swap")?;
         let f = Fixture {
@@ -316,10 +316,10 @@ pub struct RepeatResult {
 
 impl RepeatResult {
     pub fn wall(&self) -> f64 {
-        super::stats::median(&self.wall_ns).unwrap_or(f64::NAN)
+        crate::stats::median(&self.wall_ns).unwrap_or(f64::NAN)
     }
     pub fn kernel(&self) -> f64 {
-        super::stats::median_u32(&self.kernel_ns).unwrap_or(f64::NAN)
+        crate::stats::median_u32(&self.kernel_ns).unwrap_or(f64::NAN)
     }
 }
 
@@ -379,8 +379,8 @@ pub struct SingleResult {
 impl SingleResult {
     /// Median of (prog − wrapper) medians: the program's own cost.
     pub fn net(&self) -> f64 {
-        super::stats::median_u32(&self.prog_ns).unwrap_or(f64::NAN)
-            - super::stats::median_u32(&self.wrapper_ns).unwrap_or(f64::NAN)
+        crate::stats::median_u32(&self.prog_ns).unwrap_or(f64::NAN)
+            - crate::stats::median_u32(&self.wrapper_ns).unwrap_or(f64::NAN)
     }
 
     pub fn main_action(&self) -> u32 {
@@ -397,7 +397,7 @@ impl SingleResult {
         }
         self.actions
             .iter()
-            .map(|(a, n)| format!("{} ({})", action_name(*a), super::stats::group(*n as i64)))
+            .map(|(a, n)| format!("{} ({})", action_name(*a), crate::stats::group(*n as i64)))
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -17,7 +17,7 @@ use lvs_lab::{
     Lab, Netns,
 };
 
-use super::{
+use crate::{
     fixture::read_counters,
     report::{short_error, Align, Section, Table},
     stats::{fmt_rate, fmt_ratio_of, fmt_us, group, median},
@@ -25,7 +25,7 @@ use super::{
     wrk::{self, WrkResult},
     Opts, Progress,
 };
-use crate::{
+use lvs::{
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
     tables::Tables,
 };

@@ -14,14 +14,12 @@
 //! router back to the client. Each ICMP message is also captured and
 //! checked: addresses, type, MTU, checksums (outer, ICMP, quoted IP).
 
-mod common;
-
 use std::{
     net::{IpAddr, SocketAddr},
     time::{Duration, Instant},
 };
 
-use common::{routed_director, Routed, T};
+use crate::common::{self, routed_director, Routed, T};
 use lvs_lab::{
     clients,
     lan::{routed, Capture, Captured, DfSocket, RoutedConfig, UdpSized},

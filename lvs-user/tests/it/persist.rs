@@ -2,11 +2,9 @@
 //! client (network) keeps its server across connections under rr, the
 //! template outlives its connections by the timeout and no longer.
 
-mod common;
-
 use std::{net::IpAddr, time::Duration};
 
-use common::{director, director_with, Director, SHORT_CLOSE};
+use crate::common::{director, director_with, Director, SHORT_CLOSE};
 use lvs_lab::{
     require_root,
     seed::{rs_ip, VIP},

@@ -4,8 +4,6 @@
 //! DR and TUN real servers) and an inside network behind it (NAT servers,
 //! whose default route is the director).
 
-mod common;
-
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr},
@@ -13,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use common::{from_addr, l4_frames, lan_director, tally, Lan, LVS, T};
+use crate::common::{self, from_addr, l4_frames, lan_director, tally, Lan, LVS, T};
 use lvs_lab::{
     clients::HttpConn,
     lan::{self, Capture, LanConfig},

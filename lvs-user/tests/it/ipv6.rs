@@ -3,17 +3,14 @@
 //! real HTTP requests; lvsadm's bracketed addresses through -L/-S/-R; the
 //! exact bytes of IPv6 NAT; extension headers passed untouched.
 
-mod common;
-#[path = "common/xdp.rs"]
-mod xdp;
-
 use std::{
     collections::BTreeMap,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
-use common::{director_v6, from_addr, l4_frames, lan_director, tally, T};
+use crate::common::xdp::*;
+use crate::common::{director_v6, from_addr, l4_frames, lan_director, tally, T};
 use lvs::model::{Method, Proto};
 use lvs_common::counters;
 use lvs_lab::{
@@ -24,7 +21,6 @@ use lvs_lab::{
     seed::{self, CLIENT_IP6, VIP6},
     servers,
 };
-use xdp::*;
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()

@@ -6,15 +6,13 @@
 //! (and, for the hash schedulers, predicted with `lvs::schedtab` and
 //! `lvs_common::hash`, the code the director uses).
 
-mod common;
-
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::{IpAddr, Ipv4Addr},
     time::Duration,
 };
 
-use common::{director, director_with, rs_name, Director, SHORT_CLOSE, T};
+use crate::common::{self, director, director_with, rs_name, Director, SHORT_CLOSE, T};
 use lvs::{
     model::Scheduler,
     schedtab::{self, Member},

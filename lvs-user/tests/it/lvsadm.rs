@@ -2,9 +2,7 @@
 //! round trip, all-or-nothing restore, bad input leaving the tables as they
 //! were, and ipvsadm's exact output.
 
-mod common;
-
-use common::{director, Director};
+use crate::common::{director, Director};
 use lvs_lab::require_root;
 
 const TABLE: &[&[&str]] = &[

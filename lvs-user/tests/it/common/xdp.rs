@@ -3,8 +3,7 @@
 //! (DIP 192.168.47.128/24 and VIP 192.168.47.200/32, 2001:db8:47::128/64
 //! and ::200/128) and an inside link `int0` (192.168.211.128/24,
 //! 2001:db8:211::128/64), fixed MACs, permanent neighbours for the client,
-//! two LAN real servers and one inside server, forwarding on. Included
-//! with `#[path = "common/xdp.rs"] mod xdp;` by the tests that need it.
+//! two LAN real servers and one inside server, forwarding on.
 #![allow(dead_code)]
 
 use std::{

@@ -1,6 +1,9 @@
 //! Shared set-up of the namespace tests: the seed's NAT topology with the
-//! director running, and helpers to drive `lvsadm` in it.
+//! director running, and helpers to drive `lvsadm` in it; [`xdp`] is the
+//! BPF_PROG_TEST_RUN fixture.
 #![allow(dead_code)]
+
+pub mod xdp;
 
 use std::{path::Path, time::Duration};
 

@@ -3,8 +3,6 @@
 //! their (shortened) timeouts, `-L -n -c` rows, many short connections
 //! leaving nothing behind, and the options that `-S`/`-R` and `--set` carry.
 
-mod common;
-
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream},
@@ -12,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{director_with, rs_name, signed, Director, SHORT_CLOSE, T};
+use crate::common::{self, director_with, rs_name, signed, Director, SHORT_CLOSE, T};
 use lvs_lab::{
     clients::{TcpConn, UdpClient},
     require_root,

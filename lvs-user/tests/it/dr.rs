@@ -4,13 +4,10 @@
 //! (XDP_TX); the real servers answer the client directly. Plus the exact
 //! bytes of that rewrite through BPF_PROG_TEST_RUN.
 
-mod common;
-#[path = "common/xdp.rs"]
-mod xdp;
-
 use std::{collections::BTreeMap, time::Duration};
 
-use common::{from_addr, l4_frames, lan_director, tally, to_addr, T};
+use crate::common::xdp::*;
+use crate::common::{from_addr, l4_frames, lan_director, tally, to_addr, T};
 use lvs::model::{Method, Proto};
 use lvs_common::counters;
 use lvs_lab::{
@@ -19,7 +16,6 @@ use lvs_lab::{
     packet::{Frame, SYN},
     require_root, servers,
 };
-use xdp::*;
 
 fn vip(port: u16) -> String {
     format!("{}:{port}", lan::VIP)

@@ -5,13 +5,10 @@
 //! needed" / "packet too big" answers through BPF_PROG_TEST_RUN, then the
 //! LAN lab on the wire.
 
-mod common;
-#[path = "common/xdp.rs"]
-mod xdp;
-
 use std::{collections::BTreeMap, net::IpAddr, time::Duration};
 
-use common::{from_addr, l4_frames, lan_director, tally, to_addr, T};
+use crate::common::xdp::*;
+use crate::common::{from_addr, l4_frames, lan_director, tally, to_addr, T};
 use lvs::{loader::TunnelOpts, model::Method};
 use lvs_common::{counters, decap_counters};
 use lvs_lab::{
@@ -20,7 +17,6 @@ use lvs_lab::{
     packet::{icmp4_error, ipv4_header, ipv6_header, Frame, ACK, SYN},
     require_root,
 };
-use xdp::*;
 
 fn vip(port: u16) -> String {
     format!("{}:{port}", lan::VIP)

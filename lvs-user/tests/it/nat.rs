@@ -2,15 +2,13 @@
 //! behind a bridge, real TCP/UDP sockets. Nothing of a service's traffic
 //! relies on netfilter: no MASQUERADE, no DNAT rules.
 
-mod common;
-
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
-use common::{director, Director, T};
+use crate::common::{director, Director, T};
 use lvs_lab::{
     clients::{self, TcpConn, UdpClient},
     require_root,

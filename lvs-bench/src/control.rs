@@ -11,13 +11,12 @@ use anyhow::{bail, Context, Result};
 use lvs_lab::Lab;
 
 use crate::{
-    fixture::load_director,
     frames::{filler_vip, real_addr},
     report::{short_error, Align, Section, Table},
     stats::{fmt_duration, fmt_ratio_of, fmt_us, group, median},
     Opts, Progress,
 };
-use lvs::{loader::Sizes, model::Scheduler, schedtab};
+use lvs::{loader::Sizes, model::Scheduler, schedtab, testbed::Director};
 
 /// `ipvsadm -S -n` text for `services` services (10.200.x.y:80, rr), each
 /// with the same `reals` NAT real servers (10.211.x.y:80).
@@ -167,13 +166,14 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
     ));
     let lab = Lab::new("bc")?;
     let pin = lab.pin_dir()?;
-    let bpf = load_director(
+    let director = Director::load(
         &pin,
         Sizes {
             max_services: 10_000,
             max_reals: 100_000,
             ..Sizes::default()
         },
+        Default::default(),
     )?;
     let lvsadm = opts.lvsadm();
     let cmd = |args: &[&str]| {
@@ -255,7 +255,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
     t.caption = Some("**Bulk configuration**".to_owned());
     sec.tables.insert(0, t);
 
-    drop(bpf);
+    drop(director);
     drop(lab);
     Ok(())
 }

@@ -1,28 +1,32 @@
-//! The BPF_PROG_TEST_RUN fixture of sections 1 and 2: a namespace holding
-//! the director's two links (veth pairs whose peers stay in the same
-//! namespace), fixed MACs and permanent neighbours so that `bpf_fib_lookup`
-//! succeeds, the director object loaded with its maps pinned, and the
-//! baseline object. Programs run inside the namespace (the FIB lookups
-//! are the namespace's).
+//! The BPF_PROG_TEST_RUN fixture of sections 1 and 2: the shared
+//! namespace fixture (`lvs_lab::xdpns::XdpNs`) built from the benchmark's
+//! plan, carrying the director (`lvs::testbed::Director`) with the
+//! benchmark wrappers loaded and the baseline object. Programs run inside
+//! the namespace (the FIB lookups are the namespace's).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use aya::{
     maps::{Array, HashMap, Map, MapData},
     programs::Xdp,
     Ebpf,
 };
-use lvs_common::{counters, Conn, FlowKey, Real, Service, ServiceKey};
-use lvs_lab::{Lab, Netns};
+use lvs::{
+    loader::Sizes,
+    model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
+    tables::{self, names},
+    testbed::{self, Director},
+};
+pub use lvs::{
+    progtest::{test_run, test_run_live, xdp_md, RunOut},
+    stats::read_counters,
+    testbed::{load_prog, prog},
+};
+use lvs_common::{Conn, FlowKey, Real, Service, ServiceKey};
+use lvs_lab::xdpns::{Plan, XdpNs};
 
 use crate::{frames::*, sysinfo};
-pub use lvs::progtest::{read_counters, test_run, xdp_md, RunOut};
-use lvs::{
-    loader::{self, Sizes},
-    model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
-    tables::{self, names, Tables},
-};
 
 pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
@@ -41,29 +45,28 @@ pub fn action_name(a: u32) -> &'static str {
     }
 }
 
-/// Loads the director as `lvs load` does (maps pinned under `pin`), with
-/// default tunnel options and timeouts and no debug logs. The one place
-/// that follows the loader's signature.
-pub fn load_director(pin: &Path, sizes: Sizes) -> Result<Ebpf> {
-    loader::load_director(pin, sizes, false, loader::TunnelOpts::default(), &[])
+/// The benchmark wrappers around the director: `director_bench` saves the
+/// frame's first [`FRAME_LEN`] bytes, runs the director and restores them
+/// (so every repeat sees the same input); `bench_overhead` does the same
+/// around nothing, the wrapper's own cost.
+pub const WRAPPERS: [&str; 2] = ["director_bench", "bench_overhead"];
+
+/// The object the benchmark wrappers are loaded from and looked up in:
+/// the one place that chooses it. Today lvs-ebpf's main object (the
+/// director's) carries them; when they move to lvs-ebpf's bench object,
+/// return `bench` here.
+pub fn wrapper_object<'a>(director: &'a mut Ebpf, bench: &'a mut Ebpf) -> &'a mut Ebpf {
+    let _ = bench;
+    director
 }
 
-/// Loads one more XDP program of an object (the loader loads `director`).
-pub fn load_prog(bpf: &mut Ebpf, name: &str) -> Result<()> {
-    let prog: &mut Xdp = bpf
-        .program_mut(name)
-        .ok_or_else(|| anyhow!("the object has no program {name}"))?
-        .try_into()?;
-    prog.load()
-        .with_context(|| format!("the kernel rejected {name}"))?;
+/// Loads `names` (of [`WRAPPERS`]) from [`wrapper_object`].
+pub fn load_wrappers(director: &mut Ebpf, bench: &mut Ebpf, names: &[&str]) -> Result<()> {
+    let obj = wrapper_object(director, bench);
+    for n in names {
+        load_prog(obj, n)?;
+    }
     Ok(())
-}
-
-pub fn prog<'a>(bpf: &'a Ebpf, name: &str) -> Result<&'a Xdp> {
-    bpf.program(name)
-        .ok_or_else(|| anyhow!("no program {name}"))?
-        .try_into()
-        .map_err(|e| anyhow!("{name}: {e}"))
 }
 
 /// Per-packet time of a repeat run from its wall time.
@@ -78,147 +81,88 @@ pub fn map_memlock(pin: &Path, name: &str) -> Option<u64> {
     sysinfo::fd_memlock(m.fd().as_fd().as_raw_fd())
 }
 
-pub struct Fixture {
-    pub ns: Netns,
-    pub pin: PathBuf,
-    pub bpf: Ebpf,
-    pub base: Ebpf,
-    pub ext_if: u32,
-    pub int_if: u32,
-    // Last: dropping the lab removes the namespace and the pins.
-    lab: Lab,
+/// The benchmark's namespace: the director's two links, `ext0`
+/// (192.168.47.128/24, the VIP) and `int0` (192.168.211.128/24 and
+/// 10.211.0.128/16 for the large real-server sets), permanent neighbours
+/// for the client, the DR real server and the NAT and TUN real servers,
+/// and a route for the scale runs' client flows (10.100.0.0/16 via the
+/// client's router).
+pub fn plan() -> Plan {
+    Plan::default()
+        .link("ext0", "ext1", DIR_EXT_MAC, &["192.168.47.128/24"])
+        .link(
+            "int0",
+            "int1",
+            DIR_INT_MAC,
+            &["192.168.211.128/24", "10.211.0.128/16"],
+        )
+        .neighbour(CLIENT, CLIENT_MAC, "ext0")
+        .neighbour(DR_RS, DR_RS_MAC, "ext0")
+        .neighbour(NAT_RS, RS_MAC, "int0")
+        .neighbour(TUN_RS, RS_MAC, "int0")
+        .route("10.100.0.0/16 via 192.168.47.1")
 }
 
-impl Fixture {
-    /// The namespace, the director loaded with `sizes`, the benchmark
-    /// programs, and the services: NAT on VIP:80 (→ 192.168.211.129:8080)
-    /// and DR on VIP:81 (→ 192.168.47.129, same LAN as the client).
-    pub fn new(tag: &str, sizes: Sizes) -> Result<Fixture> {
-        let lab = Lab::new(tag)?;
-        let ns = lab.ns("d")?;
-        let mut script = String::new();
-        for (a, b, mac, addrs) in [
-            ("ext0", "ext1", DIR_EXT_MAC, &["192.168.47.128/24"][..]),
-            (
-                "int0",
-                "int1",
-                DIR_INT_MAC,
-                &["192.168.211.128/24", "10.211.0.128/16"][..],
-            ),
-        ] {
-            script += &format!("ip link add name {a} type veth peer name {b}\n");
-            script += &format!("ip link set {a} address {} up\n", mac_str(mac));
-            script += &format!("ip link set {b} up\n");
-            for addr in addrs {
-                script += &format!("ip addr add {addr} dev {a}\n");
-            }
-        }
-        for (ip, mac, dev) in [
-            (CLIENT, CLIENT_MAC, "ext0"),
-            (DR_RS, DR_RS_MAC, "ext0"),
-            (NAT_RS, RS_MAC, "int0"),
-            (TUN_RS, RS_MAC, "int0"),
-        ] {
-            script += &format!(
-                "ip neigh replace {ip} lladdr {} dev {dev} nud permanent\n",
-                mac_str(mac)
-            );
-        }
-        // The client flows of the scale runs (10.100.0.0/16) answer via the
-        // client's router.
-        script += "ip route add 10.100.0.0/16 via 192.168.47.1\n";
-        script += "sysctl -qw net.ipv4.ip_forward=1\n";
-        ns.sh(&script).context("setting up the fixture namespace")?;
-        let ext_if = ifindex(&ns, "ext0")?;
-        let int_if = ifindex(&ns, "int0")?;
-        let pin = lab.pin_dir()?;
-        let mut bpf = load_director(&pin, sizes)?;
-        load_prog(&mut bpf, "director_bench")?;
-        load_prog(&mut bpf, "bench_overhead")?;
+/// What the benchmark loads into the namespace: the director (with the
+/// wrappers) and the baseline object (`bench_drop`, `bench_swap`).
+pub struct Loaded {
+    pub dir: Director,
+    pub base: Ebpf,
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = Director;
+    fn deref(&self) -> &Director {
+        &self.dir
+    }
+}
+
+/// The fixture: `XdpNs` derefs to [`Loaded`], which derefs to the
+/// director (services, counters).
+pub type Fixture = XdpNs<Loaded>;
+
+/// The namespace, the director loaded with `sizes`, the benchmark
+/// programs, and the services: NAT on VIP:80 (→ 192.168.211.129:8080)
+/// and DR on VIP:81 (→ 192.168.47.129, same LAN as the client).
+pub fn fixture(tag: &str, sizes: Sizes) -> Result<Fixture> {
+    let fx = XdpNs::new(tag, &plan(), |pin| {
+        let mut dir = Director::load(pin, sizes, Default::default())?;
         let mut base = Ebpf::load(crate::BENCH_OBJ).context("loading the baseline object")?;
+        load_wrappers(&mut dir.bpf, &mut base, &WRAPPERS)?;
         load_prog(&mut base, "bench_drop")?;
         load_prog(&mut base, "bench_swap")?;
-        let f = Fixture {
-            ns,
-            pin,
-            bpf,
-            base,
-            ext_if,
-            int_if,
-            lab,
-        };
-        let mut nat = VirtualService::new(
-            ServiceAddr {
-                proto: Proto::Tcp,
-                addr: VIP.into(),
-                port: NAT_PORT,
-            },
-            Scheduler::Rr,
-        );
-        nat.reals
-            .push(RealServer::new(NAT_RS.into(), NAT_RS_PORT, Method::Masq, 1));
-        let mut dr = VirtualService::new(
-            ServiceAddr {
-                proto: Proto::Tcp,
-                addr: VIP.into(),
-                port: DR_PORT,
-            },
-            Scheduler::Rr,
-        );
-        dr.reals
-            .push(RealServer::new(DR_RS.into(), DR_PORT, Method::Route, 1));
-        f.set_services(vec![nat, dr])?;
-        Ok(f)
-    }
+        Ok(Loaded { dir, base })
+    })?;
+    let mut nat = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Tcp,
+            addr: VIP.into(),
+            port: NAT_PORT,
+        },
+        Scheduler::Rr,
+    );
+    nat.reals
+        .push(RealServer::new(NAT_RS.into(), NAT_RS_PORT, Method::Masq, 1));
+    let mut dr = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Tcp,
+            addr: VIP.into(),
+            port: DR_PORT,
+        },
+        Scheduler::Rr,
+    );
+    dr.reals
+        .push(RealServer::new(DR_RS.into(), DR_PORT, Method::Route, 1));
+    fx.set_services(vec![nat, dr])?;
+    Ok(fx)
+}
 
-    pub fn lab(&self) -> &Lab {
-        &self.lab
-    }
-
-    /// Replaces the whole configuration through the table store.
-    pub fn set_services(&self, services: Vec<VirtualService>) -> Result<()> {
-        let mut t = Tables::open(&self.pin)?;
-        let mut snap = t.snapshot()?;
-        snap.services = services;
-        t.commit(&snap)
-    }
-
-    pub fn services(&self) -> Result<Vec<VirtualService>> {
-        Ok(Tables::open(&self.pin)?.snapshot()?.services)
-    }
-
+impl Loaded {
     /// A program of the director or the baseline object.
     pub fn prog(&self, name: &str) -> Result<&Xdp> {
-        prog(&self.bpf, name).or_else(|_| prog(&self.base, name))
-    }
-
-    /// Runs `f` on a thread inside the namespace.
-    pub fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> Result<R> {
-        self.ns.enter(f)
-    }
-
-    pub fn counters(&self) -> Result<[u64; counters::COUNT as usize]> {
-        read_counters(&self.pin)
-    }
-
-    /// Permanent neighbour entries on `dev` for `addrs` (one `ip -batch`).
-    pub fn add_neighbours(
-        &self,
-        addrs: impl IntoIterator<Item = std::net::Ipv4Addr>,
-        dev: &str,
-    ) -> Result<()> {
-        let mut batch = String::new();
-        for a in addrs {
-            batch += &format!(
-                "neigh replace {a} lladdr {} dev {dev} nud permanent\n",
-                mac_str(RS_MAC)
-            );
-        }
-        let path = self.lab.workdir().join("neigh.batch");
-        std::fs::write(&path, batch)?;
-        self.ns
-            .run(&["ip", "-batch", &path.to_string_lossy()])
-            .map(drop)
+        self.dir
+            .prog(name)
+            .or_else(|_| testbed::prog(&self.base, name))
     }
 
     pub fn map_memlock(&self, name: &str) -> Option<u64> {
@@ -263,33 +207,23 @@ impl Fixture {
         let real = self.reals_map()?.get(&idx, 0)?;
         Ok((k, svc, idx, real))
     }
-
-    /// Opens a flow through the director: its SYN, then an ACK (the
-    /// connection becomes ESTABLISHED). Must run inside the namespace.
-    pub fn open_flow(&self, client: (std::net::Ipv4Addr, u16), port: u16) -> Result<u32> {
-        let p = self.prog("director")?;
-        let a = test_run(p, &syn_to(client, port), self.ext_if, 1, false)?.action;
-        let b = test_run(p, &ack_to(client, port), self.ext_if, 1, false)?.action;
-        if a != b {
-            bail!(
-                "flow to port {port}: SYN gave {}, ACK gave {}",
-                action_name(a),
-                action_name(b)
-            );
-        }
-        Ok(b)
-    }
 }
 
-/// The interface index of `dev` inside `ns`.
-pub fn ifindex(ns: &Netns, dev: &str) -> Result<u32> {
-    let name = std::ffi::CString::new(dev)?;
-    // SAFETY: a valid NUL-terminated name.
-    let i = ns.enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) })?;
-    if i == 0 {
-        bail!("no interface {dev} in {}", ns.name());
+/// Opens a flow through the director: its SYN, then an ACK on `ext0` (the
+/// connection becomes ESTABLISHED). Must run inside the namespace.
+pub fn open_flow(fx: &Fixture, client: (std::net::Ipv4Addr, u16), port: u16) -> Result<u32> {
+    let p = fx.prog("director")?;
+    let ext = fx.link_index("ext0");
+    let a = test_run(p, &syn_to(client, port), ext, 1, false)?.action;
+    let b = test_run(p, &ack_to(client, port), ext, 1, false)?.action;
+    if a != b {
+        bail!(
+            "flow to port {port}: SYN gave {}, ACK gave {}",
+            action_name(a),
+            action_name(b)
+        );
     }
-    Ok(i)
+    Ok(b)
 }
 
 /// One case of a repeat measurement.
@@ -467,7 +401,7 @@ pub fn measure_baseline(fx: &Fixture, repeat: u32, runs: usize) -> Result<Baseli
             Ok(RepeatCase {
                 prog: fx.prog(n)?,
                 frame: frame.clone(),
-                ifindex: fx.ext_if,
+                ifindex: fx.link_index("ext0"),
                 counter: None,
             })
         })

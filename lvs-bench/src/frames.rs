@@ -5,17 +5,21 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use lvs_lab::packet::{Frame, Mac, ACK, SYN};
+use lvs_lab::{
+    packet::{Frame, Mac, ACK, SYN},
+    xdpns::mac,
+};
 
 /// Minimum Ethernet frame without FCS, and what the wrapper saves.
 pub const FRAME_LEN: usize = 64;
 
-// The program-cost fixture: the director's two links and its neighbours.
-pub const CLIENT_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x01];
-pub const DIR_EXT_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x80];
-pub const DIR_INT_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x80];
-pub const RS_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x29];
-pub const DR_RS_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x29];
+// The program-cost fixture: the director's two links and its neighbours
+// (the fixed MACs of lvs_lab::xdpns).
+pub const CLIENT_MAC: Mac = mac::CLIENT;
+pub const DIR_EXT_MAC: Mac = mac::DIR_EXT;
+pub const DIR_INT_MAC: Mac = mac::DIR_INT;
+pub const RS_MAC: Mac = mac::RS;
+pub const DR_RS_MAC: Mac = mac::DR_RS;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 168, 47, 128);
 pub const CLIENT: Ipv4Addr = Ipv4Addr::new(192, 168, 47, 1);
@@ -97,14 +101,6 @@ pub fn real_addr(i: u32) -> Ipv4Addr {
     Ipv4Addr::new(10, 211, (1 + i / 250) as u8, (1 + i % 250) as u8)
 }
 
-/// `aa:bb:…` for `ip link` / `ip neigh`.
-pub fn mac_str(m: Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
@@ -149,10 +145,5 @@ mod tests {
         assert_eq!(real_addr(999), Ipv4Addr::new(10, 211, 4, 250));
         let reals: HashSet<_> = (0..1000).map(real_addr).collect();
         assert_eq!(reals.len(), 1000);
-    }
-
-    #[test]
-    fn mac_strings() {
-        assert_eq!(mac_str(DIR_EXT_MAC), "02:00:00:00:47:80");
     }
 }

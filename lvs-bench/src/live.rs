@@ -19,16 +19,19 @@ use std::{
 
 use anyhow::{anyhow, bail, Context, Result};
 use aya::{
-    programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode},
+    programs::{Xdp, XdpMode},
     Ebpf,
 };
 use lvs_common::counters;
-use lvs_lab::{packet::Mac, Lab, Netns};
+use lvs_lab::{
+    packet::{mac_str, Mac},
+    Lab, Netns,
+};
 
 use crate::{
     fixture::{
-        self, action_name, ifindex, load_prog, read_counters, test_run, xdp_md, XDP_REDIRECT,
-        XDP_TX,
+        action_name, load_prog, load_wrappers, prog, read_counters, test_run, test_run_live,
+        wrapper_object, XDP_REDIRECT, XDP_TX,
     },
     frames::*,
     report::{Align, Section, Table},
@@ -40,6 +43,7 @@ use lvs::{
     loader::Sizes,
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
     tables::Tables,
+    testbed::Director,
 };
 
 const GEN_MAC: Mac = [0x02, 0, 0, 0, 0x99, 0x01];
@@ -103,7 +107,7 @@ struct Live {
     gen: Netns,
     dir: Netns,
     sink: Netns,
-    dir_bpf: Ebpf,
+    director: Director,
     base: Ebpf,
     g0: u32,
     pin: std::path::PathBuf,
@@ -151,8 +155,8 @@ impl Live {
         let sink = lab.ns("sink")?;
         veth(&lab, &gen, "g0", &dir, "d0", queues)?;
         veth(&lab, &dir, "d1", &sink, "s0", queues)?;
-        gen.sh(&format!("ip link set g0 address {} up", mac_str(GEN_MAC)))?;
-        sink.sh(&format!("ip link set s0 address {} up", mac_str(SINK_MAC)))?;
+        gen.sh(&format!("ip link set g0 address {} up", mac_str(&GEN_MAC)))?;
+        sink.sh(&format!("ip link set s0 address {} up", mac_str(&SINK_MAC)))?;
         dir.sh(&format!(
             "ip link set d0 address {ext} up\n\
              ip link set d1 address {int} up\n\
@@ -162,16 +166,16 @@ impl Live {
              ip neigh replace {DR_RS} lladdr {gen} dev d0 nud permanent\n\
              ip neigh replace {NAT_RS} lladdr {sink} dev d1 nud permanent\n\
              sysctl -qw net.ipv4.ip_forward=1\n",
-            ext = mac_str(DIR_EXT_MAC),
-            int = mac_str(DIR_INT_MAC),
-            gen = mac_str(GEN_MAC),
-            sink = mac_str(SINK_MAC),
+            ext = mac_str(&DIR_EXT_MAC),
+            int = mac_str(&DIR_INT_MAC),
+            gen = mac_str(&GEN_MAC),
+            sink = mac_str(&SINK_MAC),
         ))?;
-        let g0 = ifindex(&gen, "g0")?;
+        let g0 = gen.ifindex("g0")?;
         let pin = lab.pin_dir()?;
-        let mut dir_bpf = fixture::load_director(&pin, Sizes::default())?;
-        load_prog(&mut dir_bpf, "director_bench")?;
+        let mut director = Director::load(&pin, Sizes::default(), Default::default())?;
         let mut base = Ebpf::load(crate::BENCH_OBJ)?;
+        load_wrappers(&mut director.bpf, &mut base, &["director_bench"])?;
         load_prog(&mut base, "bench_drop")?;
         load_prog(&mut base, "bench_swap")?;
         let mut t = Tables::open(&pin)?;
@@ -198,7 +202,7 @@ impl Live {
             gen,
             dir,
             sink,
-            dir_bpf,
+            director,
             base,
             g0,
             pin,
@@ -234,8 +238,8 @@ impl Live {
     /// 40000, 40001, …) with the director's own SYN and ACK: like flows
     /// spread over a NIC's queues, each CPU has its own.
     fn open_flows(&self, threads: usize) -> Result<()> {
-        let p = fixture::prog(&self.dir_bpf, "director")?;
-        let d0 = ifindex(&self.dir, "d0")?;
+        let p = self.director.prog("director")?;
+        let d0 = self.dir.ifindex("d0")?;
         for (port, t) in [NAT_PORT, DR_PORT]
             .into_iter()
             .flat_map(|p| (0..threads as u16).map(move |t| (p, t)))
@@ -265,7 +269,10 @@ impl Live {
         let (obj, name) = match target {
             Target::Drop => (&mut self.base, "bench_drop"),
             Target::Swap => (&mut self.base, "bench_swap"),
-            Target::DirectorDr | Target::DirectorNat => (&mut self.dir_bpf, "director_bench"),
+            Target::DirectorDr | Target::DirectorNat => (
+                wrapper_object(&mut self.director.bpf, &mut self.base),
+                "director_bench",
+            ),
         };
         Ok(obj
             .program_mut(name)
@@ -287,12 +294,11 @@ impl Live {
     }
 
     fn generate(&self, target: Target, threads: usize, secs: f64) -> Result<Sample> {
-        let gen_prog = fixture::prog(&self.base, "bench_swap")?;
+        let gen_prog = prog(&self.base, "bench_swap")?;
         // One flow per thread.
         let frames: Vec<Vec<u8>> = (0..threads as u16)
             .map(|t| ack_to((CLIENT, CLIENT_PORT + t), target.port()))
             .collect();
-        let ctx = xdp_md(self.g0, frames[0].len());
         let sink_before = match target.sink() {
             Some((role, dev)) => Some(self.rx_packets(role, dev)?),
             None => None,
@@ -306,20 +312,13 @@ impl Live {
         let errors: Vec<anyhow::Error> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
-                    let (gen, sent, frame, ctx) = (&self.gen, &sent, &frames[t], &ctx);
+                    let (gen, sent, frame) = (&self.gen, &sent, &frames[t]);
                     s.spawn(move || -> Result<()> {
                         gen.enter(|| -> Result<()> {
                             sysinfo::pin_to_cpu(t % cpus);
                             while Instant::now() < deadline && !lvs_lab::interrupt::requested() {
-                                gen_prog
-                                    .test_run(TestRunOptions {
-                                        data_in: Some(frame),
-                                        ctx_in: Some(ctx),
-                                        repeat: CALL_FRAMES,
-                                        attrs: TestRunAttrs::new().xdp_live_frames(BATCH),
-                                        ..Default::default()
-                                    })
-                                    .map_err(|e| anyhow!("live BPF_PROG_TEST_RUN: {e}"))?;
+                                test_run_live(gen_prog, frame, self.g0, CALL_FRAMES, BATCH)
+                                    .context("live BPF_PROG_TEST_RUN")?;
                                 sent.fetch_add(CALL_FRAMES as u64, Ordering::Relaxed);
                             }
                             Ok(())

@@ -41,7 +41,7 @@ fn try_tunnel(fx: &Fixture) -> std::result::Result<(), String> {
         .map_err(|e| format!("the table store refuses Method::Tunnel: {e:#}"))?;
     let before = fx.counters().map_err(|e| format!("{e:#}"))?;
     let action = fx
-        .enter(|| fx.open_flow((CLIENT, CLIENT_PORT), TUN_PORT))
+        .enter(|| open_flow(fx, (CLIENT, CLIENT_PORT), TUN_PORT))
         .map_err(|e| format!("{e:#}"))?
         .map_err(|e| format!("{e:#}"))?;
     let after = fx.counters().map_err(|e| format!("{e:#}"))?;
@@ -85,10 +85,10 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
         max_conns: 1 << 20,
         ..Sizes::default()
     };
-    let fx = Fixture::new("bp", sizes)?;
+    let fx = fixture("bp", sizes)?;
     progress.step("opening the NAT and DR flows");
-    let nat_action = fx.enter(|| fx.open_flow((CLIENT, CLIENT_PORT), NAT_PORT))??;
-    let dr_action = fx.enter(|| fx.open_flow((CLIENT, CLIENT_PORT), DR_PORT))??;
+    let nat_action = fx.enter(|| open_flow(&fx, (CLIENT, CLIENT_PORT), NAT_PORT))??;
+    let dr_action = fx.enter(|| open_flow(&fx, (CLIENT, CLIENT_PORT), DR_PORT))??;
     progress.step("trying TUN");
     let tunnel = try_tunnel(&fx);
 
@@ -97,7 +97,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "XDP_DROP (baseline)",
             prog: "bench_drop",
             frame: ack_to((CLIENT, CLIENT_PORT), NAT_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: None,
             wrapped: false,
             anchor: ANCHOR_DROP,
@@ -106,7 +106,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "MAC swap + XDP_TX (baseline)",
             prog: "bench_swap",
             frame: ack_to((CLIENT, CLIENT_PORT), NAT_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: None,
             wrapped: false,
             anchor: ANCHOR_SWAP,
@@ -115,7 +115,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "benchmark wrapper alone (subtracted)",
             prog: "bench_overhead",
             frame: ack_to((CLIENT, CLIENT_PORT), NAT_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: None,
             wrapped: false,
             anchor: "",
@@ -124,7 +124,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "NAT established (client → VIP)",
             prog: "director_bench",
             frame: ack_to((CLIENT, CLIENT_PORT), NAT_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: Some(counters::NAT_FWD),
             wrapped: true,
             anchor: ANCHOR_KATRAN_EST,
@@ -133,7 +133,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "NAT reply (real server → client)",
             prog: "director_bench",
             frame: nat_reply((CLIENT, CLIENT_PORT)),
-            ifindex: fx.int_if,
+            ifindex: fx.link_index("int0"),
             counter: Some(counters::NAT_REPLY),
             wrapped: true,
             anchor: "",
@@ -142,7 +142,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "DR established",
             prog: "director_bench",
             frame: ack_to((CLIENT, CLIENT_PORT), DR_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: Some(counters::DR_FWD),
             wrapped: true,
             anchor: ANCHOR_KATRAN_EST,
@@ -151,7 +151,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "not a service (XDP_PASS)",
             prog: "director_bench",
             frame: syn_to((CLIENT, CLIENT_PORT), PASS_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: Some(counters::PASS),
             wrapped: true,
             anchor: "",
@@ -162,7 +162,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             name: "TUN established (ipip)",
             prog: "director_bench",
             frame: ack_to((CLIENT, CLIENT_PORT), TUN_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: Some(counters::TUN_FWD),
             wrapped: true,
             anchor: ANCHOR_KATRAN_EST,
@@ -201,7 +201,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
         measure_singles(
             director,
             wrapper,
-            fx.ext_if,
+            fx.link_index("ext0"),
             singles,
             &|i| syn_to(flow_client(i as u32), NAT_PORT),
             &|d, t| progress.tick("new flows", d, t),
@@ -215,7 +215,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
         measure_singles(
             director,
             wrapper,
-            fx.ext_if,
+            fx.link_index("ext0"),
             singles,
             &|_| est_frame.clone(),
             &|d, t| progress.tick("established singles", d, t),

@@ -12,7 +12,7 @@ use crate::{
     report::{Align, Section, Table},
     stats::{fmt_bytes, fmt_ns, fmt_ratio_of, group},
     svg::{Panel, Series},
-    sysinfo, Opts, Progress, Rng,
+    Opts, Progress, Rng,
 };
 use lvs::{
     loader::Sizes,
@@ -101,9 +101,9 @@ fn conns(
         max_conns: (max + max / 16).max(65536),
         ..Sizes::default()
     };
-    let fx = Fixture::new("bsc", sizes)?;
+    let fx = fixture("bsc", sizes)?;
     let base = measure_baseline(&fx, plan.repeat, plan.runs)?;
-    fx.enter(|| fx.open_flow((CLIENT, CLIENT_PORT), NAT_PORT))??;
+    fx.enter(|| open_flow(&fx, (CLIENT, CLIENT_PORT), NAT_PORT))??;
     let mut conns = fx.conns()?;
     let mut replies = fx.replies()?;
     let key0 = flow_key((CLIENT, CLIENT_PORT));
@@ -141,7 +141,7 @@ fn conns(
         let start = std::time::Instant::now();
         let label = format!("connections: inserting up to {}", group(target as i64));
         progress.step(&label);
-        let now = sysinfo::monotonic_ns();
+        let now = lvs::tables::monotonic_ns();
         while filled + 1 < target {
             if filled.is_multiple_of(4096) {
                 lvs_lab::interrupt::check()?;
@@ -167,7 +167,7 @@ fn conns(
         let cases = [RepeatCase {
             prog: director,
             frame: frame.clone(),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: Some(counters::NAT_FWD),
         }];
         let same =
@@ -184,7 +184,7 @@ fn conns(
             measure_singles(
                 director,
                 wrapper,
-                fx.ext_if,
+                fx.link_index("ext0"),
                 plan.samples,
                 &|i| match picks[i] {
                     Some(f) => ack_to(flow_client(f), NAT_PORT),
@@ -266,13 +266,13 @@ fn services(
         max_services: max.max(1024).next_power_of_two(),
         ..Sizes::default()
     };
-    let fx = Fixture::new("bss", sizes)?;
+    let fx = fixture("bss", sizes)?;
     let mut nat = VirtualService::new(nat_addr(), Scheduler::Rr);
     nat.reals
         .push(RealServer::new(NAT_RS.into(), NAT_RS_PORT, Method::Masq, 1));
     fx.set_services(vec![nat])?;
     let base = measure_baseline(&fx, plan.repeat, plan.runs)?;
-    fx.enter(|| fx.open_flow((CLIENT, CLIENT_PORT), NAT_PORT))??;
+    fx.enter(|| open_flow(&fx, (CLIENT, CLIENT_PORT), NAT_PORT))??;
     let (skey, svc, _, _) = fx.service_entry(&nat_addr())?;
     let mut map = fx.services_map()?;
     let director = fx.prog("director_bench")?;
@@ -305,7 +305,7 @@ fn services(
         let cases = [RepeatCase {
             prog: director,
             frame: ack_to((CLIENT, CLIENT_PORT), NAT_PORT),
-            ifindex: fx.ext_if,
+            ifindex: fx.link_index("ext0"),
             counter: Some(counters::NAT_FWD),
         }];
         let r =
@@ -359,9 +359,9 @@ fn reals(
         max_reals: (max * 2).max(4096),
         ..Sizes::default()
     };
-    let fx = Fixture::new("bsr", sizes)?;
+    let fx = fixture("bsr", sizes)?;
     progress.step("real servers: neighbour entries");
-    fx.add_neighbours((0..max).map(real_addr), "int0")?;
+    fx.add_neighbours((0..max).map(real_addr), &RS_MAC, "int0")?;
     let base = measure_baseline(&fx, plan.repeat, plan.runs)?;
     let director = fx.prog("director_bench")?;
     let wrapper = fx.prog("bench_overhead")?;
@@ -414,7 +414,7 @@ fn reals(
             let probe = syn_to(flow_client(next_flow), NAT_PORT);
             next_flow += 1;
             let probe_action = fx
-                .enter(|| test_run(director, &probe, fx.ext_if, 1, false))??
+                .enter(|| test_run(director, &probe, fx.link_index("ext0"), 1, false))??
                 .action;
             if probe_action != XDP_REDIRECT {
                 t.row([
@@ -436,7 +436,7 @@ fn reals(
                 measure_singles(
                     director,
                     wrapper,
-                    fx.ext_if,
+                    fx.link_index("ext0"),
                     plan.samples,
                     &|i| syn_to(flow_client(start_flow + i as u32), NAT_PORT),
                     &|d, m| progress.tick(&label, d, m),

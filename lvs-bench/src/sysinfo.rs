@@ -165,16 +165,6 @@ pub fn local_time() -> (i32, u32, u32, u32, u32) {
     }
 }
 
-/// CLOCK_MONOTONIC in ns: the clock of `bpf_ktime_get_ns()`.
-pub fn monotonic_ns() -> u64 {
-    // SAFETY: clock_gettime into a zeroed timespec.
-    unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-    }
-}
-
 /// Pins the calling thread to one CPU (best effort).
 pub fn pin_to_cpu(cpu: usize) -> bool {
     // SAFETY: a zeroed cpu_set_t with one bit set, for this thread.

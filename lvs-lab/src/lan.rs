@@ -822,13 +822,6 @@ pub fn parse_mac(s: &str) -> Result<Mac> {
     v.try_into().map_err(|_| anyhow!("bad MAC {s:?}"))
 }
 
-pub fn mac_str(m: &Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn parse_route_mtu(out: &str) -> Option<u32> {
     let w: Vec<&str> = out.split_whitespace().collect();
     w.windows(2)
@@ -1283,6 +1276,7 @@ impl Drop for UdpSized {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::mac_str;
 
     #[test]
     fn route_get_mtu() {

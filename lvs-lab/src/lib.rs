@@ -30,6 +30,7 @@ mod registry;
 pub mod seed;
 pub mod servers;
 mod sweep;
+pub mod xdpns;
 
 pub use bpffs::{bpffs_mounted, ensure_bpffs, remove_pins, BPFFS};
 pub use lab::Lab;

@@ -197,6 +197,17 @@ impl Netns {
         self.ip(&args).map(drop)
     }
 
+    /// The interface index of `dev` in this namespace.
+    pub fn ifindex(&self, dev: &str) -> Result<u32> {
+        let name = std::ffi::CString::new(dev)?;
+        // SAFETY: a valid NUL-terminated name.
+        let i = self.enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) })?;
+        if i == 0 {
+            bail!("no interface {dev} in {}", self.name);
+        }
+        Ok(i)
+    }
+
     pub fn link_up(&self, dev: &str) -> Result<()> {
         self.ip(&["link", "set", dev, "up"]).map(drop)
     }

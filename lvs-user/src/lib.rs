@@ -8,5 +8,7 @@ pub mod model;
 pub mod neigh;
 pub mod progtest;
 pub mod schedtab;
+pub mod stats;
 pub mod sweeper;
 pub mod tables;
+pub mod testbed;

@@ -402,7 +402,7 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
 
 /// `lvs stats`: the data path's global counters.
 pub fn print_counters(dir: &Path) -> Result<()> {
-    let values = crate::progtest::read_counters(dir)
+    let values = crate::stats::read_counters(dir)
         .with_context(|| format!("cannot read counters under {}", dir.display()))?;
     let mut out = String::new();
     for (name, v) in counters::NAMES.iter().zip(values) {

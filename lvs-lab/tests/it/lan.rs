@@ -116,7 +116,7 @@ fn real_servers_never_answer_arp_or_ndp_for_the_vip() {
     // But they still hold it, and answer from it when a frame reaches
     // them directly (what DR does): point the client's neighbour entry for
     // the VIP at rs1 and talk to the VIP.
-    let rs1_mac = lan::mac_str(&rs_macs[0]);
+    let rs1_mac = lvs_lab::packet::mac_str(&rs_macs[0]);
     for vip in ["192.168.47.200", "2001:db8:47::200"] {
         lab.client
             .ip(&[

@@ -174,7 +174,7 @@ fn dr_rewrites_only_the_macs_exact_bytes() {
             .macs(CLIENT_MAC, DIR_MAC)
             .payload(b"GET / HTTP/1.0\r\n\r\n")
             .build();
-        let (action, out) = f.run(&syn, f.lan_if);
+        let (action, out) = f.run(&syn, f.link_index("lan0"));
         assert_eq!(action, XDP_TX, "{vip}: DR on the same link is XDP_TX");
         let mut want = syn.clone();
         want[..6].copy_from_slice(&RS_MAC[1]);
@@ -186,7 +186,7 @@ fn dr_rewrites_only_the_macs_exact_bytes() {
             .macs(CLIENT_MAC, DIR_MAC)
             .payload(b"query")
             .build();
-        let (action, out) = f.run(&q, f.lan_if);
+        let (action, out) = f.run(&q, f.link_index("lan0"));
         assert_eq!(action, XDP_TX, "{vip}: UDP");
         assert_eq!(&out[..6], &RS_MAC[1]);
         assert_eq!(&out[6..12], &DIR_MAC);
@@ -199,7 +199,7 @@ fn dr_rewrites_only_the_macs_exact_bytes() {
     let ack = Frame::tcp((c4, 40000), (vip4, 80), lvs_lab::packet::ACK)
         .macs(CLIENT_MAC, DIR_MAC)
         .build();
-    let (action, out) = f.run(&ack, f.lan_if);
+    let (action, out) = f.run(&ack, f.link_index("lan0"));
     assert_eq!(action, XDP_TX);
     assert_eq!(&out[..6], &RS_MAC[1]);
     assert_eq!(&out[12..], &ack[12..]);

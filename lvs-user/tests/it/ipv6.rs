@@ -265,7 +265,7 @@ fn nat6_forward_and_reply_exact_bytes() {
     let syn = Frame::tcp((client, 40000), (vip, 80), SYN)
         .macs(CLIENT_MAC, DIR_MAC)
         .payload(b"GET / HTTP/1.0\r\n\r\n");
-    let (action, out) = f.run(&syn.build(), f.lan_if);
+    let (action, out) = f.run(&syn.build(), f.link_index("lan0"));
     assert_eq!(action, XDP_REDIRECT, "to the inside link");
     let mut want = syn.clone().macs(DIR_INT_MAC, INSIDE_MAC);
     want.dst = rip;
@@ -282,7 +282,7 @@ fn nat6_forward_and_reply_exact_bytes() {
     let reply = Frame::tcp((rip, 8080), (client, 40000), SYN | ACK)
         .macs(INSIDE_MAC, DIR_INT_MAC)
         .payload(b"HTTP/1.0 200 OK\r\n\r\nhao2\n");
-    let (action, out) = f.run(&reply.build(), f.int_if);
+    let (action, out) = f.run(&reply.build(), f.link_index("int0"));
     assert_eq!(action, XDP_REDIRECT, "to the LAN link");
     let mut want = reply.clone().macs(DIR_MAC, CLIENT_MAC);
     want.src = vip;
@@ -299,7 +299,7 @@ fn nat6_forward_and_reply_exact_bytes() {
     let q = Frame::udp((client, 33000), (vip, 53))
         .macs(CLIENT_MAC, DIR_MAC)
         .payload(b"query");
-    let (action, out) = f.run(&q.build(), f.lan_if);
+    let (action, out) = f.run(&q.build(), f.link_index("lan0"));
     assert_eq!(action, XDP_REDIRECT);
     let mut want = q.clone().macs(DIR_INT_MAC, INSIDE_MAC);
     want.dst = rip;
@@ -352,12 +352,12 @@ fn ipv6_extension_headers_are_passed_untouched() {
     for base in [&syn, &udp] {
         for kind in [0u8, 60, 43] {
             let frame = with_ext_header(base, kind);
-            let (action, out) = f.run(&frame, f.lan_if);
+            let (action, out) = f.run(&frame, f.link_index("lan0"));
             assert_eq!(action, XDP_PASS, "extension header {kind}");
             assert_frame_eq(&out, &frame, &format!("extension header {kind}: untouched"));
         }
     }
     assert_eq!(f.counter(counters::NEW_CONN), before, "nothing scheduled");
     // The same packets without extension headers are forwarded.
-    assert_eq!(f.run(&syn, f.lan_if).0, XDP_REDIRECT);
+    assert_eq!(f.run(&syn, f.link_index("lan0")).0, XDP_REDIRECT);
 }

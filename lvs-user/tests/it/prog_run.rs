@@ -5,123 +5,37 @@
 //! The program runs inside a namespace of the test's own with fixed MACs and
 //! permanent neighbour entries, so `bpf_fib_lookup` gives known answers.
 
-use std::{net::IpAddr, path::PathBuf};
+use std::net::IpAddr;
 
-use aya::{programs::Xdp, Ebpf};
 use lvs::{
-    loader::{self, Sizes},
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
-    progtest,
     tables::Tables,
 };
 use lvs_common::counters;
-use lvs_lab::{packet::*, require_root, Lab, Netns};
+use lvs_lab::{
+    packet::*,
+    require_root,
+    xdpns::{mac, Plan},
+};
 
-const XDP_PASS: u32 = 2;
-const XDP_REDIRECT: u32 = 4;
+use crate::common::xdp::{fixture_with, sh, Fixture, Run, XDP_PASS, XDP_REDIRECT};
 
-const CLIENT_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x01];
-const DIR_EXT_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x80];
-const DIR_INT_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x80];
-const RS_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x29];
+const CLIENT_MAC: Mac = mac::CLIENT;
+const DIR_EXT_MAC: Mac = mac::DIR_EXT;
+const DIR_INT_MAC: Mac = mac::DIR_INT;
+const RS_MAC: Mac = mac::RS;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn mac_str(m: Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-struct Fixture {
-    ns: Netns,
-    pin: PathBuf,
-    bpf: Option<Ebpf>,
-    ext_if: u32,
-    int_if: u32,
-    // Dropped last: removes the namespace.
-    _lab: Lab,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.bpf.take();
-        loader::remove_pins(&self.pin);
-    }
-}
-
-fn sh(ns: &Netns, cmd: &str) {
-    ns.sh(cmd).unwrap_or_else(|e| panic!("{cmd}: {e:#}"));
-}
-
-fn ifindex(ns: &Netns, dev: &str) -> u32 {
-    let name = std::ffi::CString::new(dev).unwrap();
-    let i = ns
-        .enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) })
-        .unwrap();
-    assert_ne!(i, 0, "no interface {dev}");
-    i
-}
-
-/// A namespace with the director's two links (peers in the same namespace),
-/// fixed MACs and permanent neighbours for the client and the real server.
+/// The seed plan's namespace (the director's two links, fixed MACs and
+/// permanent neighbours for the client and the real server) with the
+/// director loaded and three NAT services: TCP VIP:80 and UDP VIP:53 to
+/// 192.168.211.129 (:8080, :5353) and TCP [2001:db8:47::128]:80 to
+/// [2001:db8:211::129]:8080.
 fn fixture() -> Fixture {
-    let lab = Lab::new("pr").expect("lab");
-    let ns = lab.ns("d").expect("netns");
-    for (a, b, mac, addr) in [
-        ("ext0", "ext1", DIR_EXT_MAC, "192.168.47.128/24"),
-        ("int0", "int1", DIR_INT_MAC, "192.168.211.128/24"),
-    ] {
-        sh(
-            &ns,
-            &format!("ip link add name {a} type veth peer name {b}"),
-        );
-        sh(&ns, &format!("ip link set {a} address {} up", mac_str(mac)));
-        sh(&ns, &format!("ip link set {b} up"));
-        sh(&ns, &format!("ip addr add {addr} dev {a}"));
-    }
-    sh(
-        &ns,
-        &format!(
-            "ip neigh replace 192.168.47.1 lladdr {} dev ext0 nud permanent",
-            mac_str(CLIENT_MAC)
-        ),
-    );
-    sh(
-        &ns,
-        &format!(
-            "ip neigh replace 192.168.211.129 lladdr {} dev int0 nud permanent",
-            mac_str(RS_MAC)
-        ),
-    );
-    sh(&ns, "sysctl -qw net.ipv4.ip_forward=1");
-    sh(&ns, "sysctl -qw net.ipv6.conf.all.forwarding=1");
-    sh(&ns, "ip addr add 2001:db8:47::128/64 dev ext0 nodad");
-    sh(&ns, "ip addr add 2001:db8:211::128/64 dev int0 nodad");
-    sh(
-        &ns,
-        &format!(
-            "ip neigh replace 2001:db8:47::1 lladdr {} dev ext0 nud permanent",
-            mac_str(CLIENT_MAC)
-        ),
-    );
-    sh(
-        &ns,
-        &format!(
-            "ip neigh replace 2001:db8:211::129 lladdr {} dev int0 nud permanent",
-            mac_str(RS_MAC)
-        ),
-    );
-    let ext_if = ifindex(&ns, "ext0");
-    let int_if = ifindex(&ns, "int0");
-    let pin = lab.pin_dir().expect("pin dir");
-    let bpf = loader::load_director(&pin, Sizes::default(), false, Default::default(), &[])
-        .expect("load director");
-    let mut t = Tables::open(&pin).unwrap();
-    let mut snap = t.snapshot().unwrap();
+    let f = fixture_with("pr", &Plan::seed(), Default::default());
     let vip = ip("192.168.47.128");
     let mut tcp = VirtualService::new(
         ServiceAddr {
@@ -165,40 +79,8 @@ fn fixture() -> Fixture {
         Method::Masq,
         1,
     ));
-    snap.services = vec![tcp, udp, tcp6];
-    t.commit(&snap).unwrap();
-    Fixture {
-        ns,
-        pin,
-        bpf: Some(bpf),
-        ext_if,
-        int_if,
-        _lab: lab,
-    }
-}
-
-impl Fixture {
-    /// Runs one frame as if received on `ifindex`, inside the namespace.
-    fn run(&self, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
-        let prog: &Xdp = self
-            .bpf
-            .as_ref()
-            .unwrap()
-            .program("director")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let r = self
-            .ns
-            .enter(|| progtest::test_run(prog, frame, ifindex, 1, true))
-            .expect("setns")
-            .expect("BPF_PROG_TEST_RUN");
-        (r.action, r.out.unwrap_or_default())
-    }
-
-    fn counter(&self, idx: u32) -> u64 {
-        progtest::read_counters(&self.pin).unwrap()[idx as usize]
-    }
+    f.services(vec![tcp, udp, tcp6]);
+    f
 }
 
 fn client_syn() -> Frame {
@@ -214,7 +96,7 @@ fn nat_forward_and_reply_rewrite_exact_bytes() {
     }
     let f = fixture();
     let syn = client_syn();
-    let (action, out) = f.run(&syn.build(), f.ext_if);
+    let (action, out) = f.run(&syn.build(), f.link_index("ext0"));
     assert_eq!(
         action, XDP_REDIRECT,
         "forward SYN must be redirected to the internal link"
@@ -243,7 +125,7 @@ fn nat_forward_and_reply_rewrite_exact_bytes() {
     )
     .macs(RS_MAC, DIR_INT_MAC)
     .payload(b"HTTP/1.0 200 OK\r\n\r\nhao2\n");
-    let (action, out) = f.run(&reply.build(), f.int_if);
+    let (action, out) = f.run(&reply.build(), f.link_index("int0"));
     assert_eq!(
         action, XDP_REDIRECT,
         "reply must be redirected to the external link"
@@ -265,10 +147,10 @@ fn nat_forward_and_reply_rewrite_exact_bytes() {
     // connection goes to the director's stack untouched.
     let ack = Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 80), ACK)
         .macs(CLIENT_MAC, DIR_EXT_MAC);
-    assert_eq!(f.run(&ack.build(), f.ext_if).0, XDP_REDIRECT);
+    assert_eq!(f.run(&ack.build(), f.link_index("ext0")).0, XDP_REDIRECT);
     let stray = Frame::tcp((ip("192.168.47.1"), 40001), (ip("192.168.47.128"), 80), ACK)
         .macs(CLIENT_MAC, DIR_EXT_MAC);
-    let (action, out) = f.run(&stray.build(), f.ext_if);
+    let (action, out) = f.run(&stray.build(), f.link_index("ext0"));
     assert_eq!((action, out), (XDP_PASS, stray.build()));
 }
 
@@ -286,7 +168,7 @@ fn udp_checksums_including_zero() {
         .macs(CLIENT_MAC, DIR_EXT_MAC)
         .payload(b"query");
         q.udp_no_csum = no_csum;
-        let (action, out) = f.run(&q.build(), f.ext_if);
+        let (action, out) = f.run(&q.build(), f.link_index("ext0"));
         assert_eq!(action, XDP_REDIRECT);
         let mut want = q.clone().macs(DIR_INT_MAC, RS_MAC);
         want.dst = ip("192.168.211.129");
@@ -318,17 +200,17 @@ fn non_service_traffic_passes_untouched() {
         Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.129"), 80), SYN),
     ] {
         let b = frame.macs(CLIENT_MAC, DIR_EXT_MAC).build();
-        assert_eq!(f.run(&b, f.ext_if), (XDP_PASS, b));
+        assert_eq!(f.run(&b, f.link_index("ext0")), (XDP_PASS, b));
     }
     // ARP and ICMP echo.
     let mut arp = vec![0xffu8; 6];
     arp.extend_from_slice(&CLIENT_MAC);
     arp.extend_from_slice(&[0x08, 0x06]);
     arp.extend_from_slice(&[0u8; 28]);
-    assert_eq!(f.run(&arp, f.ext_if), (XDP_PASS, arp.clone()));
+    assert_eq!(f.run(&arp, f.link_index("ext0")), (XDP_PASS, arp.clone()));
     let mut icmp = client_syn().build();
     icmp[23] = 1;
-    assert_eq!(f.run(&icmp, f.ext_if), (XDP_PASS, icmp.clone()));
+    assert_eq!(f.run(&icmp, f.link_index("ext0")), (XDP_PASS, icmp.clone()));
 }
 
 #[test]
@@ -362,7 +244,7 @@ fn malformed_frames_pass_untouched() {
     cases.push(("IP version 6 in an IPv4 frame", ver));
     let before = f.counter(counters::MALFORMED) + f.counter(counters::FRAGMENT);
     for (name, frame) in &cases {
-        let (action, out) = f.run(frame, f.ext_if);
+        let (action, out) = f.run(frame, f.link_index("ext0"));
         assert_eq!(action, XDP_PASS, "{name}");
         assert_eq!(&out, frame, "{name}: must not be modified");
     }
@@ -394,7 +276,7 @@ fn rr_alternates_and_wrr_follows_its_sequence() {
     t.commit(&snap).unwrap();
     f.ns.sh(&format!(
         "ip neigh replace 192.168.211.130 lladdr {} dev int0 nud permanent",
-        mac_str(RS_MAC)
+        mac_str(&RS_MAC)
     ))
     .unwrap();
     let mut dsts = Vec::new();
@@ -405,7 +287,7 @@ fn rr_alternates_and_wrr_follows_its_sequence() {
             SYN,
         )
         .macs(CLIENT_MAC, DIR_EXT_MAC);
-        let (action, out) = f.run(&syn.build(), f.ext_if);
+        let (action, out) = f.run(&syn.build(), f.link_index("ext0"));
         assert_eq!(action, XDP_REDIRECT);
         dsts.push(parse(&out).unwrap().dst.to_string());
     }
@@ -433,7 +315,7 @@ fn rr_alternates_and_wrr_follows_its_sequence() {
             SYN,
         )
         .macs(CLIENT_MAC, DIR_EXT_MAC);
-        let (_, out) = f.run(&syn.build(), f.ext_if);
+        let (_, out) = f.run(&syn.build(), f.link_index("ext0"));
         assert_eq!(
             parse(&out).unwrap().dst.to_string(),
             cycle[(6 + i as usize) % 4],
@@ -459,7 +341,7 @@ fn tun_encapsulates_exactly_and_answers_too_big() {
     set_method(&f, Method::Tunnel);
     let syn = client_syn();
     let inner = syn.build();
-    let (action, out) = f.run(&inner, f.ext_if);
+    let (action, out) = f.run(&inner, f.link_index("ext0"));
     assert_eq!(action, XDP_REDIRECT);
     assert_eq!(out.len(), inner.len() + 20);
     // Ethernet towards the real server, then the outer header, then the
@@ -488,7 +370,7 @@ fn tun_encapsulates_exactly_and_answers_too_big() {
     // back to the client, quoting its header, with the MTU minus 20.
     sh(&f.ns, "ip link set int0 mtu 1000");
     let big = client_syn().payload(&[0x55; 1000]).build();
-    let (action, out) = f.run(&big, f.ext_if);
+    let (action, out) = f.run(&big, f.link_index("ext0"));
     assert_eq!(action, 3, "XDP_TX back to the client");
     assert_eq!(&out[..6], &CLIENT_MAC);
     assert_eq!(&out[6..12], &DIR_EXT_MAC);
@@ -513,7 +395,7 @@ fn dr_rewrites_only_macs() {
     let f = fixture();
     set_method(&f, Method::Route);
     let syn = client_syn().build();
-    let (action, out) = f.run(&syn, f.ext_if);
+    let (action, out) = f.run(&syn, f.link_index("ext0"));
     assert_eq!(action, XDP_REDIRECT);
     assert_eq!(&out[..6], &RS_MAC);
     assert_eq!(&out[6..12], &DIR_INT_MAC);
@@ -533,7 +415,7 @@ fn icmp_errors_of_nat_connections_are_translated() {
     }
     let f = fixture();
     let syn = client_syn();
-    assert_eq!(f.run(&syn.build(), f.ext_if).0, XDP_REDIRECT);
+    assert_eq!(f.run(&syn.build(), f.link_index("ext0")).0, XDP_REDIRECT);
     let ip4 = |s: &str| -> std::net::Ipv4Addr { s.parse().unwrap() };
     let mtu = [0, 0, 0x05, 0x00];
 
@@ -559,7 +441,7 @@ fn icmp_errors_of_nat_connections_are_translated() {
         mtu,
         &quote(&sent),
     );
-    let (action, out) = f.run(&err, f.int_if);
+    let (action, out) = f.run(&err, f.link_index("int0"));
     assert_eq!(action, XDP_REDIRECT);
     let want = icmp4_error(
         DIR_EXT_MAC,
@@ -592,7 +474,7 @@ fn icmp_errors_of_nat_connections_are_translated() {
         mtu,
         &quote(&reply),
     );
-    let (action, out) = f.run(&err, f.ext_if);
+    let (action, out) = f.run(&err, f.link_index("ext0"));
     assert_eq!(action, XDP_REDIRECT);
     let mut from_rs = reply.clone();
     from_rs.src = ip("192.168.211.129");
@@ -627,7 +509,7 @@ fn icmp_errors_of_nat_connections_are_translated() {
         mtu,
         &quote(&other),
     );
-    assert_eq!(f.run(&err, f.ext_if), (XDP_PASS, err.clone()));
+    assert_eq!(f.run(&err, f.link_index("ext0")), (XDP_PASS, err.clone()));
     let echo = icmp4_error(
         CLIENT_MAC,
         DIR_EXT_MAC,
@@ -638,7 +520,7 @@ fn icmp_errors_of_nat_connections_are_translated() {
         [0, 1, 0, 1],
         b"ping",
     );
-    assert_eq!(f.run(&echo, f.ext_if), (XDP_PASS, echo.clone()));
+    assert_eq!(f.run(&echo, f.link_index("ext0")), (XDP_PASS, echo.clone()));
 }
 
 #[test]
@@ -655,7 +537,7 @@ fn ipv6_nat_forward_and_reply_exact_bytes() {
     let syn = Frame::tcp((c, 40000), (vip, 80), SYN)
         .macs(CLIENT_MAC, DIR_EXT_MAC)
         .payload(b"GET /");
-    let (action, out) = f.run(&syn.build(), f.ext_if);
+    let (action, out) = f.run(&syn.build(), f.link_index("ext0"));
     assert_eq!(action, XDP_REDIRECT);
     let mut want = syn.clone().macs(DIR_INT_MAC, RS_MAC);
     want.dst = rs;
@@ -668,7 +550,7 @@ fn ipv6_nat_forward_and_reply_exact_bytes() {
     };
     assert_eq!(out, want.build());
     let reply = Frame::tcp((rs, 8080), (c, 40000), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
-    let (action, out) = f.run(&reply.build(), f.int_if);
+    let (action, out) = f.run(&reply.build(), f.link_index("int0"));
     assert_eq!(action, XDP_REDIRECT);
     let mut want = reply.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
     want.src = vip;
@@ -683,5 +565,5 @@ fn ipv6_nat_forward_and_reply_exact_bytes() {
     // An extension header before TCP: passed untouched (documented rule).
     let mut ext = syn.build();
     ext[14 + 6] = 0; // next header: hop-by-hop options
-    assert_eq!(f.run(&ext, f.ext_if), (XDP_PASS, ext.clone()));
+    assert_eq!(f.run(&ext, f.link_index("ext0")), (XDP_PASS, ext.clone()));
 }

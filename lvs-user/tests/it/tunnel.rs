@@ -111,7 +111,7 @@ fn tun_ipip_and_ip6ip6_exact_bytes() {
         }
         for frame in frames {
             let inner = frame.build();
-            let (action, out) = f.run(&inner, f.lan_if);
+            let (action, out) = f.run(&inner, f.link_index("lan0"));
             assert_eq!(action, XDP_TX, "v6={v6}: rs1 is on the ingress link");
             assert_eq!(out.len(), inner.len() + if v6 { 40 } else { 20 });
             let want = encapsulated(&inner, src);
@@ -125,7 +125,7 @@ fn tun_ipip_and_ip6ip6_exact_bytes() {
         }
         // The connection's later packets are tunnelled too.
         let ack = client_packet(v6, 40000, ACK, 10).build();
-        let (action, out) = f.run(&ack, f.lan_if);
+        let (action, out) = f.run(&ack, f.link_index("lan0"));
         assert_eq!(action, XDP_TX);
         assert_frame_eq(&out, &encapsulated(&ack, src), "later packet");
     }
@@ -153,7 +153,7 @@ fn tun_outer_source_from_tunnel_source() {
     );
     for (v6, src) in [(false, IpAddr::V4(s4)), (true, IpAddr::V6(s6))] {
         let inner = client_packet(v6, 40000, SYN, 0).build();
-        let (action, out) = f.run(&inner, f.lan_if);
+        let (action, out) = f.run(&inner, f.link_index("lan0"));
         assert_eq!(action, XDP_TX);
         assert_frame_eq(&out, &encapsulated(&inner, src), &format!("v6={v6}"));
     }
@@ -248,8 +248,8 @@ fn tun_too_big_with_df_answers_fragmentation_needed() {
         assert_eq!(big.len(), 14 + 1500);
         // Needs a connection: the SYN first (small, tunnelled).
         let syn = client_packet(v6, 41000, SYN, 0).build();
-        assert_eq!(f.run(&syn, f.lan_if).0, XDP_TX);
-        let (action, out) = f.run(&big, f.lan_if);
+        assert_eq!(f.run(&syn, f.link_index("lan0")).0, XDP_TX);
+        let (action, out) = f.run(&big, f.link_index("lan0"));
         assert_eq!(
             action, XDP_TX,
             "v6={v6}: the error goes back out the same link"
@@ -257,7 +257,7 @@ fn tun_too_big_with_df_answers_fragmentation_needed() {
         assert_too_big(&out, &big, v6, 1500 - overhead as u32);
         // One byte less than the limit is tunnelled.
         let fits = client_packet(v6, 41000, ACK, 1500 - hdrs - overhead).build();
-        let (action, out) = f.run(&fits, f.lan_if);
+        let (action, out) = f.run(&fits, f.link_index("lan0"));
         assert_eq!(action, XDP_TX);
         let src = f.route_src(if v6 {
             a(lan::rs_ip6(0))
@@ -285,10 +285,10 @@ fn tun_too_big_honours_tunnel_mtu() {
         let overhead: usize = if v6 { 40 } else { 20 };
         let hdrs = if v6 { 40 + 20 } else { 20 + 20 };
         let syn = client_packet(v6, 42000, SYN, 0).build();
-        assert_eq!(f.run(&syn, f.lan_if).0, XDP_TX);
+        assert_eq!(f.run(&syn, f.link_index("lan0")).0, XDP_TX);
         // 1400 bytes fit the link but not the tunnel's 1400 once wrapped.
         let big = client_packet(v6, 42000, ACK, 1400 - hdrs).build();
-        let (action, out) = f.run(&big, f.lan_if);
+        let (action, out) = f.run(&big, f.link_index("lan0"));
         assert_eq!(action, XDP_TX);
         assert_too_big(&out, &big, v6, 1400 - overhead as u32);
     }

@@ -1,27 +1,25 @@
-//! BPF_PROG_TEST_RUN fixture for the LAN plan of `lvs_lab::lan` (modelled
-//! on prog_run.rs's): one namespace holding the director's LAN link `lan0`
-//! (DIP 192.168.47.128/24 and VIP 192.168.47.200/32, 2001:db8:47::128/64
-//! and ::200/128) and an inside link `int0` (192.168.211.128/24,
-//! 2001:db8:211::128/64), fixed MACs, permanent neighbours for the client,
-//! two LAN real servers and one inside server, forwarding on.
+//! The BPF_PROG_TEST_RUN fixture of the tests: `lvs_lab::xdpns::XdpNs`
+//! (one namespace built from a plan: links, fixed MACs, permanent
+//! neighbours, forwarding) carrying `lvs::testbed::Director` (the director
+//! loaded, its maps pinned), plus [`Run`], the tests' panicking shorthand
+//! for it. [`fixture`] builds the LAN plan of `lvs_lab::lan`
+//! (`Plan::lan`): the director's LAN link `lan0` (DIP 192.168.47.128/24
+//! and VIP 192.168.47.200/32, 2001:db8:47::128/64 and ::200/128) and an
+//! inside link `int0` (192.168.211.128/24, 2001:db8:211::128/64), with
+//! neighbours for the client, two LAN real servers and one inside server;
+//! prog_run.rs uses the seed plan (`Plan::seed`).
 #![allow(dead_code)]
 
-use std::{
-    net::{IpAddr, Ipv4Addr, Ipv6Addr},
-    path::PathBuf,
-};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use aya::{programs::Xdp, Ebpf};
 use lvs::{
-    loader::{self, Sizes, TunnelOpts},
+    loader::{Sizes, TunnelOpts},
     model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
-    progtest,
-    tables::Tables,
+    testbed::Director,
 };
 use lvs_lab::{
-    lan::{self, mac_str},
     packet::{checksum, Mac},
-    Lab, Netns,
+    xdpns::{mac, Plan, XdpNs},
 };
 
 pub const XDP_DROP: u32 = 1;
@@ -29,106 +27,80 @@ pub const XDP_PASS: u32 = 2;
 pub const XDP_TX: u32 = 3;
 pub const XDP_REDIRECT: u32 = 4;
 
-pub const CLIENT_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x01];
-pub const DIR_MAC: Mac = [0x02, 0, 0, 0, 0x47, 0x80];
-pub const RS_MAC: [Mac; 2] = [[0x02, 0, 0, 0, 0x47, 0x81], [0x02, 0, 0, 0, 0x47, 0x82]];
-pub const DIR_INT_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x80];
-pub const INSIDE_MAC: Mac = [0x02, 0, 0, 0, 0x21, 0x81];
+pub const CLIENT_MAC: Mac = mac::CLIENT;
+pub const DIR_MAC: Mac = mac::DIR_EXT;
+pub const RS_MAC: [Mac; 2] = mac::LAN_RS;
+pub const DIR_INT_MAC: Mac = mac::DIR_INT;
+pub const INSIDE_MAC: Mac = mac::INSIDE;
 
 pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-pub struct Fixture {
-    pub ns: Netns,
-    pub pin: PathBuf,
-    bpf: Option<Ebpf>,
-    pub lan_if: u32,
-    pub int_if: u32,
-    // Dropped last: removes the namespace.
-    _lab: Lab,
+/// The namespace fixture carrying the loaded director.
+pub type Fixture = XdpNs<Director>;
+
+/// The namespace of `plan` and the director loaded with `tunnel` (no
+/// services yet).
+pub fn fixture_with(tag: &str, plan: &Plan, tunnel: TunnelOpts) -> Fixture {
+    XdpNs::new(tag, plan, |pin| {
+        Director::load(pin, Sizes::default(), tunnel)
+    })
+    .expect("BPF_PROG_TEST_RUN fixture")
 }
 
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        self.bpf.take();
-        loader::remove_pins(&self.pin);
-    }
+/// The LAN plan's namespace and the director loaded with `tunnel`.
+pub fn fixture(tag: &str, tunnel: TunnelOpts) -> Fixture {
+    fixture_with(tag, &Plan::lan(), tunnel)
 }
 
-pub fn sh(ns: &Netns, cmd: &str) {
+pub fn sh(ns: &lvs_lab::Netns, cmd: &str) {
     ns.sh(cmd).unwrap_or_else(|e| panic!("{cmd}: {e:#}"));
 }
 
-fn ifindex(ns: &Netns, dev: &str) -> u32 {
-    let name = std::ffi::CString::new(dev).unwrap();
-    let i = ns
-        .enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) })
-        .unwrap();
-    assert_ne!(i, 0, "no interface {dev}");
-    i
+/// What the tests do with a [`Fixture`], failing the test on any error.
+pub trait Run {
+    /// Runs one frame through `director` as if received on `ifindex`,
+    /// inside the namespace: (action, output frame).
+    fn run(&self, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>);
+    /// Director counter `idx` (`lvs_common::counters`).
+    fn counter(&self, idx: u32) -> u64;
+    /// Replaces all services.
+    fn services(&self, services: Vec<VirtualService>);
+    /// The source address the kernel picks for `dst` in the fixture's
+    /// namespace (`ip route get`), i.e. "the director's address on the
+    /// egress link" that TUN's outer header uses by default.
+    fn route_src(&self, dst: IpAddr) -> IpAddr;
 }
 
-/// The namespace and the director loaded with `tunnel` (no services yet).
-pub fn fixture(tag: &str, tunnel: TunnelOpts) -> Fixture {
-    let lab = Lab::new(tag).expect("lab");
-    let ns = lab.ns("d").expect("netns");
-    for (a, b, mac) in [("lan0", "lan1", DIR_MAC), ("int0", "int1", DIR_INT_MAC)] {
-        sh(
-            &ns,
-            &format!("ip link add name {a} type veth peer name {b}"),
-        );
-        sh(
-            &ns,
-            &format!("ip link set {a} address {} up", mac_str(&mac)),
-        );
-        sh(&ns, &format!("ip link set {b} up"));
+impl Run for Fixture {
+    fn run(&self, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+        let r = self
+            .enter(|| self.run_once(frame, ifindex))
+            .expect("setns")
+            .expect("BPF_PROG_TEST_RUN");
+        (r.action, r.out.unwrap_or_default())
     }
-    for (dev, cidr) in [
-        ("lan0", format!("{}/24", lan::DIP)),
-        ("lan0", format!("{}/32", lan::VIP)),
-        ("lan0", format!("{}/64", lan::DIP6)),
-        ("lan0", format!("{}/128", lan::VIP6)),
-        ("int0", format!("{}/24", lan::INSIDE_DIP)),
-        ("int0", format!("{}/64", lan::INSIDE_DIP6)),
-    ] {
-        ns.addr(dev, &cidr).unwrap();
+
+    fn counter(&self, idx: u32) -> u64 {
+        self.counters().unwrap()[idx as usize]
     }
-    let mut neigh: Vec<(IpAddr, Mac, &str)> = vec![
-        (lan::CLIENT_IP.into(), CLIENT_MAC, "lan0"),
-        (lan::CLIENT_IP6.into(), CLIENT_MAC, "lan0"),
-        (lan::inside_ip(0).into(), INSIDE_MAC, "int0"),
-        (lan::inside_ip6(0).into(), INSIDE_MAC, "int0"),
-    ];
-    for (i, mac) in RS_MAC.iter().enumerate() {
-        neigh.push((lan::rs_ip(i).into(), *mac, "lan0"));
-        neigh.push((lan::rs_ip6(i).into(), *mac, "lan0"));
+
+    fn services(&self, services: Vec<VirtualService>) {
+        self.set_services(services).unwrap();
     }
-    for (addr, mac, dev) in neigh {
-        sh(
-            &ns,
-            &format!(
-                "ip neigh replace {addr} lladdr {} dev {dev} nud permanent",
-                mac_str(&mac)
-            ),
-        );
-    }
-    sh(
-        &ns,
-        "sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1",
-    );
-    let lan_if = ifindex(&ns, "lan0");
-    let int_if = ifindex(&ns, "int0");
-    let pin = lab.pin_dir().expect("pin dir");
-    let bpf =
-        loader::load_director(&pin, Sizes::default(), false, tunnel, &[]).expect("load director");
-    Fixture {
-        ns,
-        pin,
-        bpf: Some(bpf),
-        lan_if,
-        int_if,
-        _lab: lab,
+
+    fn route_src(&self, dst: IpAddr) -> IpAddr {
+        let out = self
+            .ns
+            .ip(&["-o", "route", "get", &dst.to_string()])
+            .unwrap();
+        let w: Vec<&str> = out.split_whitespace().collect();
+        let i = w
+            .iter()
+            .position(|x| *x == "src")
+            .expect("src in route get");
+        w[i + 1].parse().unwrap()
     }
 }
 
@@ -156,38 +128,6 @@ pub fn service(
         s.reals.push(RealServer::new(a, p, m, 1));
     }
     s
-}
-
-impl Fixture {
-    /// Replaces all services.
-    pub fn services(&self, services: Vec<VirtualService>) {
-        let mut t = Tables::open(&self.pin).unwrap();
-        let mut snap = t.snapshot().unwrap();
-        snap.services = services;
-        t.commit(&snap).unwrap();
-    }
-
-    /// Runs one frame as if received on `ifindex`, inside the namespace.
-    pub fn run(&self, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
-        let prog: &Xdp = self
-            .bpf
-            .as_ref()
-            .unwrap()
-            .program("director")
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let r = self
-            .ns
-            .enter(|| progtest::test_run(prog, frame, ifindex, 1, true))
-            .expect("setns")
-            .expect("BPF_PROG_TEST_RUN");
-        (r.action, r.out.unwrap_or_default())
-    }
-
-    pub fn counter(&self, idx: u32) -> u64 {
-        progtest::read_counters(&self.pin).unwrap()[idx as usize]
-    }
 }
 
 /// An Ethernet frame carrying an ICMPv6 error (`typ`/`code`, the 4-byte
@@ -272,22 +212,4 @@ pub fn assert_frame_eq(got: &[u8], want: &[u8], what: &str) {
         show(got),
         show(want)
     );
-}
-
-impl Fixture {
-    /// The source address the kernel picks for `dst` in the fixture's
-    /// namespace (`ip route get`), i.e. "the director's address on the
-    /// egress link" that TUN's outer header uses by default.
-    pub fn route_src(&self, dst: IpAddr) -> IpAddr {
-        let out = self
-            .ns
-            .ip(&["-o", "route", "get", &dst.to_string()])
-            .unwrap();
-        let w: Vec<&str> = out.split_whitespace().collect();
-        let i = w
-            .iter()
-            .position(|x| *x == "src")
-            .expect("src in route get");
-        w[i + 1].parse().unwrap()
-    }
 }

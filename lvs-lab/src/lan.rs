@@ -23,7 +23,7 @@
 //! (on `all` and `eth0`), so only the director answers ARP for it. IPv6 has
 //! no such knob and needs none: the kernel answers neighbour solicitations
 //! only for addresses of the receiving link, and `lo` takes no part in NDP
-//! (the lab tests in `lvs-lab/tests/lan.rs` check both).
+//! (the lab tests in `lvs-lab/tests/it/lan.rs` check both).
 //!
 //! [`RoutedLab`]: the seed's NAT director with a router on each side, so
 //! that ICMP errors come from a third party:

@@ -51,12 +51,13 @@ pub fn action_name(a: u32) -> &'static str {
 /// around nothing, the wrapper's own cost.
 pub const WRAPPERS: [&str; 2] = ["director_bench", "bench_overhead"];
 
-/// The object the benchmark wrappers are loaded from and looked up in:
-/// the one place that chooses it. Today lvs-ebpf's main object (the
-/// director's) carries them; when they move to lvs-ebpf's bench object,
-/// return `bench` here.
-pub fn wrapper_object<'a>(director: &'a mut Ebpf, bench: &'a mut Ebpf) -> &'a mut Ebpf {
-    let _ = bench;
+/// The object the benchmark wrappers are loaded from, and that section 3
+/// attaches `director_bench` from: the one place that chooses it
+/// ([`Loaded::prog`] finds a program in either object). Today lvs-ebpf's
+/// main object (the director's) carries them; when they move to lvs-ebpf's
+/// bench object, return `bench` here, that object then loaded with the
+/// director's pinned maps (`EbpfLoader::default_map_pin_directory`).
+pub fn wrapper_object<'a>(director: &'a mut Ebpf, _bench: &'a mut Ebpf) -> &'a mut Ebpf {
     director
 }
 

@@ -83,6 +83,8 @@ fn run(bpf: &Ebpf, prog: &str, input: &[u8]) -> Result<u32> {
         .try_into()?;
     let mut frame = [0u8; 64];
     frame[..input.len()].copy_from_slice(input);
+    // Ifindex 0: the frame arrives on no device; these programs only read
+    // their input and update maps.
     let r = crate::progtest::test_run(p, &frame, 0, 1, false)
         .with_context(|| format!("running {prog}"))?;
     Ok(r.action)

@@ -44,12 +44,6 @@ impl Director {
         })
     }
 
-    /// Loads one more XDP program of the director's object (the loader
-    /// loads `director` only).
-    pub fn load_prog(&mut self, name: &str) -> Result<()> {
-        load_prog(&mut self.bpf, name)
-    }
-
     /// A loaded program of the director's object.
     pub fn prog(&self, name: &str) -> Result<&Xdp> {
         prog(&self.bpf, name)

@@ -4,7 +4,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::{Arc, Mutex, MutexGuard, Once, PoisonError},
+    sync::{Arc, Mutex, Once},
     time::Duration,
 };
 
@@ -14,50 +14,13 @@ use crate::{
     bpffs, names,
     netns::{self, Netns},
     process::{self, Proc},
+    registry::{locked, work_root, Kept, Shared},
     sweep,
 };
-
-pub(crate) struct Shared {
-    pub(crate) prefix: String,
-    pub(crate) workdir: PathBuf,
-    namespaces: Mutex<Vec<String>>,
-    pins: Mutex<Vec<PathBuf>>,
-    procs: Mutex<Vec<Proc>>,
-}
-
-impl Shared {
-    pub(crate) fn spawn(&self, name: &str, cmd: Command) -> Result<Proc> {
-        let mut procs = locked(&self.procs);
-        // Names only pick the log file; repeats get a counter.
-        let taken = |n: &str| procs.iter().any(|p| p.name() == n);
-        let mut unique = name.to_owned();
-        let mut i = 1;
-        while taken(&unique) {
-            i += 1;
-            unique = format!("{name}.{i}");
-        }
-        let log = self
-            .workdir
-            .join(format!("{}.log", unique.replace('/', "_")));
-        let p = Proc::spawn(&unique, cmd, &log)?;
-        procs.push(p.clone());
-        Ok(p)
-    }
-}
 
 pub struct Lab {
     shared: Arc<Shared>,
     kept: bool,
-}
-
-/// What a kept lab left running, for the user and for [`sweep::clean_kept`].
-#[derive(Debug, Clone, Default)]
-pub struct Kept {
-    pub prefix: String,
-    pub namespaces: Vec<String>,
-    pub pins: Vec<PathBuf>,
-    pub workdir: PathBuf,
-    pub pids: Vec<u32>,
 }
 
 impl Lab {
@@ -215,15 +178,4 @@ impl Drop for Lab {
             self.cleanup();
         }
     }
-}
-
-/// Poison-tolerant: cleanup runs in Drop, often while a test is already
-/// unwinding, and must not turn that into an abort.
-fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Parent of all lab work directories.
-pub(crate) fn work_root() -> PathBuf {
-    std::env::temp_dir().join("lvs-lab")
 }

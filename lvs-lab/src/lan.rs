@@ -23,7 +23,7 @@
 //! (on `all` and `eth0`), so only the director answers ARP for it. IPv6 has
 //! no such knob and needs none: the kernel answers neighbour solicitations
 //! only for addresses of the receiving link, and `lo` takes no part in NDP
-//! (the lab tests in `lvs-lab/tests/lan.rs` check both).
+//! (the lab tests in `lvs-lab/tests/it/lan.rs` check both).
 //!
 //! [`RoutedLab`]: the seed's NAT director with a router on each side, so
 //! that ICMP errors come from a third party:
@@ -822,13 +822,6 @@ pub fn parse_mac(s: &str) -> Result<Mac> {
     v.try_into().map_err(|_| anyhow!("bad MAC {s:?}"))
 }
 
-pub fn mac_str(m: &Mac) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
 fn parse_route_mtu(out: &str) -> Option<u32> {
     let w: Vec<&str> = out.split_whitespace().collect();
     w.windows(2)
@@ -1283,6 +1276,7 @@ impl Drop for UdpSized {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::packet::mac_str;
 
     #[test]
     fn route_get_mtu() {

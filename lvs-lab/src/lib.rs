@@ -26,15 +26,18 @@ mod names;
 mod netns;
 pub mod packet;
 mod process;
+mod registry;
 pub mod seed;
 pub mod servers;
 mod sweep;
+pub mod xdpns;
 
 pub use bpffs::{bpffs_mounted, ensure_bpffs, remove_pins, BPFFS};
-pub use lab::{Kept, Lab};
+pub use lab::Lab;
 pub use link::MAX_IFNAME;
 pub use netns::{Netns, NETNS_DIR};
 pub use process::{check_output, run_timeout, Proc, RUN_TIMEOUT, STOP_GRACE};
+pub use registry::Kept;
 pub use sweep::{clean_kept, kept_records, sweep_stale};
 
 pub fn is_root() -> bool {

@@ -19,8 +19,8 @@ use std::{
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::{
-    lab::Shared,
     process::{self, Proc, RUN_TIMEOUT},
+    registry::Shared,
 };
 
 pub const NETNS_DIR: &str = "/run/netns";
@@ -195,6 +195,17 @@ impl Netns {
             args.push("nodad");
         }
         self.ip(&args).map(drop)
+    }
+
+    /// The interface index of `dev` in this namespace.
+    pub fn ifindex(&self, dev: &str) -> Result<u32> {
+        let name = std::ffi::CString::new(dev)?;
+        // SAFETY: a valid NUL-terminated name.
+        let i = self.enter(move || unsafe { libc::if_nametoindex(name.as_ptr()) })?;
+        if i == 0 {
+            bail!("no interface {dev} in {}", self.name);
+        }
+        Ok(i)
     }
 
     pub fn link_up(&self, dev: &str) -> Result<()> {

@@ -17,6 +17,14 @@ pub const ACK: u8 = 0x10;
 
 pub type Mac = [u8; 6];
 
+/// `aa:bb:…`, as `ip link` and `ip neigh` take and print it.
+pub fn mac_str(m: &Mac) -> String {
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 /// One's-complement sum of big-endian 16-bit words.
 fn sum16(data: &[u8], mut acc: u32) -> u32 {
     let mut chunks = data.chunks_exact(2);
@@ -384,6 +392,11 @@ mod tests {
 
     fn v4(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn mac_strings() {
+        assert_eq!(mac_str(&crate::xdpns::mac::DIR_EXT), "02:00:00:00:47:80");
     }
 
     #[test]

@@ -10,10 +10,9 @@ use std::{
 use anyhow::{Context, Result};
 
 use crate::{
-    bpffs,
-    lab::{work_root, Kept},
-    names, netns,
+    bpffs, names, netns,
     process::{self, STOP_GRACE},
+    registry::{work_root, Kept},
 };
 
 const KEPT_DIR: &str = "/run/lvs-lab/kept";

@@ -3,12 +3,13 @@
 //! upkeep, the real servers' TUN decapsulation, and the benchmarks.
 
 pub mod adm;
-pub mod bench;
 pub mod decap;
 pub mod loader;
 pub mod model;
 pub mod neigh;
 pub mod progtest;
 pub mod schedtab;
+pub mod stats;
 pub mod sweeper;
 pub mod tables;
+pub mod testbed;

@@ -30,8 +30,6 @@ use crate::{
 /// The director and pass-through objects, built by `build.rs`.
 static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
 static PASS_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_PASS"));
-/// Baseline programs for `cargo xtask bench` (`bench_drop`, `bench_swap`).
-pub static BENCH_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_BENCH"));
 
 /// Map sizes; each is an option of `lvs load`.
 #[derive(Clone, Copy, Debug)]

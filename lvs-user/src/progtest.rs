@@ -1,20 +1,11 @@
-//! Running XDP programs on crafted frames with BPF_PROG_TEST_RUN, and
-//! reading the director's counters: shared by the tests, the benchmarks
-//! and `lvs stats`.
+//! Running XDP programs on crafted frames with BPF_PROG_TEST_RUN: the one
+//! caller of the syscall, for the sweeper (`conn_expire`, `conn_fix`), the
+//! tests and the benchmarks (single runs, repeats and live frames).
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use aya::{
-    maps::{Map, MapData, PerCpuArray},
-    programs::{TestRun, TestRunOptions, Xdp},
-};
-use lvs_common::counters;
-
-use crate::tables::names;
+use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
 
 /// `struct xdp_md` for BPF_PROG_TEST_RUN: data, data_end, data_meta,
 /// ingress_ifindex, rx_queue_index, egress_ifindex (native endianness).
@@ -38,7 +29,7 @@ pub struct RunOut {
 }
 
 /// Runs `prog` on `frame` as received on `ifindex`, `repeat` times, in the
-/// calling thread's namespace.
+/// calling thread's namespace; the output frame only with `want_out`.
 pub fn test_run(
     prog: &Xdp,
     frame: &[u8],
@@ -46,11 +37,40 @@ pub fn test_run(
     repeat: u32,
     want_out: bool,
 ) -> Result<RunOut> {
+    run(prog, frame, ifindex, repeat, want_out, None)
+}
+
+/// Sends `frame` `repeat` times as live frames (BPF_F_TEST_XDP_LIVE_FRAMES,
+/// in batches of `batch`) from `ifindex`: what `prog` returns is carried
+/// out (XDP_TX transmits, XDP_REDIRECT redirects), so this generates
+/// traffic in the kernel.
+pub fn test_run_live(
+    prog: &Xdp,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    batch: u32,
+) -> Result<RunOut> {
+    run(prog, frame, ifindex, repeat, false, Some(batch))
+}
+
+fn run(
+    prog: &Xdp,
+    frame: &[u8],
+    ifindex: u32,
+    repeat: u32,
+    want_out: bool,
+    live_batch: Option<u32>,
+) -> Result<RunOut> {
     let ctx = xdp_md(ifindex, frame.len());
     let mut out = if want_out {
         Some(vec![0u8; frame.len() + 256])
     } else {
         None
+    };
+    let attrs = match live_batch {
+        Some(b) => TestRunAttrs::new().xdp_live_frames(b),
+        None => TestRunAttrs::new(),
     };
     let start = Instant::now();
     let r = prog
@@ -59,6 +79,7 @@ pub fn test_run(
             data_out: out.as_deref_mut(),
             ctx_in: Some(&ctx),
             repeat,
+            attrs,
             ..Default::default()
         })
         .map_err(|e| anyhow!("BPF_PROG_TEST_RUN: {e}"))?;
@@ -72,17 +93,6 @@ pub fn test_run(
         kernel_ns: r.duration.as_nanos() as u32,
         out,
     })
-}
-
-/// The director's global counters, summed over CPUs.
-pub fn read_counters(pin: &Path) -> Result<[u64; counters::COUNT as usize]> {
-    let m = MapData::from_pin(pin.join(names::COUNTERS))?;
-    let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(m))?;
-    let mut out = [0u64; counters::COUNT as usize];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = c.get(&(i as u32), 0)?.iter().sum();
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use std::{
 use anyhow::{anyhow, Context, Result};
 use aya::{
     maps::{Array, HashMap, MapData},
-    programs::{TestRun, TestRunOptions, Xdp},
+    programs::Xdp,
     Ebpf,
 };
 use lvs_common::{
@@ -95,13 +95,11 @@ fn run(bpf: &Ebpf, prog: &str, input: &[u8]) -> Result<u32> {
         .try_into()?;
     let mut frame = [0u8; 64];
     frame[..input.len()].copy_from_slice(input);
-    let r = p
-        .test_run(TestRunOptions {
-            data_in: Some(&frame),
-            ..Default::default()
-        })
+    // Ifindex 0: the frame arrives on no device; these programs only read
+    // their input and update maps.
+    let r = crate::progtest::test_run(p, &frame, 0, 1, false)
         .with_context(|| format!("running {prog}"))?;
-    Ok(r.return_value)
+    Ok(r.action)
 }
 
 impl Sweeper {

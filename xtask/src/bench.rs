@@ -1,6 +1,7 @@
-//! `cargo xtask bench [--quick]`: builds the release binaries (the eBPF
-//! objects with them) and runs `lvs-bench`, which writes the report and the
-//! plot to `bench-results/` (see `lvs::bench`).
+//! `cargo xtask bench [--quick]`: builds the release binaries (lvs, lvsadm
+//! and the lvs-bench crate's `lvs-bench`, the eBPF objects with them) and
+//! runs `lvs-bench`, which writes the report and the
+//! plot to `bench-results/` (see the lvs-bench crate).
 
 use std::{path::PathBuf, process::Command};
 
@@ -32,7 +33,7 @@ pub fn run(opts: Opts) -> Result<()> {
     }
     let dir = match &opts.bin_dir {
         Some(d) => std::fs::canonicalize(d).with_context(|| d.display().to_string())?,
-        None => build::run()?.dir(),
+        None => build::run_packages(&["lvs-user", "lvs-bench"])?.dir(),
     };
     let bench = dir.join("lvs-bench");
     if !bench.is_file() {

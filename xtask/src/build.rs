@@ -1,5 +1,6 @@
-//! The release binaries. lvs-user's build script compiles the eBPF object
-//! (with nightly and bpf-linker) and embeds it, so one cargo call does all.
+//! The release binaries. The build scripts of lvs-user and lvs-bench
+//! compile the eBPF objects they embed (with nightly and bpf-linker), so
+//! one cargo call does all.
 
 use std::path::PathBuf;
 
@@ -31,13 +32,21 @@ impl Bins {
     }
 }
 
+/// `lvs` and `lvsadm`.
 pub fn run() -> Result<Bins> {
+    run_packages(&["lvs-user"])
+}
+
+/// The release binaries of `packages` (which include lvs-user).
+pub fn run_packages(packages: &[&str]) -> Result<Bins> {
     setup::run(setup::Verbosity::Quiet)?;
-    cmd::run(cmd::cargo().current_dir(cmd::repo_root()).args([
-        "build",
-        "--release",
-        "-p",
-        "lvs-user",
-    ]))?;
+    let mut cargo = cmd::cargo();
+    cargo
+        .current_dir(cmd::repo_root())
+        .args(["build", "--release"]);
+    for p in packages {
+        cargo.args(["-p", p]);
+    }
+    cmd::run(&mut cargo)?;
     Bins::in_dir(cmd::target_dir().join("release"))
 }

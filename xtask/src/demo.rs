@@ -421,7 +421,7 @@ fn wait_for_macs(lab: &DemoLab) -> Result<usize> {
     for i in 0..lab.rs().len() {
         let ip = lab.rs_ip(i);
         match lab.director().wait_neigh(ip.into(), Duration::from_secs(5)) {
-            Ok(mac) => println!("{ip} is at {}", lan::mac_str(&mac)),
+            Ok(mac) => println!("{ip} is at {}", lvs_lab::packet::mac_str(&mac)),
             Err(e) => {
                 failures += 1;
                 println!("FAILED: {e:#}");

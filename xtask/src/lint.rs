@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::{bpf_cargo, cmd, setup};
+use crate::{cmd, setup};
 
 pub fn run() -> Result<()> {
     setup::run(setup::Verbosity::Quiet)?;
@@ -27,7 +27,7 @@ pub fn check() -> Result<()> {
         "-D",
         "warnings",
     ]);
-    let mut bpf = bpf_cargo::command(&root, "clippy");
+    let mut bpf = lvs_ebpf_build::command("clippy");
     bpf.args(["--", "-D", "warnings"]);
     // All three, so one run reports every kind of finding.
     let failed: Vec<&str> = [

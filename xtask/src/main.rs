@@ -1,9 +1,6 @@
 //! `cargo xtask …`: set up, build, demo and test lvs-xdp.
 
 mod bench;
-// The lvs-ebpf cargo command line, shared with lvs-user's build script.
-#[path = "../../lvs-user/bpf_cargo.rs"]
-mod bpf_cargo;
 mod build;
 mod cmd;
 mod demo;

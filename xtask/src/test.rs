@@ -39,8 +39,8 @@ fn run_inner(args: &[String]) -> Result<ExitCode> {
         .take_while(|a| *a != "--")
         .any(|a| a.starts_with("-p") || a.starts_with("--package"));
     if !picks_packages {
-        // lvs-ebpf only builds for the BPF target (lvs-user's build script
-        // does that), never for the host.
+        // lvs-ebpf only builds for the BPF target (the build scripts of
+        // lvs-user and lvs-bench do that), never for the host.
         cargo.args(["--workspace", "--exclude", "lvs-ebpf"]);
     }
     cargo.arg("--no-fail-fast").args(args);

@@ -9,7 +9,7 @@ use lvs::{
     decap,
     loader::{self, LoadOpts, Sizes, TunnelOpts},
     model::STATE_NAMES,
-    progtest, tables,
+    stats, tables,
 };
 use lvs_common::counters;
 
@@ -120,7 +120,7 @@ fn parse_timeout(s: &str) -> Result<(u8, u32), String> {
 
 /// `lvs stats`: the data path's global counters, one per line.
 fn print_counters(dir: &Path) -> Result<()> {
-    let values = progtest::read_counters(dir)
+    let values = stats::read_counters(dir)
         .with_context(|| format!("cannot read counters under {}", dir.display()))?;
     let mut out = String::new();
     for (name, v) in counters::NAMES.iter().zip(values) {

@@ -1,0 +1,22 @@
+//! lvs-user's integration tests as one binary (one link, one process whose
+//! test threads share the machine's cores), a module per feature. Tests
+//! that build namespaces need root and are skipped, loudly, without it.
+//!
+//! `common` holds the shared set-ups: the namespace labs with `lvs load`
+//! running (`common`), and the BPF_PROG_TEST_RUN fixture (`common::xdp`).
+
+mod common;
+
+mod capacity;
+mod conns;
+mod dr;
+mod icmp;
+mod ipv6;
+mod lvsadm;
+mod mixed;
+mod nat;
+mod persist;
+mod prog_run;
+mod sched;
+mod static_neigh;
+mod tunnel;

@@ -1,0 +1,872 @@
+//! Crafted frames through BPF_PROG_TEST_RUN: the director's exact output
+//! bytes for the forward and reply NAT paths, and the documented rule that
+//! malformed frames are passed untouched.
+//!
+//! The program runs inside a namespace of the test's own with fixed MACs and
+//! permanent neighbour entries, so `bpf_fib_lookup` gives known answers.
+
+use std::net::IpAddr;
+
+use lvs::{
+    model::{Method, Proto, RealServer, Scheduler, ServiceAddr, VirtualService},
+    tables::Tables,
+};
+use lvs_common::counters;
+use lvs_lab::{
+    packet::*,
+    require_root,
+    xdpns::{mac, Plan},
+};
+
+use crate::common::xdp::{fixture_with, sh, Fixture, Run, XDP_PASS, XDP_REDIRECT};
+
+const CLIENT_MAC: Mac = mac::CLIENT;
+const DIR_EXT_MAC: Mac = mac::DIR_EXT;
+const DIR_INT_MAC: Mac = mac::DIR_INT;
+const RS_MAC: Mac = mac::RS;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// The seed plan's namespace (the director's two links, fixed MACs and
+/// permanent neighbours for the client and the real server) with the
+/// director loaded and three NAT services: TCP VIP:80 and UDP VIP:53 to
+/// 192.168.211.129 (:8080, :5353) and TCP [2001:db8:47::128]:80 to
+/// [2001:db8:211::129]:8080.
+fn fixture() -> Fixture {
+    let f = fixture_with("pr", &Plan::seed(), Default::default());
+    let vip = ip("192.168.47.128");
+    let mut tcp = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Tcp,
+            addr: vip,
+            port: 80,
+        },
+        Scheduler::Rr,
+    );
+    tcp.reals.push(RealServer::new(
+        ip("192.168.211.129"),
+        8080,
+        Method::Masq,
+        1,
+    ));
+    let mut udp = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Udp,
+            addr: vip,
+            port: 53,
+        },
+        Scheduler::Rr,
+    );
+    udp.reals.push(RealServer::new(
+        ip("192.168.211.129"),
+        5353,
+        Method::Masq,
+        1,
+    ));
+    let mut tcp6 = VirtualService::new(
+        ServiceAddr {
+            proto: Proto::Tcp,
+            addr: ip("2001:db8:47::128"),
+            port: 80,
+        },
+        Scheduler::Rr,
+    );
+    tcp6.reals.push(RealServer::new(
+        ip("2001:db8:211::129"),
+        8080,
+        Method::Masq,
+        1,
+    ));
+    f.services(vec![tcp, udp, tcp6]);
+    f
+}
+
+fn client_syn() -> Frame {
+    Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 80), SYN)
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"GET / HTTP/1.0\r\n\r\n")
+}
+
+#[test]
+fn nat_forward_and_reply_rewrite_exact_bytes() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let syn = client_syn();
+    let (action, out) = f.run(&syn.build(), f.link_index("ext0"));
+    assert_eq!(
+        action, XDP_REDIRECT,
+        "forward SYN must be redirected to the internal link"
+    );
+    let mut want = syn.clone().macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    want.l4 = L4::Tcp {
+        sport: 40000,
+        dport: 8080,
+        flags: SYN,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    assert_eq!(
+        out,
+        want.build(),
+        "DNAT output differs from a freshly built frame"
+    );
+    let p = parse(&out).unwrap();
+    assert!(p.ip_csum_ok && p.l4_csum_ok);
+
+    let reply = Frame::tcp(
+        (ip("192.168.211.129"), 8080),
+        (ip("192.168.47.1"), 40000),
+        SYN | ACK,
+    )
+    .macs(RS_MAC, DIR_INT_MAC)
+    .payload(b"HTTP/1.0 200 OK\r\n\r\nhao2\n");
+    let (action, out) = f.run(&reply.build(), f.link_index("int0"));
+    assert_eq!(
+        action, XDP_REDIRECT,
+        "reply must be redirected to the external link"
+    );
+    let mut want = reply.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    want.l4 = L4::Tcp {
+        sport: 80,
+        dport: 40000,
+        flags: SYN | ACK,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    assert_eq!(out, want.build(), "reverse NAT output differs");
+    assert_eq!(f.counter(counters::NAT_FWD), 1);
+    assert_eq!(f.counter(counters::NAT_REPLY), 1);
+
+    // The established flow keeps its real server; a non-SYN without a
+    // connection goes to the director's stack untouched.
+    let ack = Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 80), ACK)
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
+    assert_eq!(f.run(&ack.build(), f.link_index("ext0")).0, XDP_REDIRECT);
+    let stray = Frame::tcp((ip("192.168.47.1"), 40001), (ip("192.168.47.128"), 80), ACK)
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
+    let (action, out) = f.run(&stray.build(), f.link_index("ext0"));
+    assert_eq!((action, out), (XDP_PASS, stray.build()));
+}
+
+#[test]
+fn udp_checksums_including_zero() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    for no_csum in [false, true] {
+        let mut q = Frame::udp(
+            (ip("192.168.47.1"), 33000 + no_csum as u16),
+            (ip("192.168.47.128"), 53),
+        )
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"query");
+        q.udp_no_csum = no_csum;
+        let (action, out) = f.run(&q.build(), f.link_index("ext0"));
+        assert_eq!(action, XDP_REDIRECT);
+        let mut want = q.clone().macs(DIR_INT_MAC, RS_MAC);
+        want.dst = ip("192.168.211.129");
+        want.l4 = L4::Udp {
+            sport: 33000 + no_csum as u16,
+            dport: 5353,
+        };
+        assert_eq!(out, want.build(), "udp_no_csum={no_csum}");
+        if no_csum {
+            let p = parse(&out).unwrap();
+            assert_eq!(
+                &out[p.l4_off + 6..p.l4_off + 8],
+                &[0, 0],
+                "a zero UDP checksum stays zero"
+            );
+        }
+    }
+}
+
+#[test]
+fn non_service_traffic_passes_untouched() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    for frame in [
+        Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 22), SYN),
+        Frame::udp((ip("192.168.47.1"), 40000), (ip("192.168.47.128"), 54)),
+        Frame::tcp((ip("192.168.47.1"), 40000), (ip("192.168.47.129"), 80), SYN),
+    ] {
+        let b = frame.macs(CLIENT_MAC, DIR_EXT_MAC).build();
+        assert_eq!(f.run(&b, f.link_index("ext0")), (XDP_PASS, b));
+    }
+    // ARP and ICMP echo.
+    let mut arp = vec![0xffu8; 6];
+    arp.extend_from_slice(&CLIENT_MAC);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0u8; 28]);
+    assert_eq!(f.run(&arp, f.link_index("ext0")), (XDP_PASS, arp.clone()));
+    let mut icmp = client_syn().build();
+    icmp[23] = 1;
+    assert_eq!(f.run(&icmp, f.link_index("ext0")), (XDP_PASS, icmp.clone()));
+}
+
+#[test]
+fn malformed_frames_pass_untouched() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let good = client_syn().build();
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    cases.push(("ethernet header only", good[..14].to_vec()));
+    cases.push(("truncated IPv4 header", good[..14 + 12].to_vec()));
+    cases.push(("truncated TCP header", good[..14 + 20 + 10].to_vec()));
+    let mut ihl4 = good.clone();
+    ihl4[14] = 0x44;
+    cases.push(("IHL < 5", ihl4));
+    let mut long = good.clone();
+    long[16..18].copy_from_slice(&2000u16.to_be_bytes());
+    cases.push(("total length beyond frame", long));
+    let mut mf = good.clone();
+    mf[20] = 0x20; // MF
+    cases.push(("first fragment", mf));
+    let mut off = good.clone();
+    off[20..22].copy_from_slice(&0x0010u16.to_be_bytes());
+    cases.push(("later fragment", off));
+    let mut doff = good.clone();
+    doff[14 + 20 + 12] = 0x40;
+    cases.push(("TCP data offset < 5", doff));
+    let mut ver = good.clone();
+    ver[14] = 0x65;
+    cases.push(("IP version 6 in an IPv4 frame", ver));
+    let before = f.counter(counters::MALFORMED) + f.counter(counters::FRAGMENT);
+    for (name, frame) in &cases {
+        let (action, out) = f.run(frame, f.link_index("ext0"));
+        assert_eq!(action, XDP_PASS, "{name}");
+        assert_eq!(&out, frame, "{name}: must not be modified");
+    }
+    let after = f.counter(counters::MALFORMED) + f.counter(counters::FRAGMENT);
+    assert_eq!(
+        after - before,
+        cases.len() as u64,
+        "each case is counted as malformed or fragment"
+    );
+    // Nothing was forwarded or scheduled.
+    assert_eq!(f.counter(counters::NEW_CONN), 0);
+}
+
+#[test]
+fn rr_alternates_and_wrr_follows_its_sequence() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    let tcp = &mut snap.services[0];
+    tcp.reals.push(RealServer::new(
+        ip("192.168.211.130"),
+        8080,
+        Method::Masq,
+        1,
+    ));
+    t.commit(&snap).unwrap();
+    f.ns.sh(&format!(
+        "ip neigh replace 192.168.211.130 lladdr {} dev int0 nud permanent",
+        mac_str(&RS_MAC)
+    ))
+    .unwrap();
+    let mut dsts = Vec::new();
+    for port in 0..6u16 {
+        let syn = Frame::tcp(
+            (ip("192.168.47.1"), 41000 + port),
+            (ip("192.168.47.128"), 80),
+            SYN,
+        )
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
+        let (action, out) = f.run(&syn.build(), f.link_index("ext0"));
+        assert_eq!(action, XDP_REDIRECT);
+        dsts.push(parse(&out).unwrap().dst.to_string());
+    }
+    for w in dsts.windows(2) {
+        assert_ne!(w[0], w[1], "{dsts:?}");
+    }
+
+    // wrr 3:1 walks IPVS's cycle A A A B, continuing from the shared
+    // position (six connections scheduled so far).
+    let mut snap = t.snapshot().unwrap();
+    let tcp = &mut snap.services[0];
+    tcp.sched = Scheduler::Wrr;
+    tcp.reals[0].weight = 3;
+    t.commit(&snap).unwrap();
+    let cycle = [
+        "192.168.211.129",
+        "192.168.211.129",
+        "192.168.211.129",
+        "192.168.211.130",
+    ];
+    for i in 0..8u16 {
+        let syn = Frame::tcp(
+            (ip("192.168.47.1"), 42000 + i),
+            (ip("192.168.47.128"), 80),
+            SYN,
+        )
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
+        let (_, out) = f.run(&syn.build(), f.link_index("ext0"));
+        assert_eq!(
+            parse(&out).unwrap().dst.to_string(),
+            cycle[(6 + i as usize) % 4],
+            "connection {i}"
+        );
+    }
+}
+
+/// Replaces the TCP service's real server by one with `method`.
+fn set_method(f: &Fixture, method: Method) {
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals[0].method = method;
+    t.commit(&snap).unwrap();
+}
+
+#[test]
+fn tun_encapsulates_exactly_and_answers_too_big() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    set_method(&f, Method::Tunnel);
+    let syn = client_syn();
+    let inner = syn.build();
+    let (action, out) = f.run(&inner, f.link_index("ext0"));
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(out.len(), inner.len() + 20);
+    // Ethernet towards the real server, then the outer header, then the
+    // client's IP packet unchanged.
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIR_INT_MAC);
+    assert_eq!(&out[12..14], &[0x08, 0x00]);
+    let mut outer = ipv4_header(
+        "192.168.211.128".parse().unwrap(),
+        "192.168.211.129".parse().unwrap(),
+        4,
+        inner.len() - 14,
+        64,
+        0,
+        true,
+    );
+    outer[1] = inner[15];
+    assert_eq!(
+        &out[14..34],
+        &outer,
+        "outer IPv4 header (source: the egress link's address)"
+    );
+    assert_eq!(&out[34..], &inner[14..], "inner packet unchanged");
+
+    // A path MTU below packet + 20 with DF: ICMP "fragmentation needed"
+    // back to the client, quoting its header, with the MTU minus 20.
+    sh(&f.ns, "ip link set int0 mtu 1000");
+    let big = client_syn().payload(&[0x55; 1000]).build();
+    let (action, out) = f.run(&big, f.link_index("ext0"));
+    assert_eq!(action, 3, "XDP_TX back to the client");
+    assert_eq!(&out[..6], &CLIENT_MAC);
+    assert_eq!(&out[6..12], &DIR_EXT_MAC);
+    let ip = &out[14..34];
+    assert_eq!(checksum(ip), 0);
+    assert_eq!(ip[9], 1);
+    assert_eq!(&ip[12..16], &[192, 168, 47, 128]);
+    assert_eq!(&ip[16..20], &[192, 168, 47, 1]);
+    let icmp = &out[34..];
+    assert_eq!(icmp.len(), 8 + 28);
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), 980);
+    assert_eq!(checksum(icmp), 0);
+    assert_eq!(&icmp[8..], &big[14..14 + 28]);
+}
+
+#[test]
+fn dr_rewrites_only_macs() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    set_method(&f, Method::Route);
+    let syn = client_syn().build();
+    let (action, out) = f.run(&syn, f.link_index("ext0"));
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIR_INT_MAC);
+    assert_eq!(&out[12..], &syn[12..]);
+}
+
+/// The first 28 bytes (IP header + 8) of a frame's IP packet, as routers
+/// quote it in an ICMP error.
+fn quote(frame: &Frame) -> Vec<u8> {
+    frame.build()[14..14 + 28].to_vec()
+}
+
+#[test]
+fn icmp_errors_of_nat_connections_are_translated() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let syn = client_syn();
+    assert_eq!(f.run(&syn.build(), f.link_index("ext0")).0, XDP_REDIRECT);
+    let ip4 = |s: &str| -> std::net::Ipv4Addr { s.parse().unwrap() };
+    let mtu = [0, 0, 0x05, 0x00];
+
+    // A router between the director and the real server cannot forward
+    // the DNATed packet: its error, sent to the client, goes back to the
+    // client with the VIP as outer source and embedded destination.
+    let mut sent = syn.clone();
+    sent.dst = ip("192.168.211.129");
+    sent.l4 = L4::Tcp {
+        sport: 40000,
+        dport: 8080,
+        flags: SYN,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    let err = icmp4_error(
+        RS_MAC,
+        DIR_INT_MAC,
+        ip4("192.168.211.1"),
+        ip4("192.168.47.1"),
+        3,
+        4,
+        mtu,
+        &quote(&sent),
+    );
+    let (action, out) = f.run(&err, f.link_index("int0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let want = icmp4_error(
+        DIR_EXT_MAC,
+        CLIENT_MAC,
+        ip4("192.168.47.128"),
+        ip4("192.168.47.1"),
+        3,
+        4,
+        mtu,
+        &quote(&syn),
+    );
+    assert_eq!(out, want, "reply-direction ICMP error, translated");
+
+    // A router between the client and the director cannot forward a reply
+    // (VIP:80 -> client): its error, sent to the VIP, reaches the real
+    // server with the real server's address as outer destination and
+    // embedded source.
+    let reply = Frame::tcp(
+        (ip("192.168.47.128"), 80),
+        (ip("192.168.47.1"), 40000),
+        SYN | ACK,
+    );
+    let err = icmp4_error(
+        CLIENT_MAC,
+        DIR_EXT_MAC,
+        ip4("192.168.47.2"),
+        ip4("192.168.47.128"),
+        3,
+        4,
+        mtu,
+        &quote(&reply),
+    );
+    let (action, out) = f.run(&err, f.link_index("ext0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut from_rs = reply.clone();
+    from_rs.src = ip("192.168.211.129");
+    from_rs.l4 = L4::Tcp {
+        sport: 8080,
+        dport: 40000,
+        flags: SYN | ACK,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    let want = icmp4_error(
+        DIR_INT_MAC,
+        RS_MAC,
+        ip4("192.168.47.2"),
+        ip4("192.168.211.129"),
+        3,
+        4,
+        mtu,
+        &quote(&from_rs),
+    );
+    assert_eq!(out, want, "forward-direction ICMP error, translated");
+
+    // Errors about unknown flows, and echo, are the director's own.
+    let other = Frame::tcp((ip("192.168.47.128"), 80), (ip("192.168.47.1"), 40999), ACK);
+    let err = icmp4_error(
+        CLIENT_MAC,
+        DIR_EXT_MAC,
+        ip4("192.168.47.2"),
+        ip4("192.168.47.128"),
+        3,
+        4,
+        mtu,
+        &quote(&other),
+    );
+    assert_eq!(f.run(&err, f.link_index("ext0")), (XDP_PASS, err.clone()));
+    let echo = icmp4_error(
+        CLIENT_MAC,
+        DIR_EXT_MAC,
+        ip4("192.168.47.1"),
+        ip4("192.168.47.128"),
+        8,
+        0,
+        [0, 1, 0, 1],
+        b"ping",
+    );
+    assert_eq!(f.run(&echo, f.link_index("ext0")), (XDP_PASS, echo.clone()));
+}
+
+#[test]
+fn ipv6_nat_forward_and_reply_exact_bytes() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    let (c, vip, rs) = (
+        ip("2001:db8:47::1"),
+        ip("2001:db8:47::128"),
+        ip("2001:db8:211::129"),
+    );
+    let syn = Frame::tcp((c, 40000), (vip, 80), SYN)
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"GET /");
+    let (action, out) = f.run(&syn.build(), f.link_index("ext0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = syn.clone().macs(DIR_INT_MAC, RS_MAC);
+    want.dst = rs;
+    want.l4 = L4::Tcp {
+        sport: 40000,
+        dport: 8080,
+        flags: SYN,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    assert_eq!(out, want.build());
+    let reply = Frame::tcp((rs, 8080), (c, 40000), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
+    let (action, out) = f.run(&reply.build(), f.link_index("int0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = reply.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = vip;
+    want.l4 = L4::Tcp {
+        sport: 80,
+        dport: 40000,
+        flags: SYN | ACK,
+        seq: 0x1000_0000,
+        ack: 0,
+    };
+    assert_eq!(out, want.build());
+    // An extension header before TCP: passed untouched (documented rule).
+    let mut ext = syn.build();
+    ext[14 + 6] = 0; // next header: hop-by-hop options
+    assert_eq!(f.run(&ext, f.link_index("ext0")), (XDP_PASS, ext.clone()));
+}
+
+// The per-CPU flow cache (`lvs-ebpf/src/flow.rs`). BPF_PROG_TEST_RUN runs
+// every frame on the calling thread's CPU, so one test's frames meet one
+// CPU's cache; the test pins itself to CPU 0 to be sure.
+
+fn pin_to_cpu0() {
+    // SAFETY: a plain sched_setaffinity on this thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+fn client_ack(sport: u16, flags: u8) -> Frame {
+    Frame::tcp(
+        (ip("192.168.47.1"), sport),
+        (ip("192.168.47.128"), 80),
+        flags,
+    )
+    .macs(CLIENT_MAC, DIR_EXT_MAC)
+    .payload(b"some data")
+}
+
+/// `f` with the TCP ports replaced.
+fn with_ports(mut f: Frame, s: u16, d: u16) -> Frame {
+    if let L4::Tcp { sport, dport, .. } = &mut f.l4 {
+        (*sport, *dport) = (s, d);
+    }
+    f
+}
+
+/// Opens a connection from client port `sport` (SYN; for NAT the real
+/// server's SYN-ACK; the client's ACK, which makes it ESTABLISHED).
+fn open(f: &Fixture, sport: u16, nat: bool) {
+    assert_eq!(
+        f.run(&client_ack(sport, SYN).build(), f.link_index("ext0"))
+            .0,
+        XDP_REDIRECT
+    );
+    if nat {
+        let synack = Frame::tcp(
+            (ip("192.168.211.129"), 8080),
+            (ip("192.168.47.1"), sport),
+            SYN | ACK,
+        )
+        .macs(RS_MAC, DIR_INT_MAC);
+        assert_eq!(f.run(&synack.build(), f.link_index("int0")).0, XDP_REDIRECT);
+    }
+    assert_eq!(
+        f.run(&client_ack(sport, ACK).build(), f.link_index("ext0"))
+            .0,
+        XDP_REDIRECT
+    );
+}
+
+/// Runs `frame` twice: the first time through the shared path (which fills
+/// the cache), the second from the cache. Both must give the same action
+/// and bytes; returns them.
+fn twice(f: &Fixture, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+    let hits = f.counter(counters::FLOW_HIT);
+    let first = f.run(frame, ifindex);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits,
+        "first run: shared path"
+    );
+    let second = cached(f, frame, ifindex);
+    assert_eq!(
+        first, second,
+        "the cache forwards exactly as the shared path"
+    );
+    first
+}
+
+/// Runs `frame`, which the cache must serve.
+fn cached(f: &Fixture, frame: &[u8], ifindex: u32) -> (u32, Vec<u8>) {
+    let hits = f.counter(counters::FLOW_HIT);
+    let out = f.run(frame, ifindex);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits + 1,
+        "served from the cache"
+    );
+    out
+}
+
+#[test]
+fn flow_cache_forwards_established_nat_exactly_both_ways() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    open(&f, 41000, true);
+    // The handshake's last ACK (the shared path) filled the slot.
+    let ack = client_ack(41000, ACK | PSH);
+    let (action, out) = cached(&f, &ack.build(), f.link_index("ext0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = with_ports(ack.clone(), 41000, 8080).macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    assert_eq!(out, want.build());
+    let p = parse(&out).unwrap();
+    assert!(p.ip_csum_ok && p.l4_csum_ok);
+
+    let reply = Frame::tcp(
+        (ip("192.168.211.129"), 8080),
+        (ip("192.168.47.1"), 41000),
+        ACK,
+    )
+    .macs(RS_MAC, DIR_INT_MAC)
+    .payload(b"an answer");
+    let (action, out) = twice(&f, &reply.build(), f.link_index("int0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = with_ports(reply.clone(), 80, 41000).macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    assert_eq!(out, want.build());
+
+    // An incremental update keeps a bad checksum bad, as IPVS's does.
+    let mut bad = ack.build();
+    bad[14 + 20 + 16] ^= 0x5a;
+    let hits = f.counter(counters::FLOW_HIT);
+    let (action, out) = f.run(&bad, f.link_index("ext0"));
+    assert_eq!(
+        (action, f.counter(counters::FLOW_HIT)),
+        (XDP_REDIRECT, hits + 1)
+    );
+    let p = parse(&out).unwrap();
+    assert!(p.ip_csum_ok && !p.l4_csum_ok);
+    let want = want_nat(&ack);
+    assert_eq!(out[..50], want[..50]);
+    assert_eq!(out[52..], want[52..]);
+}
+
+/// A client's frame as DNAT makes it.
+fn want_nat(ack: &Frame) -> Vec<u8> {
+    let L4::Tcp { sport, .. } = ack.l4 else {
+        panic!("a TCP frame")
+    };
+    let mut want = with_ports(ack.clone(), sport, 8080).macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    want.build()
+}
+
+#[test]
+fn flow_cache_serves_udp_and_dr_and_tun() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    // UDP through NAT: the forward direction always meets the shared path
+    // (after an eviction it must recreate the reply entry); the replies
+    // are served from the cache from the first one on.
+    let q = Frame::udp((ip("192.168.47.1"), 34000), (ip("192.168.47.128"), 53))
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .payload(b"query");
+    let hits = f.counter(counters::FLOW_HIT);
+    for _ in 0..2 {
+        let (action, out) = f.run(&q.build(), f.link_index("ext0"));
+        assert_eq!(action, XDP_REDIRECT);
+        let mut want = q.clone().macs(DIR_INT_MAC, RS_MAC);
+        want.dst = ip("192.168.211.129");
+        want.l4 = L4::Udp {
+            sport: 34000,
+            dport: 5353,
+        };
+        assert_eq!(out, want.build());
+    }
+    assert_eq!(f.counter(counters::FLOW_HIT), hits);
+    let a = Frame::udp((ip("192.168.211.129"), 5353), (ip("192.168.47.1"), 34000))
+        .macs(RS_MAC, DIR_INT_MAC)
+        .payload(b"answer");
+    let (action, out) = twice(&f, &a.build(), f.link_index("int0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = a.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    want.l4 = L4::Udp {
+        sport: 53,
+        dport: 34000,
+    };
+    assert_eq!(out, want.build());
+
+    // DR: only the MACs change.
+    set_method(&f, Method::Route);
+    open(&f, 42000, false);
+    let ack = client_ack(42000, ACK).build();
+    let (action, out) = cached(&f, &ack, f.link_index("ext0"));
+    assert_eq!(action, XDP_REDIRECT);
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[6..12], &DIR_INT_MAC);
+    assert_eq!(&out[12..], &ack[12..]);
+
+    // TUN: the outer header is the shared path's, byte for byte.
+    set_method(&f, Method::Tunnel);
+    open(&f, 43000, false);
+    let ack = client_ack(43000, ACK).build();
+    let (action, out) = cached(&f, &ack, f.link_index("ext0"));
+    assert_eq!(action, XDP_REDIRECT);
+    let mut outer = ipv4_header(
+        "192.168.211.128".parse().unwrap(),
+        "192.168.211.129".parse().unwrap(),
+        4,
+        ack.len() - 14,
+        64,
+        0,
+        true,
+    );
+    outer[1] = ack[15];
+    assert_eq!(&out[..6], &RS_MAC);
+    assert_eq!(&out[14..34], &outer);
+    assert_eq!(&out[34..], &ack[14..]);
+}
+
+#[test]
+fn flow_cache_leaves_state_changes_and_edits_to_the_shared_path() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    open(&f, 44000, true);
+    let ack = client_ack(44000, ACK).build();
+    cached(&f, &ack, f.link_index("ext0"));
+    let hits = f.counter(counters::FLOW_HIT);
+
+    // Weight 0 (quiescing): the next packet goes through the shared path,
+    // which keeps the established flow on its server, as IPVS does; then
+    // the cache serves it again.
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals[0].weight = 0;
+    t.commit(&snap).unwrap();
+    drop(t);
+    let (action, out) = f.run(&ack, f.link_index("ext0"));
+    assert_eq!(f.counter(counters::FLOW_HIT), hits, "an edit is rechecked");
+    assert_eq!(
+        (action, out),
+        (XDP_REDIRECT, want_nat(&client_ack(44000, ACK)))
+    );
+    assert_eq!(f.run(&ack, f.link_index("ext0")).0, XDP_REDIRECT);
+    assert_eq!(f.counter(counters::FLOW_HIT), hits + 1);
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals[0].weight = 1;
+    t.commit(&snap).unwrap();
+    drop(t);
+
+    // FIN and RST always take the shared path, and the ACKs after a FIN
+    // too: the connection is no longer established.
+    let fin = client_ack(44000, FIN | ACK).build();
+    assert_eq!(f.run(&fin, f.link_index("ext0")).0, XDP_REDIRECT);
+    assert_eq!(f.run(&ack, f.link_index("ext0")).0, XDP_REDIRECT);
+    assert_eq!(f.run(&ack, f.link_index("ext0")).0, XDP_REDIRECT);
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits + 1,
+        "after FIN: shared path"
+    );
+    let states: Vec<String> = Tables::open(&f.pin)
+        .unwrap()
+        .connections()
+        .unwrap()
+        .iter()
+        .filter(|c| c.client.port() == 44000)
+        .map(|c| c.state.to_string())
+        .collect();
+    assert_eq!(states, ["CLOSE_WAIT"], "the FIN moved the state");
+
+    open(&f, 45000, true);
+    let ack = client_ack(45000, ACK).build();
+    cached(&f, &ack, f.link_index("ext0"));
+    let hits = f.counter(counters::FLOW_HIT);
+    let rst = client_ack(45000, RST).build();
+    assert_eq!(f.run(&rst, f.link_index("ext0")).0, XDP_REDIRECT);
+    f.run(&ack, f.link_index("ext0"));
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits,
+        "after RST: shared path"
+    );
+
+    // A removed real server: its connections' next packets meet the
+    // shared path's rule, not a stale slot.
+    open(&f, 46000, true);
+    let ack = client_ack(46000, ACK).build();
+    cached(&f, &ack, f.link_index("ext0"));
+    let hits = f.counter(counters::FLOW_HIT);
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    snap.services[0].reals.clear();
+    t.commit(&snap).unwrap();
+    drop(t);
+    f.run(&ack, f.link_index("ext0"));
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits,
+        "a removal is rechecked"
+    );
+}

@@ -28,11 +28,11 @@ use lvs_lab::xdpns::{Plan, XdpNs};
 
 use crate::{frames::*, sysinfo};
 
-pub const XDP_ABORTED: u32 = 0;
-pub const XDP_DROP: u32 = 1;
-pub const XDP_PASS: u32 = 2;
-pub const XDP_TX: u32 = 3;
-pub const XDP_REDIRECT: u32 = 4;
+pub const XDP_ABORTED: u32 = lvs_common::xdp::ABORTED;
+pub const XDP_DROP: u32 = lvs_common::xdp::DROP;
+pub const XDP_PASS: u32 = lvs_common::xdp::PASS;
+pub const XDP_TX: u32 = lvs_common::xdp::TX;
+pub const XDP_REDIRECT: u32 = lvs_common::xdp::REDIRECT;
 
 pub fn action_name(a: u32) -> &'static str {
     match a {

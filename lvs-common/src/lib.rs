@@ -10,6 +10,7 @@
 pub mod counters;
 pub mod csum;
 pub mod hash;
+pub mod tcp;
 
 /// `family` codes, as the kernel's `AF_*`.
 pub const AF_INET: u8 = 2;
@@ -148,6 +149,23 @@ pub struct FlowKey {
     pub _pad: [u8; 2],
 }
 
+impl FlowKey {
+    /// The real-server-side tuple (key of `REPLIES`) of the client-side
+    /// tuple `client` of a NAT connection to `addr`:`port`.
+    #[inline(always)]
+    pub fn reply_of(client: &FlowKey, addr: &[u32; 4], port: u16) -> FlowKey {
+        FlowKey {
+            src: *addr,
+            dst: client.src,
+            sport: port,
+            dport: client.sport,
+            proto: client.proto,
+            family: client.family,
+            _pad: [0; 2],
+        }
+    }
+}
+
 /// Value of `CONNS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -213,6 +231,61 @@ pub struct RealConns {
     /// Connections the sweeper found missing from `CONNS` (LRU evictions)
     /// and took off the counts.
     pub evicted: u64,
+}
+
+/// IPVS's connection thresholds (`-x` upper, `-y` lower) with their
+/// hysteresis: a server reaching `upper` connections (active + inactive,
+/// `total`) is overloaded until it falls below `lower`, or below 3/4 of
+/// `upper` when no lower threshold is set. `upper == 0`: no thresholds.
+/// Returns (takes new connections, overloaded after this look).
+#[inline(always)]
+pub fn threshold_rule(total: u64, overloaded: bool, upper: u32, lower: u32) -> (bool, bool) {
+    let upper = upper as u64;
+    if upper == 0 {
+        return (true, false);
+    }
+    if !overloaded {
+        return if total >= upper {
+            (false, true)
+        } else {
+            (true, false)
+        };
+    }
+    let lower = if lower > 0 {
+        lower as u64
+    } else {
+        upper * 3 / 4
+    };
+    if total >= lower {
+        (false, true)
+    } else {
+        (true, false)
+    }
+}
+
+/// Input of the sweeper's `conn_fix` program (BPF_PROG_TEST_RUN data):
+/// take `amount` connections the LRU evicted unseen off real server
+/// `real`'s count.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnFix {
+    pub real: u32,
+    /// [`FIX_ACTIVE`] or [`FIX_INACTIVE`].
+    pub kind: u32,
+    pub amount: u64,
+}
+
+pub const FIX_ACTIVE: u32 = 0;
+pub const FIX_INACTIVE: u32 = 1;
+
+/// XDP actions, as the programs return them and userspace reads them from
+/// BPF_PROG_TEST_RUN.
+pub mod xdp {
+    pub const ABORTED: u32 = 0;
+    pub const DROP: u32 = 1;
+    pub const PASS: u32 = 2;
+    pub const TX: u32 = 3;
+    pub const REDIRECT: u32 = 4;
 }
 
 /// Key of `PERSIST`: a persistence template (`-p`, `-M`).
@@ -353,6 +426,12 @@ mod pod {
     unsafe impl aya::Pod for Persist {}
     unsafe impl aya::Pod for LblcKey {}
     unsafe impl aya::Pod for Lblc {}
+    unsafe impl aya::Pod for ConnFix {}
+    // The sweeper's BPF_PROG_TEST_RUN inputs, as bytes.
+    unsafe impl bytemuck::Zeroable for FlowKey {}
+    unsafe impl bytemuck::Pod for FlowKey {}
+    unsafe impl bytemuck::Zeroable for ConnFix {}
+    unsafe impl bytemuck::Pod for ConnFix {}
 }
 
 #[cfg(test)]
@@ -395,7 +474,41 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_have_ipvs_hysteresis() {
+        assert_eq!(threshold_rule(1000, false, 0, 0), (true, false));
+        assert_eq!(threshold_rule(9, false, 10, 5), (true, false));
+        assert_eq!(threshold_rule(10, false, 10, 5), (false, true));
+        // Overloaded: until below the lower threshold...
+        assert_eq!(threshold_rule(6, true, 10, 5), (false, true));
+        assert_eq!(threshold_rule(5, true, 10, 5), (false, true));
+        assert_eq!(threshold_rule(4, true, 10, 5), (true, false));
+        // ...or below 3/4 of the upper one without a lower threshold.
+        assert_eq!(threshold_rule(75, true, 100, 0), (false, true));
+        assert_eq!(threshold_rule(74, true, 100, 0), (true, false));
+    }
+
+    #[test]
+    fn reply_keys_swap_to_the_real_server_side() {
+        let client = FlowKey {
+            src: [1, 0, 0, 0],
+            dst: [2, 0, 0, 0],
+            sport: 1000,
+            dport: 80,
+            proto: PROTO_TCP,
+            family: AF_INET,
+            _pad: [0; 2],
+        };
+        let r = FlowKey::reply_of(&client, &[3, 0, 0, 0], 8080);
+        assert_eq!(
+            (r.src, r.dst, r.sport, r.dport),
+            ([3, 0, 0, 0], [1, 0, 0, 0], 8080, 1000)
+        );
+        assert_eq!((r.proto, r.family), (PROTO_TCP, AF_INET));
+    }
+
+    #[test]
     fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<ConnFix>(), 16);
         assert_eq!(size_of::<ServiceKey>(), 20);
         assert_eq!(size_of::<Service>(), 44);
         assert_eq!(size_of::<Real>(), 44);

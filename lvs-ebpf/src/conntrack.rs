@@ -10,85 +10,20 @@
 //! uncounts and deletes it.
 
 use lvs_common::{
-    state, Conn, FlowKey, Real, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_NOOUTPUT, CONN_STATE_MASK,
+    state, tcp, Conn, FlowKey, Real, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_NOOUTPUT, CONN_STATE_MASK,
     CONN_TOUCH_NS, METHOD_MASQ, PROTO_TCP, REAL_F_IN_USE,
 };
 
 use crate::{
     atomic,
     maps::{CONFIG, CONNS, REALS, REAL_CONNS, REPLIES},
-    parse::{Packet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
+    parse::Packet,
 };
 
 /// A TCP SYN that opens a connection (not a SYN-ACK).
 #[inline(always)]
 pub fn is_syn(p: &Packet) -> bool {
-    p.key.proto == PROTO_TCP && p.tcp_flags & (TCP_SYN | TCP_ACK | TCP_RST) == TCP_SYN
-}
-
-// IPVS's TCP state table: [direction][event][state] -> state. Directions:
-// client -> server, server -> client, and client -> server of a DR/TUN
-// connection whose replies the director never sees.
-const ES: u8 = state::ESTABLISHED;
-const SS: u8 = state::SYN_SENT;
-const SR: u8 = state::SYN_RECV;
-const FW: u8 = state::FIN_WAIT;
-const TW: u8 = state::TIME_WAIT;
-const CL: u8 = state::CLOSE;
-const CW: u8 = state::CLOSE_WAIT;
-const LA: u8 = state::LAST_ACK;
-const LI: u8 = state::LISTEN;
-
-const DIR_INPUT: usize = 0;
-const DIR_OUTPUT: usize = 1;
-const DIR_INPUT_ONLY: usize = 2;
-
-#[rustfmt::skip]
-static TCP_STATES: [[[u8; 11]; 4]; 3] = [
-    [
-        /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
-        /*fin*/ [CL, CW, SS, TW, TW, TW, CL, CW, LA, LI, TW],
-        /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
-        /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, SR],
-    ],
-    [
-        /*syn*/ [SS, ES, SS, SR, SS, SS, SS, SS, SS, LI, SR],
-        /*fin*/ [TW, FW, SS, TW, FW, TW, CL, TW, LA, LI, TW],
-        /*ack*/ [ES, ES, SS, ES, FW, TW, CL, CW, LA, ES, ES],
-        /*rst*/ [CL, CL, SS, CL, CL, TW, CL, CL, CL, CL, CL],
-    ],
-    [
-        /*syn*/ [SR, ES, ES, SR, SR, SR, SR, SR, SR, SR, SR],
-        /*fin*/ [CL, FW, SS, TW, FW, TW, CL, CW, LA, LI, TW],
-        /*ack*/ [CL, ES, SS, ES, FW, TW, CL, CW, CL, LI, ES],
-        /*rst*/ [CL, CL, CL, SR, CL, CL, CL, CL, LA, LI, CL],
-    ],
-];
-
-/// IPVS's event of a segment: RST, then SYN, then FIN, then ACK.
-#[inline(always)]
-fn tcp_event(flags: u8) -> Option<usize> {
-    if flags & TCP_RST != 0 {
-        Some(3)
-    } else if flags & TCP_SYN != 0 {
-        Some(0)
-    } else if flags & TCP_FIN != 0 {
-        Some(1)
-    } else if flags & TCP_ACK != 0 {
-        Some(2)
-    } else {
-        None
-    }
-}
-
-/// States after which a new SYN from the same client port starts a new
-/// connection that is scheduled afresh (IPVS's conn_reuse_mode).
-#[inline(always)]
-fn closing(s: u32) -> bool {
-    matches!(
-        (s & CONN_STATE_MASK) as u8,
-        state::FIN_WAIT | state::TIME_WAIT | state::CLOSE | state::CLOSE_WAIT | state::LAST_ACK
-    )
+    p.key.proto == PROTO_TCP && tcp::opens(p.tcp_flags)
 }
 
 /// Timeout of a state, in seconds.
@@ -128,7 +63,7 @@ pub fn kill(key: &FlowKey, c: *mut Conn) -> bool {
     counts_add(conn.real, old & CONN_F_ACTIVE != 0, u64::MAX);
     if let Some(real) = REALS.get(conn.real) {
         if real.generation == conn.real_generation && real.method == METHOD_MASQ {
-            let _ = REPLIES.remove(&reply_key(key, real));
+            let _ = REPLIES.remove(&FlowKey::reply_of(key, &real.addr, real.port));
         }
     }
     let _ = CONNS.remove(key);
@@ -150,7 +85,7 @@ pub fn lookup(key: &FlowKey, syn: bool, now: u64) -> Option<(*mut Conn, Real)> {
     if conn.st & CONN_F_DEAD != 0 {
         return None;
     }
-    if expired(conn, now) || (syn && closing(conn.st)) {
+    if expired(conn, now) || (syn && tcp::closing((conn.st & CONN_STATE_MASK) as u8)) {
         kill(key, c);
         return None;
     }
@@ -161,19 +96,6 @@ pub fn lookup(key: &FlowKey, syn: bool, now: u64) -> Option<(*mut Conn, Real)> {
         return None;
     }
     Some((c, *real))
-}
-
-#[inline(always)]
-fn reply_key(client: &FlowKey, real: &Real) -> FlowKey {
-    FlowKey {
-        src: real.addr,
-        dst: client.src,
-        sport: real.port,
-        dport: client.sport,
-        proto: client.proto,
-        family: client.family,
-        _pad: [0; 2],
-    }
 }
 
 /// Records a new connection, counted inactive as IPVS does until it is
@@ -201,7 +123,7 @@ pub fn create(key: &FlowKey, p: &Packet, real_idx: u32, real: &Real, svc_id: u32
     }
     counts_add(real_idx, false, 1);
     if real.method == METHOD_MASQ {
-        let _ = REPLIES.insert(&reply_key(key, real), key, 0);
+        let _ = REPLIES.insert(&FlowKey::reply_of(key, &real.addr, real.port), key, 0);
     }
 }
 
@@ -212,7 +134,7 @@ pub fn create(key: &FlowKey, p: &Packet, real_idx: u32, real: &Real, svc_id: u32
 #[inline(always)]
 pub fn touch(c: *mut Conn, p: &Packet, inbound: bool, now: u64) {
     if p.key.proto == PROTO_TCP {
-        if let Some(ev) = tcp_event(p.tcp_flags) {
+        if let Some(ev) = tcp::event(p.tcp_flags) {
             transition(c, ev, inbound);
         }
     }
@@ -232,21 +154,17 @@ fn transition(c: *mut Conn, ev: usize, inbound: bool) {
             return;
         }
         let dir = if !inbound {
-            DIR_OUTPUT
+            tcp::DIR_OUTPUT
         } else if old & CONN_F_NOOUTPUT != 0 {
-            DIR_INPUT_ONLY
+            tcp::DIR_INPUT_ONLY
         } else {
-            DIR_INPUT
+            tcp::DIR_INPUT
         };
         let cur = (old & CONN_STATE_MASK) as usize;
-        let Some(next) = TCP_STATES
-            .get(dir)
-            .and_then(|d| d.get(ev))
-            .and_then(|e| e.get(cur))
-        else {
+        let Some(next) = tcp::next_state(dir, ev, cur) else {
             return;
         };
-        let next = *next as u32;
+        let next = next as u32;
         let active = next == state::ESTABLISHED as u32;
         let mut new = (old & !(CONN_STATE_MASK | CONN_F_ACTIVE)) | next;
         if active {

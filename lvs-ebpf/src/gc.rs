@@ -8,7 +8,7 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
     programs::XdpContext,
 };
-use lvs_common::{counters, FlowKey};
+use lvs_common::{counters, ConnFix, FlowKey, FIX_ACTIVE};
 
 use crate::{
     atomic, clock, conntrack,
@@ -36,20 +36,10 @@ pub fn conn_expire(ctx: &XdpContext) -> u32 {
     }
 }
 
-/// The input of `conn_fix`.
-#[repr(C)]
-struct Fix {
-    real: u32,
-    /// 0: active, 1: inactive.
-    kind: u32,
-    /// Connections to take off the count (evicted by the LRU unseen).
-    amount: u64,
-}
-
-/// Input: a `Fix`. Takes evicted connections off a real server's count.
+/// Input: a `ConnFix`. Takes evicted connections off a real server's count.
 #[inline(always)]
 pub fn conn_fix(ctx: &XdpContext) -> u32 {
-    let Some(f) = ptr_at::<Fix>(ctx, 0) else {
+    let Some(f) = ptr_at::<ConnFix>(ctx, 0) else {
         return XDP_DROP;
     };
     let f = unsafe { f.read_unaligned() };
@@ -57,7 +47,7 @@ pub fn conn_fix(ctx: &XdpContext) -> u32 {
         return XDP_DROP;
     };
     let field = unsafe {
-        if f.kind == 0 {
+        if f.kind == FIX_ACTIVE {
             &raw mut (*c).active
         } else {
             &raw mut (*c).inactive

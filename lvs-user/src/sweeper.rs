@@ -18,8 +18,9 @@ use aya::{
     Ebpf,
 };
 use lvs_common::{
-    Config, Conn, FlowKey, Persist, PersistKey, RealConns, Service, ServiceKey, CONN_F_ACTIVE,
-    CONN_F_DEAD, CONN_STATE_MASK, SVC_F_DELETED, SVC_F_PERSISTENT,
+    xdp, Config, Conn, ConnFix, FlowKey, Persist, PersistKey, RealConns, Service, ServiceKey,
+    CONN_F_ACTIVE, CONN_F_DEAD, CONN_STATE_MASK, FIX_ACTIVE, FIX_INACTIVE, SVC_F_DELETED,
+    SVC_F_PERSISTENT,
 };
 
 use crate::tables::{
@@ -139,7 +140,11 @@ impl Sweeper {
                 }
                 out.live += 1;
                 live_services.insert(c.svc_id);
-                let kind = if c.st & CONN_F_ACTIVE != 0 { 0 } else { 1 };
+                let kind = if c.st & CONN_F_ACTIVE != 0 {
+                    FIX_ACTIVE
+                } else {
+                    FIX_INACTIVE
+                } as usize;
                 seen.entry(c.real).or_default()[kind] += 1;
                 if let Some(s) = services.get(&c.svc_id) {
                     if s.flags & SVC_F_PERSISTENT != 0 {
@@ -149,7 +154,7 @@ impl Sweeper {
             }
         }
         for k in dead {
-            if run(bpf, progs::CONN_EXPIRE, bytemuck::bytes_of(&Pod(k)))? == 2 {
+            if run(bpf, progs::CONN_EXPIRE, bytemuck::bytes_of(&k))? == xdp::PASS {
                 out.expired += 1;
             }
         }
@@ -229,7 +234,8 @@ impl Sweeper {
         for i in 0..counts.len() {
             let c = counts.get(&i, 0)?;
             let s = seen.get(&i).copied().unwrap_or_default();
-            for (kind, counted) in [c.active, c.inactive].into_iter().enumerate() {
+            for (kind, counted) in [(FIX_ACTIVE, c.active), (FIX_INACTIVE, c.inactive)] {
+                let kind = kind as usize;
                 let last = self.surplus.get(&(i, kind)).copied().unwrap_or(0);
                 let (fix, rest) = correction(counted, s[kind], last);
                 if rest == 0 {
@@ -246,11 +252,8 @@ impl Sweeper {
         }
         let mut total = 0u64;
         for (real, kind, amount) in fixes {
-            let mut input = [0u8; 16];
-            input[..4].copy_from_slice(&real.to_ne_bytes());
-            input[4..8].copy_from_slice(&kind.to_ne_bytes());
-            input[8..].copy_from_slice(&amount.to_ne_bytes());
-            run(bpf, progs::CONN_FIX, &input)?;
+            let input = ConnFix { real, kind, amount };
+            run(bpf, progs::CONN_FIX, bytemuck::bytes_of(&input))?;
             total = total.saturating_add(amount);
         }
         Ok(total)
@@ -261,14 +264,6 @@ fn map<'a>(bpf: &'a Ebpf, name: &str) -> Result<&'a aya::maps::Map> {
     bpf.map(name)
         .ok_or_else(|| anyhow!("object has no {name} map"))
 }
-
-/// `FlowKey` as bytes for the sweeper's input.
-#[derive(Clone, Copy)]
-#[repr(transparent)]
-struct Pod(FlowKey);
-// SAFETY: FlowKey is repr(C) with explicit padding, valid for any bytes.
-unsafe impl bytemuck::Zeroable for Pod {}
-unsafe impl bytemuck::Pod for Pod {}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::bpf_loop;
-use lvs_common::{Real, RealConns, REAL_F_MEMBER};
+use lvs_common::{threshold_rule, Real, RealConns, REAL_F_MEMBER};
 
 use crate::maps::{REALS, REAL_CONNS};
 
@@ -14,37 +14,29 @@ pub const MAX_SCAN: u32 = 1 << 16;
 /// "No server found" in scan states.
 pub const NONE: u32 = u32::MAX;
 
-/// IPVS's availability of a server for new connections, including the
-/// threshold overload flag (set at the upper threshold, cleared below the
-/// lower one, or below 3/4 of the upper one when no lower is set).
+/// IPVS's availability of a server for new connections: a member with
+/// weight > 0, within its connection thresholds (`lvs_common::
+/// threshold_rule`, whose overload flag is kept in the shared counts).
 #[inline(always)]
 pub fn available(real: &Real, conns: *mut RealConns) -> bool {
     if real.flags & REAL_F_MEMBER == 0 || real.weight == 0 {
         return false;
     }
-    let upper = real.u_threshold as u64;
-    if upper == 0 {
+    if real.u_threshold == 0 {
         return true;
     }
+    // SAFETY: a live map value; the fields are read and the flag written
+    // whole, and a lost race only delays the flag by one connection, as
+    // IPVS's unlocked check does.
     let c = unsafe { &mut *conns };
-    let total = c.active + c.inactive;
-    if c.overloaded == 0 {
-        if total >= upper {
-            c.overloaded = 1;
-            return false;
-        }
-        return true;
-    }
-    let lower = if real.l_threshold > 0 {
-        real.l_threshold as u64
-    } else {
-        upper * 3 / 4
-    };
-    if total >= lower {
-        return false;
-    }
-    c.overloaded = 0;
-    true
+    let (ok, overloaded) = threshold_rule(
+        c.active + c.inactive,
+        c.overloaded != 0,
+        real.u_threshold,
+        real.l_threshold,
+    );
+    c.overloaded = overloaded as u64;
+    ok
 }
 
 /// Availability of the real server at `idx`, with its counts.

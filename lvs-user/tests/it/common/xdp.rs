@@ -22,10 +22,10 @@ use lvs_lab::{
     xdpns::{mac, Plan, XdpNs},
 };
 
-pub const XDP_DROP: u32 = 1;
-pub const XDP_PASS: u32 = 2;
-pub const XDP_TX: u32 = 3;
-pub const XDP_REDIRECT: u32 = 4;
+pub const XDP_DROP: u32 = lvs_common::xdp::DROP;
+pub const XDP_PASS: u32 = lvs_common::xdp::PASS;
+pub const XDP_TX: u32 = lvs_common::xdp::TX;
+pub const XDP_REDIRECT: u32 = lvs_common::xdp::REDIRECT;
 
 pub const CLIENT_MAC: Mac = mac::CLIENT;
 pub const DIR_MAC: Mac = mac::DIR_EXT;

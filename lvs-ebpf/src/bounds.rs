@@ -18,10 +18,19 @@ pub fn data_end(ctx: &XdpContext) -> usize {
     unsafe { core::ptr::read_volatile(&(*ctx.ctx).data_end) as usize }
 }
 
-/// Length of the frame.
+/// Length of the frame's first buffer: all that may be read directly.
 #[inline(always)]
 pub fn frame_len(ctx: &XdpContext) -> usize {
     data_end(ctx) - data(ctx)
+}
+
+/// Whether the whole frame, fragments of a multi-buffer (jumbo) frame
+/// included, is at least `len` bytes. The helper is called only when the
+/// first buffer is shorter, which it never is for a single-buffer frame.
+#[inline(always)]
+pub fn frame_holds(ctx: &XdpContext, len: usize) -> bool {
+    len <= frame_len(ctx)
+        || len as u64 <= unsafe { aya_ebpf::helpers::bpf_xdp_get_buff_len(ctx.ctx) }
 }
 
 /// Larger than any header offset we use (Ethernet + VLAN + IPv4 options +

@@ -36,7 +36,7 @@ use aya_ebpf::{
 use lvs_common::{counters, csum, hash, Real, Service, AF_INET, PROTO_TCP, PROTO_UDP};
 
 use crate::{
-    bounds::{data, data_end},
+    bounds::{data, data_end, frame_holds},
     clock, conntrack,
     maps::{choose, maybe_ours, REALS},
     parse::{Packet, ETH_HLEN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
@@ -167,7 +167,7 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
         return None;
     }
     let tot = u16::from_be(load::<u16>(start + ETH_HLEN + 2)) as usize;
-    if ETH_HLEN + tot > end - start {
+    if !frame_holds(ctx, ETH_HLEN + tot) {
         return None;
     }
     let proto = load::<u8>(start + ETH_HLEN + 9);

@@ -11,7 +11,7 @@ mod prog {
     use aya_ebpf::{macros::xdp, programs::XdpContext};
 
     /// Attached to every link of the director.
-    #[xdp]
+    #[xdp(frags)]
     pub fn director(ctx: XdpContext) -> u32 {
         lvs_ebpf::director(&ctx)
     }

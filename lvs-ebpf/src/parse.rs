@@ -10,7 +10,7 @@
 use aya_ebpf::programs::XdpContext;
 use lvs_common::{counters, FlowKey, AF_INET, AF_INET6, PROTO_TCP, PROTO_UDP};
 
-pub use crate::bounds::{data, data_end, frame_len, ptr_at};
+pub use crate::bounds::{data, data_end, frame_holds, frame_len, ptr_at};
 
 pub const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -96,7 +96,7 @@ fn parse_ipv4(ctx: &XdpContext, p: &mut Packet, l3: usize) -> Result<(), Skip> {
         return Err(Skip::Malformed);
     }
     let tot = u16::from_be_bytes([h[2], h[3]]);
-    if (tot as usize) < ihl || l3 + tot as usize > frame_len(ctx) {
+    if (tot as usize) < ihl || !frame_holds(ctx, l3 + tot as usize) {
         return Err(Skip::Malformed);
     }
     let frag = u16::from_be_bytes([h[6], h[7]]);
@@ -130,7 +130,7 @@ fn parse_ipv6(ctx: &XdpContext, p: &mut Packet, l3: usize) -> Result<(), Skip> {
         return Err(Skip::Malformed);
     }
     let plen = u16::from_be_bytes([h[4], h[5]]);
-    if l3 + 40 + plen as usize > frame_len(ctx) {
+    if !frame_holds(ctx, l3 + 40 + plen as usize) {
         return Err(Skip::Malformed);
     }
     let a = |o: usize| u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);

@@ -1011,7 +1011,8 @@ fn packet_socket(ifname: &std::ffi::CStr) -> Result<libc::c_int> {
 }
 
 fn capture_loop(fd: libc::c_int, stop: &AtomicBool, frames: &Mutex<Vec<Captured>>) {
-    let mut buf = vec![0u8; 2048];
+    // Room for any frame, jumbo ones included.
+    let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::SeqCst) {
         // SAFETY: recvfrom(2) into our buffer and a sockaddr_ll.
         let (n, sll) = unsafe {

@@ -45,7 +45,9 @@ mod prog {
         }
     }
 
-    #[xdp]
+    // `frags`: attachable to links with jumbo MTUs (the outer and inner
+    // headers lie in the first buffer).
+    #[xdp(frags)]
     pub fn decap(ctx: XdpContext) -> u32 {
         count(dc::RX);
         if try_decap(&ctx).is_none() {

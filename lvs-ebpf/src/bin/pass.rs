@@ -10,7 +10,8 @@ fn main() {}
 mod prog {
     use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
 
-    #[xdp]
+    // `frags`: attachable to links with jumbo MTUs.
+    #[xdp(frags)]
     pub fn pass(_ctx: XdpContext) -> u32 {
         xdp_action::XDP_PASS
     }

@@ -50,7 +50,8 @@ fn reshape(ctx: &XdpContext, grow: usize, new_len: usize) -> Option<()> {
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(grow as i32)) } != 0 {
         return None;
     }
-    let len = crate::parse::frame_len(ctx);
+    // The whole frame: a jumbo one's fragments are cut off too.
+    let len = unsafe { aya_ebpf::helpers::bpf_xdp_get_buff_len(ctx.ctx) } as usize;
     if len > new_len {
         let delta = new_len as i32 - len as i32;
         if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta) } != 0 {

@@ -12,6 +12,7 @@ mod conns;
 mod dr;
 mod icmp;
 mod ipv6;
+mod jumbo;
 mod lvsadm;
 mod mixed;
 mod nat;

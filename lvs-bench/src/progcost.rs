@@ -336,6 +336,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
         fmt_ns(base.drop_ns),
         fmt_ns(base.swap_ns)
     ));
+    sec.note(xlated_note(&fx)?);
     let drop_runs = &results[0];
     let fixed_ms: Vec<f64> = drop_runs
         .wall_ns
@@ -378,4 +379,27 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
 pub fn counter_name(c: Option<u32>) -> &'static str {
     c.and_then(|i| counters::NAMES.get(i as usize).copied())
         .unwrap_or("")
+}
+
+/// The verifier's translated size of the production `director` and of the
+/// benchmark object's `director_bench` (the same library code inside the
+/// wrapper) and `bench_overhead` (the wrapper alone): the difference of
+/// the last two should be the first, so any drift between the measured
+/// code and the shipped code shows.
+fn xlated_note(fx: &crate::fixture::Fixture) -> Result<String> {
+    let insns = |name: &str| -> Result<u32> {
+        let info = fx.prog(name)?.info()?;
+        Ok(info.size_translated().unwrap_or(0) / 8)
+    };
+    let (prod, bench, wrapper) = (
+        insns("director")?,
+        insns("director_bench")?,
+        insns("bench_overhead")?,
+    );
+    Ok(format!(
+        "Verifier-translated instructions (`xlated`): production `director` {prod}; \
+         `director_bench` {bench}, `bench_overhead` {wrapper} (the wrapper alone), so the \
+         benchmarked director is {} instructions against the production one's {prod}.",
+        bench.saturating_sub(wrapper)
+    ))
 }

@@ -649,7 +649,7 @@ mod tests {
     }
 
     #[test]
-    fn issue4_options_save_and_restore() {
+    fn scheduler_options_save_and_restore() {
         let mem = table();
         let add = |line: &str| {
             let args: Vec<&str> = line.split_whitespace().collect();

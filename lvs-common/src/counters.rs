@@ -1,5 +1,7 @@
-//! Indices of the global per-CPU `COUNTERS` array: why packets took the path
-//! they took. Names are what `lvs` prints.
+//! Indices into the director's per-CPU counter block (`COUNTERS`, one
+//! entry holding a [`Counters`]): why packets took the path they took.
+//! Names are what `lvs` prints. One block rather than one array slot per
+//! counter, so the fast path finds all of them with one lookup.
 
 pub const RX: u32 = 0;
 /// Not a service's traffic (or not IP/TCP/UDP): handed to the kernel untouched.
@@ -75,3 +77,14 @@ pub const NAMES: [&str; COUNT as usize] = [
     "evicted",
     "flow_hit",
 ];
+
+/// The value of `COUNTERS`' single entry (per CPU; userspace sums).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counters(pub [u64; COUNT as usize]);
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters([0; COUNT as usize])
+    }
+}

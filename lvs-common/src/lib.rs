@@ -427,6 +427,7 @@ mod pod {
     unsafe impl aya::Pod for LblcKey {}
     unsafe impl aya::Pod for Lblc {}
     unsafe impl aya::Pod for ConnFix {}
+    unsafe impl aya::Pod for counters::Counters {}
     // The sweeper's BPF_PROG_TEST_RUN inputs, as bytes.
     unsafe impl bytemuck::Zeroable for FlowKey {}
     unsafe impl bytemuck::Pod for FlowKey {}

@@ -8,15 +8,19 @@ use crate::{
     flow, fwd, icmp,
     maps::{maybe_ours, CHOSEN, CHOSEN_CLIENT, CONFIG, PACKET},
     parse::{self, Packet},
-    stats::count,
+    stats::{self, count},
     svc,
     verdict::Verdict,
 };
 
 #[inline(always)]
 pub fn director(ctx: &XdpContext) -> u32 {
-    count(counters::RX);
-    if let Some(action) = flow::fast(ctx) {
+    // One lookup of this CPU's counter block serves the fast path's counts.
+    let Some(counts) = stats::block() else {
+        return Verdict::PASS.xdp();
+    };
+    stats::bump(counts, counters::RX, 1);
+    if let Some(action) = flow::fast(ctx, counts) {
         return action;
     }
     // The packet view lives in a per-CPU slot, not on this frame: every

@@ -33,14 +33,17 @@ use aya_ebpf::{
     maps::PerCpuArray,
     programs::XdpContext,
 };
-use lvs_common::{counters, csum, hash, Real, Service, AF_INET, PROTO_TCP, PROTO_UDP};
+use lvs_common::{
+    counters::{self, Counters},
+    csum, hash, Real, Service, AF_INET, PROTO_TCP, PROTO_UDP,
+};
 
 use crate::{
     bounds::{data, data_end, frame_holds},
     clock, conntrack,
     maps::{choose, maybe_ours, REALS},
     parse::{Packet, ETH_HLEN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
-    stats::{account, add, count},
+    stats::{account, bump, count},
     verdict::Verdict,
     xmit::Hop,
 };
@@ -153,7 +156,7 @@ fn adjust(check: u16, delta: u16) -> u16 {
 /// a slot, `None` to take the shared path. Inlined into the entry point,
 /// so a hit makes no BPF-to-BPF call.
 #[inline(always)]
-pub fn fast(ctx: &XdpContext) -> Option<u32> {
+pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
     let start = data(ctx);
     let end = data_end(ctx);
     if start + HEAD > end {
@@ -198,21 +201,12 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
     let src = load::<u32>(start + IP_SRC);
     let dst = load::<u32>(start + IP_DST);
     let ports = load::<u32>(start + L4);
-    // To no service and from no NAT real server: not ours.
-    if !maybe_ours(&[dst, 0, 0, 0], (ports >> 16) as u16)
-        && !maybe_ours(&[src, 0, 0, 0], ports as u16)
-    {
-        count(counters::PASS);
-        return Some(XDP_PASS);
-    }
-    if !acked {
-        return None;
-    }
     let s = FLOW_CACHE.get_ptr_mut(hash::cache_slot(src, dst, ports, proto, BITS))?;
     // SAFETY: this CPU's own slot; nothing else touches it during the run.
     let s = unsafe { &*s };
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
-    if s.kind == KIND_EMPTY
+    if !acked
+        || s.kind == KIND_EMPTY
         || s.src != src
         || s.dst != dst
         || s.ports != ports
@@ -221,6 +215,14 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
         || tot > s.max_len as usize
         || unsafe { bpf_jiffies64() }.wrapping_sub(s.at) >= SLOT_TTL
     {
+        // Not a cached flow. To no service and from no NAT real server:
+        // not ours, passed here; anything else takes the shared path.
+        if !maybe_ours(&[dst, 0, 0, 0], (ports >> 16) as u16)
+            && !maybe_ours(&[src, 0, 0, 0], ports as u16)
+        {
+            bump(counts, counters::PASS, 1);
+            return Some(XDP_PASS);
+        }
         return None;
     }
     let real = REALS.get(s.real)?;
@@ -260,13 +262,14 @@ pub fn fast(ctx: &XdpContext) -> Option<u32> {
     store(start, s.macs_lo);
     store(start + 8, s.macs_hi);
     account(s.svc_id, s.real, inbound, tot as u64, false);
-    count(match s.kind {
+    let path = match s.kind {
         KIND_MACS => counters::DR_FWD,
         KIND_DNAT => counters::NAT_FWD,
         KIND_TUN => counters::TUN_FWD,
         _ => counters::NAT_REPLY,
-    });
-    add(counters::FLOW_HIT, 1);
+    };
+    bump(counts, path, 1);
+    bump(counts, counters::FLOW_HIT, 1);
     if s.out_ifindex == ingress {
         return Some(XDP_TX);
     }

@@ -86,7 +86,7 @@ pub static REAL_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(4096, 0);
 
 /// Global path counters, indexed by `lvs_common::counters`.
 #[map]
-pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(counters::COUNT, 0);
+pub static COUNTERS: PerCpuArray<counters::Counters> = PerCpuArray::pinned(1, 0);
 
 /// The real server chosen for the packet being handled, with what the
 /// flow cache needs to remember the forwarding.

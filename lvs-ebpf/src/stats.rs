@@ -1,6 +1,6 @@
 //! Per-CPU counters: path counters and per-service/per-real traffic.
 
-use lvs_common::Stats;
+use lvs_common::{counters::Counters, Stats};
 
 use crate::maps::{COUNTERS, REAL_STATS, SVC_STATS};
 
@@ -11,8 +11,23 @@ pub fn count(idx: u32) {
 
 #[inline(always)]
 pub fn add(idx: u32, n: u64) {
-    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
-        unsafe { *p += n };
+    if let Some(c) = block() {
+        bump(c, idx, n);
+    }
+}
+
+/// This CPU's counter block, for a path that moves several counters.
+#[inline(always)]
+pub fn block() -> Option<*mut Counters> {
+    COUNTERS.get_ptr_mut(0)
+}
+
+/// Adds `n` to counter `idx` of `block()`'s result.
+#[inline(always)]
+pub fn bump(c: *mut Counters, idx: u32, n: u64) {
+    // SAFETY: this CPU's own block; the index is bounds-checked.
+    if let Some(v) = unsafe { (*c).0.get_mut(idx as usize) } {
+        *v += n;
     }
 }
 

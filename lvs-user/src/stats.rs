@@ -1,5 +1,5 @@
-//! The director's global counters (`COUNTERS`, one per-CPU array slot per
-//! `lvs_common::counters` index), as `lvs stats` prints them and the tests
+//! The director's global counters (`COUNTERS`: one per-CPU block indexed
+//! by `lvs_common::counters`), as `lvs stats` prints them and the tests
 //! and the benchmarks compare them.
 
 use std::path::Path;
@@ -13,10 +13,12 @@ use crate::tables::names;
 /// The counters of the director pinned under `pin`, summed over CPUs.
 pub fn read_counters(pin: &Path) -> Result<[u64; counters::COUNT as usize]> {
     let m = MapData::from_pin(pin.join(names::COUNTERS))?;
-    let c: PerCpuArray<MapData, u64> = PerCpuArray::try_from(Map::PerCpuArray(m))?;
+    let c: PerCpuArray<MapData, counters::Counters> = PerCpuArray::try_from(Map::PerCpuArray(m))?;
     let mut out = [0u64; counters::COUNT as usize];
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = c.get(&(i as u32), 0)?.iter().sum();
+    for cpu in c.get(&0, 0)?.iter() {
+        for (o, v) in out.iter_mut().zip(cpu.0) {
+            *o += v;
+        }
     }
     Ok(out)
 }

@@ -15,9 +15,12 @@
 //! exception is a kernel-learnt entry that has FAILED: it carries no
 //! address, nothing but kernel traffic would ever resolve it again, and the
 //! data path would drop every packet for that next hop; it is replaced by a
-//! managed entry of ours. On the way out we delete only the entries we
-//! made that are still as we made them (an operator who made one of them
-//! permanent meanwhile keeps it).
+//! managed entry of ours. Our entries carry neighbour protocol [`PROTO`],
+//! so a later `lvs load` (after a restart) knows them for ours, and
+//! `lvs unload` can delete them; a daemon that stops leaves them in place
+//! for the director that goes on forwarding. What is deleted is only what
+//! is still as we made it (an operator who made one of them permanent
+//! meanwhile keeps it).
 
 use std::{
     collections::{HashMap, HashSet},
@@ -26,6 +29,10 @@ use std::{
 };
 
 use anyhow::{bail, Context, Result};
+
+/// The neighbour protocol (`NDA_PROTOCOL`, `ip neigh … protocol N`) of
+/// the entries `lvs load` makes: not one of iproute2's named protocols.
+pub const PROTO: &str = "247";
 
 /// A next hop: (address, device).
 type Hop = (IpAddr, String);
@@ -61,6 +68,17 @@ impl Entry {
 
     pub fn is_managed(&self) -> bool {
         self.has("managed")
+    }
+
+    /// Made by an `lvs load` and still as it made it (managed, with our
+    /// protocol, not made static since).
+    pub fn is_lvs(&self) -> bool {
+        self.is_managed()
+            && !self.is_static()
+            && self
+                .words
+                .windows(2)
+                .any(|w| w[0] == "proto" && w[1] == PROTO)
     }
 
     /// The kernel's own entry (learnt by ARP/NDP), failed to resolve.
@@ -244,11 +262,17 @@ impl Neighbours {
         let entry = table.get(&hop);
         let (ip, dev) = (hop.0.to_string(), hop.1.clone());
         let dev = dev.as_str();
-        match decide(self.ours.contains(&hop), entry) {
-            Action::Keep => {}
+        // An entry an earlier `lvs load` made is ours too.
+        let ours = self.ours.contains(&hop) || entry.is_some_and(Entry::is_lvs);
+        match decide(ours, entry) {
+            Action::Keep => {
+                self.ours.insert(hop);
+            }
             Action::Add => {
                 let out = Command::new("ip")
-                    .args(["neigh", "add", &ip, "dev", dev, "managed"])
+                    .args([
+                        "neigh", "add", &ip, "dev", dev, "managed", "protocol", PROTO,
+                    ])
                     .output()
                     .context("running `ip neigh add`")?;
                 if !out.status.success() {
@@ -269,7 +293,9 @@ impl Neighbours {
             }
             Action::Replace => {
                 let out = Command::new("ip")
-                    .args(["neigh", "replace", &ip, "dev", dev, "managed"])
+                    .args([
+                        "neigh", "replace", &ip, "dev", dev, "managed", "protocol", PROTO,
+                    ])
                     .output()
                     .context("running `ip neigh replace`")?;
                 if !out.status.success() {
@@ -343,6 +369,33 @@ impl Neighbours {
     }
 }
 
+impl Neighbours {
+    /// Leaves every entry in place (the daemon stops, the director goes on
+    /// forwarding): a later `lvs load` takes them over by their protocol.
+    pub fn keep_all(&mut self) {
+        self.ours.clear();
+    }
+}
+
+/// `lvs unload`: deletes the entries an `lvs load` made on `devs` that are
+/// still as it made them.
+pub fn remove_tagged(devs: &[String]) {
+    let table = match read_table() {
+        Ok(t) => t,
+        Err(e) => {
+            log::warn!("neighbours left in place: {e:#}");
+            return;
+        }
+    };
+    for ((addr, dev), e) in table {
+        if e.is_lvs() && devs.contains(&dev) {
+            let _ = Command::new("ip")
+                .args(["neigh", "del", &addr.to_string(), "dev", &dev])
+                .output();
+        }
+    }
+}
+
 impl Drop for Neighbours {
     /// Also on an error's way out of `lvs load`.
     fn drop(&mut self) {
@@ -397,9 +450,25 @@ garbage\n",
         assert!(e("192.168.47.131").is_static());
         assert!(e("192.168.47.133").is_failed_learnt());
         assert!(!e("192.168.47.134").is_failed_learnt());
+        assert!(!ours.is_lvs());
         let v6 = e("2001:db8:47::129");
         assert!(v6.lladdr && v6.is_managed());
         assert_eq!(v6.words, ["router", "managed", "REACHABLE"]);
+    }
+
+    /// An entry an `lvs load` made carries our protocol; made static
+    /// since, it is no longer ours.
+    #[test]
+    fn entries_of_an_earlier_lvs_load_are_known_by_their_protocol() {
+        let t = parse_neigh_show(&format!(
+            "10.0.0.1 dev e lladdr 02:00:00:00:00:01 managed REACHABLE proto {PROTO}\n\
+10.0.0.2 dev e managed INCOMPLETE proto {PROTO}\n\
+10.0.0.3 dev e lladdr 02:00:00:00:00:03 PERMANENT proto {PROTO}\n\
+10.0.0.4 dev e lladdr 02:00:00:00:00:04 managed REACHABLE proto 12\n"
+        ));
+        let e = |i: u8| t[&(IpAddr::from([10, 0, 0, i]), "e".to_string())].clone();
+        assert!(e(1).is_lvs() && e(2).is_lvs());
+        assert!(!e(3).is_lvs() && !e(4).is_lvs());
     }
 
     /// Only what we made is ours; a permanent, noarp, learnt or someone

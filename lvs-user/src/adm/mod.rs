@@ -266,6 +266,9 @@ fn execute<S: Store>(
     }
 
     let mut store = open(pin).map_err(|e| {
+        if let Some(none) = e.downcast_ref::<crate::tables::NoDirector>() {
+            return Error::list(format!("lvsadm: {none}"));
+        }
         Error::usage(format!(
             "lvsadm: can't open the tables pinned under {}: {e:#}",
             pin.display()

@@ -66,6 +66,24 @@ struct Placed {
     reals: Vec<u32>,
 }
 
+/// No director is pinned at the directory (none runs, or one is still
+/// getting ready: its pins appear only once it forwards).
+#[derive(Debug)]
+pub struct NoDirector(pub PathBuf);
+
+impl std::fmt::Display for NoDirector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no director at {} (is `lvs load --pin-path {}` running?)",
+            self.0.display(),
+            self.0.display()
+        )
+    }
+}
+
+impl std::error::Error for NoDirector {}
+
 pub struct Tables {
     _lock: File,
     dir: PathBuf,
@@ -107,6 +125,9 @@ impl Tables {
     /// concurrent `lvsadm` runs, and the sweeper's removal of tombstones,
     /// are serialized.
     pub fn open(dir: &Path) -> Result<Tables> {
+        if !dir.join(names::SERVICES).exists() {
+            return Err(NoDirector(dir.to_path_buf()).into());
+        }
         let lock = lock_dir(dir)?;
         Ok(Tables {
             _lock: lock,

@@ -160,8 +160,14 @@ impl Lab {
             }
         }
         for dir in std::mem::take(&mut *locked(&self.shared.pins)) {
-            if let Err(e) = bpffs::remove_pins(&dir) {
-                eprintln!("lvs-lab: {e:#}");
+            // `DIR-staging` is where `lvs load` prepares a director before
+            // it is ready (left behind if it was killed meanwhile).
+            let mut staging = dir.clone().into_os_string();
+            staging.push("-staging");
+            for d in [dir, PathBuf::from(staging)] {
+                if let Err(e) = bpffs::remove_pins(&d) {
+                    eprintln!("lvs-lab: {e:#}");
+                }
             }
         }
         if let Err(e) = std::fs::remove_dir_all(&self.shared.workdir) {

@@ -4,6 +4,7 @@
 
 pub mod adm;
 pub mod decap;
+pub mod life;
 pub mod loader;
 pub mod model;
 pub mod neigh;

@@ -22,17 +22,18 @@ use tokio::{
 };
 
 use crate::{
+    life::Life,
     neigh::Neighbours,
     sweeper::Sweeper,
     tables::names::{self, progs},
 };
 
 /// The director and pass-through objects, built by `build.rs`.
-static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
+pub(crate) static DIRECTOR_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_DIRECTOR"));
 static PASS_OBJ: &[u8] = aya::include_bytes_aligned!(env!("LVS_EBPF_PASS"));
 
 /// Map sizes; each is an option of `lvs load`.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sizes {
     /// Connections the table holds (what `lvsadm -L` shows as `size=`);
     /// the LRU maps sized from it get room beyond it ([`lru_entries`]).
@@ -54,6 +55,7 @@ impl Default for Sizes {
     }
 }
 
+#[derive(Clone)]
 pub struct LoadOpts {
     pub ifaces: Vec<String>,
     pub mode: XdpMode,
@@ -63,6 +65,9 @@ pub struct LoadOpts {
     pub tunnel: TunnelOpts,
     /// `--timeout STATE=SECS` overrides, by state code.
     pub timeouts: Vec<(u8, u32)>,
+    /// `--detach-on-exit`: SIGTERM/SIGINT detach the director and remove
+    /// its pins (as `lvs unload`), instead of leaving it forwarding.
+    pub detach_on_exit: bool,
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -121,6 +126,12 @@ pub fn default_timeouts() -> [u32; state::COUNT] {
 }
 
 pub fn ensure_bpffs(dir: &Path) -> Result<()> {
+    ensure_bpffs_mounted(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Fails unless bpffs is mounted (pins under `dir` would land elsewhere).
+pub fn ensure_bpffs_mounted(dir: &Path) -> Result<()> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     if !mounts
         .lines()
@@ -131,7 +142,7 @@ pub fn ensure_bpffs(dir: &Path) -> Result<()> {
             dir.display()
         );
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))
+    Ok(())
 }
 
 /// Turns aya's load error into one message that carries the verifier log.
@@ -227,8 +238,8 @@ fn write_config(
 /// Keeps the next hops of real servers and of routes out of our links
 /// resolved. Routers are next hops for whole networks of clients: they
 /// are resolved before any reply needs them.
-fn refresh_neighbours(bpf: &mut Ebpf, opts: &LoadOpts, neighbours: &mut Neighbours) {
-    let reals = reals_needing_neighbours(&opts.pin_dir).unwrap_or_else(|e| {
+fn refresh_neighbours(bpf: &mut Ebpf, opts: &LoadOpts, dir: &Path, neighbours: &mut Neighbours) {
+    let reals = reals_needing_neighbours(dir).unwrap_or_else(|e| {
         log::warn!("cannot read real servers: {e:#}");
         Vec::new()
     });
@@ -277,6 +288,30 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
     Ok(out)
 }
 
+/// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
+/// `cpus` possible CPUs (the others keep the object's).
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 12] {
+    // The connection-sized LRU maps get room for the kernel's per-CPU free
+    // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
+    let lru = lru_entries(s.max_conns, cpus);
+    [
+        (names::CONNS, lru),
+        (names::REPLIES, lru),
+        (names::SERVICES, s.max_services),
+        (names::SCHED_STATE, s.max_services),
+        (names::SVC_STATS, s.max_services),
+        (names::REALS, s.max_reals),
+        (names::REAL_CONNS, s.max_reals),
+        (names::REAL_STATS, s.max_reals),
+        // Twice the reals: a member list is rewritten into a fresh region
+        // before the old one is released.
+        (names::DESTS, s.max_reals.saturating_mul(2)),
+        (names::SCHED_TABLE, s.sched_table),
+        (names::PERSIST, lru),
+        (names::LBLC, lru),
+    ]
+}
+
 /// Loads the director with its maps pinned under `pin_dir` (taking over
 /// maps already pinned there) and writes its configuration; the program is
 /// loaded into the kernel but not attached.
@@ -289,25 +324,12 @@ pub fn load_director(
 ) -> Result<Ebpf> {
     ensure_bpffs(pin_dir)?;
     let s = sizes;
-    // The connection-sized LRU maps get room for the kernel's per-CPU free
-    // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
-    let lru = lru_entries(s.max_conns, possible_cpus()?);
-    let mut bpf = EbpfLoader::new()
-        .default_map_pin_directory(pin_dir)
-        .map_max_entries(names::CONNS, lru)
-        .map_max_entries(names::REPLIES, lru)
-        .map_max_entries(names::SERVICES, s.max_services)
-        .map_max_entries(names::SCHED_STATE, s.max_services)
-        .map_max_entries(names::SVC_STATS, s.max_services)
-        .map_max_entries(names::REALS, s.max_reals)
-        .map_max_entries(names::REAL_CONNS, s.max_reals)
-        .map_max_entries(names::REAL_STATS, s.max_reals)
-        // Twice the reals: a member list is rewritten into a fresh region
-        // before the old one is released.
-        .map_max_entries(names::DESTS, s.max_reals.saturating_mul(2))
-        .map_max_entries(names::SCHED_TABLE, s.sched_table)
-        .map_max_entries(names::PERSIST, lru)
-        .map_max_entries(names::LBLC, lru)
+    let mut loader = EbpfLoader::new();
+    loader.default_map_pin_directory(pin_dir);
+    for (name, n) in map_sizes(s, possible_cpus()?) {
+        loader.map_max_entries(name, n);
+    }
+    let mut bpf = loader
         .load(DIRECTOR_OBJ)
         .context("cannot load the director object (are you root?)")?;
     write_config(&mut bpf, sizes, debug, tunnel, timeouts)?;
@@ -326,51 +348,50 @@ pub fn load_director(
     Ok(bpf)
 }
 
-/// Removes the pins `load_director` made under `dir`.
+/// Removes the pins `lvs load` made under `dir`: the links first (which
+/// detaches them once no process holds them), the layout record, the maps.
 pub fn remove_pins(dir: &Path) {
+    for iface in crate::life::links::pinned_ifaces(dir) {
+        let _ = std::fs::remove_file(crate::life::links::link_pin(dir, &iface));
+    }
+    let _ = std::fs::remove_file(dir.join(names::LAYOUT));
     for name in names::ALL {
         let _ = std::fs::remove_file(dir.join(name));
     }
     let _ = std::fs::remove_dir(dir);
 }
 
-/// `lvs load`: attach the director and serve until SIGINT/SIGTERM.
+/// `lvs load`: attach the director (or adopt the one pinned at the pin
+/// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
-    let result = match load_director(
-        &opts.pin_dir,
+    let life = Life::prepare(&opts)?;
+    let mut bpf = load_director(
+        life.work_dir(),
         opts.sizes,
         opts.debug,
         opts.tunnel,
         &opts.timeouts,
-    ) {
-        Ok(mut bpf) => serve(&mut bpf, &opts).await,
-        Err(e) => Err(e),
-    };
-    remove_pins(&opts.pin_dir);
-    result
+    )?;
+    serve(&mut bpf, &opts, life).await
 }
 
-async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
+async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     spawn_logger(bpf);
-    crate::tables::Tables::open(&opts.pin_dir)
+    crate::tables::Tables::open(life.work_dir())
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
-    attach(prog, &opts.ifaces, opts.mode)?;
+    life.attach(prog, opts)?;
     let mut neighbours = Neighbours::default();
-    let mut sweeper = Sweeper::new(&opts.pin_dir);
     // Resolve what is known now before saying we are ready: the first
     // replies must not meet an unresolved next hop.
-    refresh_neighbours(bpf, opts, &mut neighbours);
+    refresh_neighbours(bpf, opts, life.work_dir(), &mut neighbours);
     neighbours.wait_resolved(Duration::from_secs(1));
-    println!(
-        "lvs: director attached to {}; maps pinned at {}",
-        opts.ifaces.join(", "),
-        opts.pin_dir.display()
-    );
+    life.publish(opts)?;
+    let mut sweeper = Sweeper::new(&opts.pin_dir);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));
@@ -393,12 +414,11 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
                     Ok(_) => {}
                     Err(e) => log::warn!("sweeper: {e:#}"),
                 }
-                refresh_neighbours(bpf, opts, &mut neighbours);
+                refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours);
             }
         }
     }
-    neighbours.remove_all();
-    println!("lvs: detaching");
+    life.finish(opts, &mut neighbours);
     Ok(())
 }
 

@@ -37,7 +37,9 @@ impl From<Mode> for XdpMode {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Load and attach the director to every named link; runs until SIGINT/SIGTERM.
+    /// Load and attach the director to every named link (or adopt the one
+    /// pinned at the pin path); runs until SIGINT/SIGTERM, which end the
+    /// daemon and leave the director forwarding.
     Load {
         /// A link to attach to (repeat for several).
         #[arg(long = "iface", short = 'i', required = true)]
@@ -73,6 +75,17 @@ enum Cmd {
         /// (repeatable; `lvsadm --set` sets ESTABLISHED, FIN_WAIT and UDP).
         #[arg(long = "timeout", value_parser = parse_timeout)]
         timeouts: Vec<(u8, u32)>,
+        /// On SIGINT/SIGTERM detach the director and remove its pins (as
+        /// `lvs unload`) instead of leaving it forwarding.
+        #[arg(long)]
+        detach_on_exit: bool,
+    },
+    /// Detach the director pinned at the pin path and remove its pins,
+    /// tables and connections (refused while an `lvs load` serves it).
+    Unload {
+        /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs]
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
     },
     /// Real-server side of TUN: strip IPIP / IPv6-in-IPv6 addressed to this host.
     Decap {
@@ -152,6 +165,7 @@ fn main() {
                 tunnel_source,
                 tunnel_mtu,
                 timeouts,
+                detach_on_exit,
             } => {
                 let mut tunnel = TunnelOpts {
                     mtu: tunnel_mtu,
@@ -176,8 +190,12 @@ fn main() {
                     debug,
                     tunnel,
                     timeouts,
+                    detach_on_exit,
                 })
                 .await
+            }
+            Cmd::Unload { pin_path } => {
+                lvs::life::unload(&tables::pin_path(pin_path.as_deref())).map(|m| println!("{m}"))
             }
             Cmd::Pass { ifaces, xdp_mode } => loader::run_pass(ifaces, xdp_mode.into()).await,
             Cmd::Decap {

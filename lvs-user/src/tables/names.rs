@@ -17,6 +17,9 @@ pub const PERSIST: &str = "PERSIST";
 pub const LBLC: &str = "LBLC";
 pub const NEIGH_MISS: &str = "NEIGH_MISS";
 pub const ADDR_FILTER: &str = "ADDR_FILTER";
+/// The layout record `lvs load` pins beside the maps (see
+/// `life::layout`); not a map of the object.
+pub const LAYOUT: &str = "LAYOUT";
 pub const ALL: [&str; 16] = [
     SERVICES,
     REALS,

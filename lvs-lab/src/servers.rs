@@ -111,6 +111,15 @@ pub fn line(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
     })
 }
 
+/// [`line`], answering every line with `name`, a space and the line
+/// itself: clients check that what comes back is what they sent.
+pub fn echo_line(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
+    let name: Arc<str> = name.into();
+    tcp_server(Some(ns), "echo", addr, move |stream, stop, stats| {
+        serve_echo(stream, stop, stats, &name)
+    })
+}
+
 /// UDP on `addr` answering each datagram with `name`.
 pub fn udp(ns: &Netns, addr: SocketAddr, name: &str) -> Result<Server> {
     let name = name.to_owned();
@@ -328,6 +337,25 @@ fn serve_lines(mut stream: TcpStream, stop: &AtomicBool, stats: &Stats, name: &s
             buf.drain(..=nl);
             stats.served(peer);
             if stream.write_all(format!("{name}\n").as_bytes()).is_err() {
+                return;
+            }
+        }
+        if !fill(&mut stream, &mut buf, stop) {
+            return;
+        }
+    }
+}
+
+fn serve_echo(mut stream: TcpStream, stop: &AtomicBool, stats: &Stats, name: &str) {
+    let Ok(peer) = stream.peer_addr() else { return };
+    let mut buf = Vec::new();
+    loop {
+        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=nl).collect();
+            stats.served(peer);
+            let mut answer = format!("{name} ").into_bytes();
+            answer.extend_from_slice(&line);
+            if stream.write_all(&answer).is_err() {
                 return;
             }
         }

@@ -13,6 +13,7 @@ mod dr;
 mod icmp;
 mod ipv6;
 mod jumbo;
+mod life;
 mod lvsadm;
 mod mixed;
 mod nat;

@@ -553,6 +553,19 @@ impl Director {
     pub fn load_running(&self) -> bool {
         self._procs.last().is_some_and(|p| p.is_running())
     }
+
+    /// The latest `lvs load`.
+    pub fn load_proc(&self) -> Proc {
+        self._procs.last().cloned().expect("an lvs load")
+    }
+
+    /// Starts `lvs load` again with `extra` options (after the last one
+    /// stopped) and waits until it says it is attached.
+    pub fn start_load(&mut self, extra: &[&str]) -> Result<Proc> {
+        let p = self.seed.start_director(Path::new(LVS), extra)?;
+        self._procs.push(p.clone());
+        Ok(p)
+    }
 }
 
 /// A count as `lvsadm` prints it, read as signed: a count decremented

@@ -40,12 +40,13 @@ pub struct DaemonLock {
 }
 
 impl DaemonLock {
-    /// Takes the lock of `dir` at once, or says who holds it.
-    pub fn take(dir: &Path) -> Result<DaemonLock> {
-        Self::take_in(&run_dir(), dir)
+    /// Takes the lock of `dir` at once, or says who holds it and that it
+    /// refuses to `what` (e.g. "start a second one").
+    pub fn take(dir: &Path, what: &str) -> Result<DaemonLock> {
+        Self::take_in(&run_dir(), dir, what)
     }
 
-    fn take_in(run: &Path, dir: &Path) -> Result<DaemonLock> {
+    fn take_in(run: &Path, dir: &Path, what: &str) -> Result<DaemonLock> {
         let path = lock_path_in(run, dir);
         std::fs::create_dir_all(run).with_context(|| format!("cannot create {}", run.display()))?;
         loop {
@@ -62,7 +63,7 @@ impl DaemonLock {
                 let _ = file.read_to_string(&mut pid);
                 let pid = pid.trim();
                 bail!(
-                    "another `lvs load` ({}) serves {}: refusing to start a second one (lock {})",
+                    "another `lvs load` ({}) serves {}: refusing to {what} (lock {})",
                     if pid.is_empty() {
                         "pid unknown".to_owned()
                     } else {
@@ -116,12 +117,15 @@ mod tests {
     fn a_second_taker_is_refused_until_the_first_lets_go() {
         let dir = std::env::temp_dir().join(format!("lvs-lock-test-{}", std::process::id()));
         let pins = Path::new("/sys/fs/bpf/lock-test");
-        let first = DaemonLock::take_in(&dir, pins).unwrap();
-        let e = DaemonLock::take_in(&dir, pins).err().unwrap().to_string();
+        let first = DaemonLock::take_in(&dir, pins, "x").unwrap();
+        let e = DaemonLock::take_in(&dir, pins, "x")
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains(&format!("pid {}", std::process::id())), "{e}");
         drop(first);
         assert!(!lock_path_in(&dir, pins).exists());
-        drop(DaemonLock::take_in(&dir, pins).unwrap());
+        drop(DaemonLock::take_in(&dir, pins, "x").unwrap());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

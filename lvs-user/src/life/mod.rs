@@ -69,7 +69,7 @@ impl Life {
     pub fn prepare(opts: &LoadOpts) -> Result<Life> {
         let dir = opts.pin_dir.clone();
         loader::ensure_bpffs_mounted(&dir)?;
-        let lock = DaemonLock::take(&dir)?;
+        let lock = DaemonLock::take(&dir, "start a second one")?;
         let want = Layout::wanted(opts.sizes, mode_name(opts.mode), &opts.ifaces)?;
         let adopting = holds_director(&dir);
         if adopting {
@@ -218,7 +218,7 @@ impl Drop for Life {
 /// pins, its staging leftovers and the neighbour entries `lvs load` made
 /// on its links. Refused while an `lvs load` serves `dir`.
 pub fn unload(dir: &Path) -> Result<String> {
-    let _lock = DaemonLock::take(dir)?;
+    let _lock = DaemonLock::take(dir, "unload it (stop that daemon first)")?;
     loader::remove_pins(&staging_dir(dir));
     if !holds_director(dir) {
         return Ok(format!(

@@ -355,6 +355,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     crate::tables::Tables::open(&opts.pin_dir)
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
+    crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
@@ -394,6 +395,9 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
                     Err(e) => log::warn!("sweeper: {e:#}"),
                 }
                 refresh_neighbours(bpf, opts, &mut neighbours);
+                if let Err(e) = crate::vlan::sync(bpf) {
+                    log::warn!("VLAN sub-interfaces: {e:#}");
+                }
             }
         }
     }

@@ -366,7 +366,8 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     // Resolve what is known now before saying we are ready: the first
     // replies must not meet an unresolved next hop.
     refresh_neighbours(bpf, opts, &mut neighbours);
-    neighbours.wait_resolved(Duration::from_secs(1));
+    // Up to 3 s: a loaded machine can take over a second to answer ND.
+    neighbours.wait_resolved(Duration::from_secs(3));
     println!(
         "lvs: director attached to {}; maps pinned at {}",
         opts.ifaces.join(", "),

@@ -229,6 +229,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
         "XDP action",
         "measured as",
         "ns/packet",
+        "runs: min – max",
         "× MAC swap",
         "raw: case / wrapper ns",
         "reference ns (other machine)",
@@ -236,9 +237,24 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
     ])
     .align(1, Align::Left)
     .align(2, Align::Left)
-    .align(6, Align::Left)
-    .align(7, Align::Left);
+    .align(7, Align::Left)
+    .align(8, Align::Left);
     for (s, r) in specs.iter().zip(&results) {
+        // The spread of the runs (each the kernel's per-repeat figure of
+        // one call), corrected like the median.
+        let spread = {
+            let fix = |v: u32| {
+                if s.wrapped {
+                    base.unwrap(v as f64)
+                } else {
+                    v as f64
+                }
+            };
+            match (r.kernel_ns.iter().min(), r.kernel_ns.iter().max()) {
+                (Some(&lo), Some(&hi)) => format!("{} – {}", fmt_ns(fix(lo)), fmt_ns(fix(hi))),
+                _ => "–".to_owned(),
+            }
+        };
         let ns = if s.wrapped {
             base.unwrap(r.kernel())
         } else {
@@ -270,6 +286,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             action_name(r.action).to_owned(),
             measured.to_owned(),
             fmt_ns(ns),
+            spread,
             ratio,
             raw,
             s.anchor.to_owned(),
@@ -282,6 +299,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             "TUN established (ipip)".to_owned(),
             "–".to_owned(),
             "not landed".to_owned(),
+            "–".to_owned(),
             "–".to_owned(),
             "–".to_owned(),
             String::new(),
@@ -316,6 +334,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
                 group(singles as i64)
             ),
             fmt_ns(ns),
+            "–".to_owned(),
             fmt_ratio_of(ns, base.swap_ns),
             format!(
                 "{} / {}",

@@ -383,6 +383,31 @@ pub struct Config {
     pub tunnel_src6: [u32; 4],
     /// TUN path MTU override (`--tunnel-mtu`); zero: the route's MTU.
     pub tunnel_mtu: u32,
+    /// VLAN sub-interfaces in `VLAN_OUT` (zero: the data path skips the
+    /// egress lookup).
+    pub vlans: u32,
+}
+
+/// Key of `VLAN_IN`: the link a tagged frame arrived on and its VLAN id.
+/// The value is the VLAN sub-interface's ifindex, the link the kernel's
+/// FIB knows the VLAN's addresses and routes on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct VlanKey {
+    pub ifindex: u32,
+    pub vid: u16,
+    pub _pad: u16,
+}
+
+/// Value of `VLAN_OUT`, keyed by a VLAN sub-interface's ifindex: the link
+/// it sits on and its VLAN id, so a frame the FIB sends out of the
+/// sub-interface leaves its parent link tagged.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VlanDev {
+    pub parent: u32,
+    pub vid: u16,
+    pub _pad: u16,
 }
 
 /// An address with its family: key of `lvs decap`'s `DECAP_ADDRS` (this
@@ -427,6 +452,8 @@ mod pod {
     unsafe impl aya::Pod for LblcKey {}
     unsafe impl aya::Pod for Lblc {}
     unsafe impl aya::Pod for ConnFix {}
+    unsafe impl aya::Pod for VlanKey {}
+    unsafe impl aya::Pod for VlanDev {}
     unsafe impl aya::Pod for counters::Counters {}
     // The sweeper's BPF_PROG_TEST_RUN inputs, as bytes.
     unsafe impl bytemuck::Zeroable for FlowKey {}
@@ -521,6 +548,8 @@ mod tests {
         assert_eq!(size_of::<Persist>(), 16);
         assert_eq!(size_of::<LblcKey>(), 20);
         assert_eq!(size_of::<Lblc>(), 40);
-        assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT + 24);
+        assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT + 28);
+        assert_eq!(size_of::<VlanKey>(), 8);
+        assert_eq!(size_of::<VlanDev>(), 8);
     }
 }

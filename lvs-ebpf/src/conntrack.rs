@@ -59,7 +59,7 @@ pub fn kill(key: &FlowKey, c: *mut Conn) -> bool {
     if old & CONN_F_DEAD != 0 || !atomic::cas32(stp, old, old | CONN_F_DEAD) {
         return false;
     }
-    let conn = unsafe { *c };
+    let conn = atomic::load(c as *const Conn);
     counts_add(conn.real, old & CONN_F_ACTIVE != 0, u64::MAX);
     if let Some(real) = REALS.get(conn.real) {
         if real.generation == conn.real_generation && real.method == METHOD_MASQ {
@@ -81,7 +81,8 @@ pub fn expired(c: &Conn, now: u64) -> bool {
 #[inline(always)]
 pub fn lookup(key: &FlowKey, syn: bool, now: u64) -> Option<(*mut Conn, Real)> {
     let c = CONNS.get_ptr_mut(key)?;
-    let conn = unsafe { &*c };
+    // A copy: other CPUs change the entry while this one reads it.
+    let conn = &atomic::load(c as *const Conn);
     if conn.st & CONN_F_DEAD != 0 {
         return None;
     }
@@ -138,9 +139,11 @@ pub fn touch(c: *mut Conn, p: &Packet, inbound: bool, now: u64) {
             transition(c, ev, inbound);
         }
     }
-    let conn = unsafe { &mut *c };
-    if now.wrapping_sub(conn.last_seen) > CONN_TOUCH_NS {
-        conn.last_seen = now;
+    // Shared with the other direction's CPU: refreshed field-wise; either
+    // CPU's time is right.
+    let seen = unsafe { &raw mut (*c).last_seen };
+    if now.wrapping_sub(atomic::load(seen)) > CONN_TOUCH_NS {
+        atomic::store(seen, now);
     }
 }
 

@@ -2,11 +2,11 @@
 //! belongs to, and carry out what that path asks for.
 
 use aya_ebpf::programs::XdpContext;
-use lvs_common::{counters, METHOD_MASQ, METHOD_ROUTE, METHOD_TUNNEL};
+use lvs_common::{counters, VlanKey, METHOD_MASQ, METHOD_ROUTE, METHOD_TUNNEL};
 
 use crate::{
     flow, fwd, icmp,
-    maps::{maybe_ours, CHOSEN, CHOSEN_CLIENT, CONFIG, PACKET},
+    maps::{maybe_ours, CHOSEN, CHOSEN_CLIENT, CONFIG, PACKET, VLAN_IN},
     parse::{self, Packet},
     stats::{self, count},
     svc,
@@ -38,6 +38,23 @@ pub fn director(ctx: &XdpContext) -> u32 {
     // Read once here: deeper down LLVM may reuse a computed pointer to
     // this context field, which the verifier refuses.
     slot.ingress = unsafe { (*ctx.ctx).ingress_ifindex };
+    slot.fib_in = slot.ingress;
+    if slot.tagged {
+        // The FIB knows a VLAN's addresses and routes on its sub-interface;
+        // a VLAN the director has none for is not its traffic.
+        let key = VlanKey {
+            ifindex: slot.ingress,
+            vid: slot.vid,
+            _pad: 0,
+        };
+        match unsafe { VLAN_IN.get(&key) } {
+            Some(sub) => slot.fib_in = *sub,
+            None => {
+                count(counters::PASS);
+                return Verdict::PASS.xdp();
+            }
+        }
+    }
     let p = &*slot;
     flow::unstage();
     // Each path is a call of its own and returns a verdict; only this

@@ -378,7 +378,8 @@ pub fn stage(c: &Cacheable, hop: &Hop, rw: Option<&Rewrite>) {
         return;
     };
     let s = unsafe { &mut *s };
-    if !c.ok {
+    // Out of a VLAN sub-interface the frame gets a tag: the shared path's.
+    if !c.ok || crate::xmit::egress(hop.ifindex).1.is_some() {
         s.kind = KIND_EMPTY;
         return;
     }

@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use lvs_common::{
     counters, AddrKey, Config, Conn, FlowKey, Lblc, LblcKey, Persist, PersistKey, Real, RealConns,
-    Service, ServiceKey, Stats,
+    Service, ServiceKey, Stats, VlanDev, VlanKey,
 };
 
 /// (proto, family, VIP, port) -> service. Shared hash: read-mostly, written
@@ -127,6 +127,16 @@ pub fn choose(real: &Real, cache: Cacheable) -> bool {
 /// side reported an ICMP error.
 #[map]
 pub static CHOSEN_CLIENT: PerCpuArray<FlowKey> = PerCpuArray::with_max_entries(1, 0);
+
+/// VLANs on the director's links, kept by `lvs load`: (link, VLAN id) of a
+/// tagged frame -> the VLAN sub-interface (the FIB's view of where it
+/// arrived) ...
+#[map]
+pub static VLAN_IN: HashMap<VlanKey, u32> = HashMap::pinned(1024, 0);
+
+/// ... and a VLAN sub-interface the FIB sends out of -> its link and id.
+#[map]
+pub static VLAN_OUT: HashMap<u32, VlanDev> = HashMap::pinned(1024, 0);
 
 /// Runtime settings written by `lvs load` (index 0).
 #[map]

@@ -5,7 +5,8 @@
 //! header with IHL < 5 or a total length beyond the frame, and any IP
 //! fragment are handed to the kernel untouched (XDP_PASS, counted as
 //! `malformed` or `fragment`), so the director never forwards something it
-//! did not understand. VLAN-tagged frames are passed untouched too.
+//! did not understand. One VLAN tag is parsed (the headers then start 4
+//! bytes later); a frame with two is passed untouched.
 
 use aya_ebpf::programs::XdpContext;
 use lvs_common::{counters, FlowKey, AF_INET, AF_INET6, PROTO_TCP, PROTO_UDP};
@@ -13,9 +14,11 @@ use lvs_common::{counters, FlowKey, AF_INET, AF_INET6, PROTO_TCP, PROTO_UDP};
 pub use crate::bounds::{data, data_end, frame_holds, frame_len, ptr_at};
 
 pub const ETH_HLEN: usize = 14;
+/// An 802.1Q/802.1ad tag: TPID (the frame's first ethertype) then TCI.
+pub const VLAN_HLEN: usize = 4;
 const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86dd;
-const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88a8;
 
 pub const PROTO_ICMP: u8 = 1;
@@ -63,6 +66,13 @@ pub struct Packet {
     pub ip_len: u16,
     /// The link the frame arrived on.
     pub ingress: u32,
+    /// Where the FIB sees it arrive: `ingress`, or for a tagged frame the
+    /// VLAN sub-interface of its VLAN on `ingress` (filled in by the entry
+    /// point).
+    pub fib_in: u32,
+    /// The 802.1Q/802.1ad tag's VLAN id, if the frame carries one.
+    pub vid: u16,
+    pub tagged: bool,
 }
 
 #[inline(always)]
@@ -75,11 +85,21 @@ fn load_u16(ctx: &XdpContext, off: usize) -> Result<u16, Skip> {
 /// copy of the view sits on the entry point's stack).
 #[inline(always)]
 pub fn parse(ctx: &XdpContext, p: &mut Packet) -> Result<(), Skip> {
-    let proto = u16::from_be(load_u16(ctx, 12).map_err(|_| Skip::Other)?);
+    let mut proto = u16::from_be(load_u16(ctx, 12).map_err(|_| Skip::Other)?);
+    let mut l3 = ETH_HLEN;
+    p.tagged = false;
+    p.vid = 0;
+    // One 802.1Q or 802.1ad tag; a frame with two (QinQ) is not ours.
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        let tci = u16::from_be(load_u16(ctx, ETH_HLEN).map_err(|_| Skip::Other)?);
+        proto = u16::from_be(load_u16(ctx, ETH_HLEN + 2).map_err(|_| Skip::Other)?);
+        p.tagged = true;
+        p.vid = tci & 0x0fff;
+        l3 = ETH_HLEN + VLAN_HLEN;
+    }
     match proto {
-        ETH_P_IP => parse_ipv4(ctx, p, ETH_HLEN),
-        ETH_P_IPV6 => parse_ipv6(ctx, p, ETH_HLEN),
-        ETH_P_8021Q | ETH_P_8021AD => Err(Skip::Other),
+        ETH_P_IP => parse_ipv4(ctx, p, l3),
+        ETH_P_IPV6 => parse_ipv6(ctx, p, l3),
         _ => Err(Skip::Other),
     }
 }

@@ -34,6 +34,7 @@ pub fn bump(c: *mut Counters, idx: u32, n: u64) {
 #[inline(always)]
 fn add_traffic(s: Option<*mut Stats>, inbound: bool, bytes: u64, new_conn: bool) {
     if let Some(s) = s {
+        // SAFETY: this CPU's own slot of a per-CPU array.
         let s = unsafe { &mut *s };
         if inbound {
             s.inpkts += 1;

@@ -7,7 +7,7 @@ use aya_ebpf::{
         bpf_fib_lookup as FibParams, BPF_FIB_LKUP_RET_FRAG_NEEDED, BPF_FIB_LKUP_RET_NO_NEIGH,
         BPF_FIB_LKUP_RET_SUCCESS, BPF_FIB_LOOKUP_SRC,
     },
-    helpers::{bpf_fib_lookup, bpf_redirect},
+    helpers::{bpf_fib_lookup, bpf_redirect, bpf_xdp_adjust_head},
     macros::map,
     maps::LruPerCpuHashMap,
     programs::XdpContext,
@@ -15,8 +15,8 @@ use aya_ebpf::{
 use lvs_common::{AddrKey, AF_INET};
 
 use crate::{
-    maps::NEIGH_MISS,
-    parse::{ptr_at, Packet},
+    maps::{CONFIG, NEIGH_MISS, VLAN_OUT},
+    parse::{ptr_at, Packet, ETH_HLEN, ETH_P_8021Q, VLAN_HLEN},
     verdict::Verdict,
 };
 
@@ -78,7 +78,7 @@ pub fn lookup_cached(
         _pad: [0; 3],
     };
     let now = crate::clock::now();
-    let ingress = p.ingress;
+    let ingress = p.fib_in;
     if let Some(c) = unsafe { HOPS.get(&key) } {
         if c.in_ifindex == ingress
             && tot_len <= c.ok_len
@@ -125,7 +125,7 @@ pub fn lookup(
     f.family = family;
     f.l4_protocol = proto;
     f.__bindgen_anon_1.tot_len = tot_len;
-    f.ifindex = p.ingress;
+    f.ifindex = p.fib_in;
     if family == AF_INET {
         f.__bindgen_anon_3.ipv4_src = src[0];
         f.__bindgen_anon_4.ipv4_dst = dst[0];
@@ -171,9 +171,16 @@ pub fn lookup(
 }
 
 /// Writes the hop's MACs into the frame and returns the action that sends
-/// it: XDP_TX on the ingress link, a redirect otherwise.
+/// it: XDP_TX on the ingress link, a redirect otherwise. A hop out of a
+/// VLAN sub-interface leaves through its parent link with the VLAN's tag
+/// (pushed, or the tag the frame came with rewritten); a tagged frame to
+/// an untagged link loses its tag.
 #[inline(always)]
 pub fn send(ctx: &XdpContext, p: &Packet, hop: &Hop) -> Verdict {
+    let (dev, vid) = egress(hop.ifindex);
+    if retag(ctx, p.tagged, vid).is_none() {
+        return Verdict::DROP;
+    }
     let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
         return Verdict::DROP;
     };
@@ -181,9 +188,55 @@ pub fn send(ctx: &XdpContext, p: &Packet, hop: &Hop) -> Verdict {
     macs[..6].copy_from_slice(&hop.dmac);
     macs[6..].copy_from_slice(&hop.smac);
     unsafe { eth.write_unaligned(macs) };
-    if hop.ifindex == p.ingress {
+    if dev == p.ingress {
         Verdict::TX
     } else {
-        Verdict::action(unsafe { bpf_redirect(hop.ifindex, 0) } as u32)
+        Verdict::action(unsafe { bpf_redirect(dev, 0) } as u32)
     }
+}
+
+/// The link a frame for `ifindex` leaves by, and its VLAN id if `ifindex`
+/// is a VLAN sub-interface (`lvs load` keeps `VLAN_OUT`; without VLANs
+/// there is no lookup).
+#[inline(always)]
+pub fn egress(ifindex: u32) -> (u32, Option<u16>) {
+    if CONFIG.get(0).is_none_or(|c| c.vlans == 0) {
+        return (ifindex, None);
+    }
+    match unsafe { VLAN_OUT.get(&ifindex) } {
+        Some(d) => (d.parent, Some(d.vid)),
+        None => (ifindex, None),
+    }
+}
+
+/// Makes the frame's tag what the egress wants: `vid` (tagged) or none.
+/// The MACs are left for the caller to write.
+#[inline(always)]
+fn retag(ctx: &XdpContext, tagged: bool, vid: Option<u16>) -> Option<()> {
+    match (tagged, vid) {
+        (false, None) => {}
+        (true, Some(vid)) => {
+            // The VLAN id changes; priority and DEI bits stay.
+            let tci = ptr_at::<u16>(ctx, ETH_HLEN)?;
+            let old = u16::from_be(unsafe { tci.read_unaligned() });
+            unsafe { tci.write_unaligned(((old & 0xf000) | (vid & 0x0fff)).to_be()) };
+        }
+        // Pop: the frame starts 4 bytes later, where the ethertype after
+        // the tag lands at offset 12; the MACs are written afresh.
+        (true, None) => {
+            if unsafe { bpf_xdp_adjust_head(ctx.ctx, VLAN_HLEN as i32) } != 0 {
+                return None;
+            }
+        }
+        // Push: 4 bytes more in front; the old MACs' place takes the tag,
+        // the ethertype stays where it was relative to the IP header.
+        (false, Some(vid)) => {
+            if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(VLAN_HLEN as i32)) } != 0 {
+                return None;
+            }
+            let tag = ptr_at::<[u16; 2]>(ctx, 12)?;
+            unsafe { tag.write_unaligned([ETH_P_8021Q.to_be(), (vid & 0x0fff).to_be()]) };
+        }
+    }
+    Some(())
 }

@@ -46,6 +46,13 @@ impl Netns {
 
     pub(crate) fn setup_fresh(&self) -> Result<()> {
         self.link_up("lo")?;
+        // No duplicate address detection on the lab's links: a fresh
+        // veth's link-local address would stay tentative for a second, in
+        // which neighbour discovery from and to it stalls (a DR director's
+        // first packets to a new real server then find no neighbour).
+        for scope in ["all", "default"] {
+            self.sysctl(&format!("net.ipv6.conf.{scope}.accept_dad"), "0")?;
+        }
         // Lets `clients::ping` use unprivileged ICMP sockets (v4 and v6)
         // instead of raw ones.
         self.sysctl("net.ipv4.ping_group_range", "0 2147483647")

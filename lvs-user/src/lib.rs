@@ -1,6 +1,7 @@
 //! Userspace of lvs-xdp: the shared table store, the ipvsadm-compatible
 //! front end, the loader with its connection sweeper and neighbour
-//! upkeep, the real servers' TUN decapsulation, and the benchmarks.
+//! upkeep, the real servers' TUN decapsulation, VLAN sub-interfaces, and
+//! the test bed that tests and benchmarks load the director with.
 
 pub mod adm;
 pub mod decap;
@@ -14,3 +15,4 @@ pub mod stats;
 pub mod sweeper;
 pub mod tables;
 pub mod testbed;
+pub mod vlan;

@@ -380,6 +380,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     crate::tables::Tables::open(life.work_dir())
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
+    crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
@@ -389,7 +390,8 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     // Resolve what is known now before saying we are ready: the first
     // replies must not meet an unresolved next hop.
     refresh_neighbours(bpf, opts, life.work_dir(), &mut neighbours);
-    neighbours.wait_resolved(Duration::from_secs(1));
+    // Up to 3 s: a loaded machine can take over a second to answer ND.
+    neighbours.wait_resolved(Duration::from_secs(3));
     life.publish(opts)?;
     let mut sweeper = Sweeper::new(&opts.pin_dir);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -415,6 +417,9 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
                     Err(e) => log::warn!("sweeper: {e:#}"),
                 }
                 refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours);
+                if let Err(e) = crate::vlan::sync(bpf) {
+                    log::warn!("VLAN sub-interfaces: {e:#}");
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ use lvs_common::{counters, csum, Config, AF_INET};
 use crate::{
     flow,
     maps::Chosen,
-    parse::{ptr_at, Packet, ETH_HLEN},
+    parse::{ptr_at, Packet, ETH_HLEN, ETH_P_8021Q, VLAN_HLEN},
     stats::count,
     verdict::Verdict,
     xmit::{self, Miss},
@@ -74,18 +74,43 @@ fn too_big(ctx: &XdpContext, p: &Packet, mtu: u16) -> Verdict {
     Verdict::too_big(mtu)
 }
 
+/// The L2 header in front of the new outer header: Ethernet (MACs are
+/// written by `xmit::send`), with the frame's VLAN tag kept when it had
+/// one (`xmit::send` then rewrites or pops it for the egress). Returns the
+/// outer header's offset. `tci` is the tag read before the head moved.
+#[inline(always)]
+fn put_l2(ctx: &XdpContext, p: &Packet, tci: u16, ethertype: u16) -> Option<usize> {
+    if p.tagged {
+        let h = ptr_at::<[u16; 3]>(ctx, 12)?;
+        unsafe { h.write_unaligned([ETH_P_8021Q.to_be(), tci, ethertype.to_be()]) };
+        Some(ETH_HLEN + VLAN_HLEN)
+    } else {
+        let h = ptr_at::<u16>(ctx, 12)?;
+        unsafe { h.write_unaligned(ethertype.to_be()) };
+        Some(ETH_HLEN)
+    }
+}
+
+/// The frame's VLAN TCI as it lies in the frame (0 if untagged), and
+/// whether its IP header sits where one tag or none puts it.
+#[inline(always)]
+fn l2_of(ctx: &XdpContext, p: &Packet) -> Option<u16> {
+    if p.tagged {
+        (p.l3_off == ETH_HLEN + VLAN_HLEN).then_some(())?;
+        Some(unsafe { ptr_at::<u16>(ctx, ETH_HLEN)?.read_unaligned() })
+    } else {
+        (p.l3_off == ETH_HLEN).then_some(0)
+    }
+}
+
 #[inline(always)]
 fn encap4(ctx: &XdpContext, p: &Packet, src: &[u32; 4], dst: &[u32; 4]) -> Option<()> {
-    if p.l3_off != ETH_HLEN {
-        return None;
-    }
+    let tci = l2_of(ctx, p)?;
     let inner = unsafe { *ptr_at::<[u8; 8]>(ctx, p.l3_off)? };
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -20) } != 0 {
         return None;
     }
-    let mut h = [0u8; ETH_HLEN + 20];
-    h[12] = 0x08;
-    let ip = &mut h[ETH_HLEN..];
+    let mut ip = [0u8; 20];
     ip[0] = 0x45;
     ip[1] = inner[1]; // TOS
     ip[2..4].copy_from_slice(&(p.ip_len + 20).to_be_bytes());
@@ -94,26 +119,22 @@ fn encap4(ctx: &XdpContext, p: &Packet, src: &[u32; 4], dst: &[u32; 4]) -> Optio
     ip[9] = IPPROTO_IPIP;
     ip[12..16].copy_from_slice(&src[0].to_ne_bytes());
     ip[16..20].copy_from_slice(&dst[0].to_ne_bytes());
-    let c = csum::checksum(ip);
+    let c = csum::checksum(&ip);
     ip[10..12].copy_from_slice(&c.to_ne_bytes());
-    let head = ptr_at::<[u8; ETH_HLEN + 20]>(ctx, 0)?;
-    unsafe { head.write_unaligned(h) };
+    let at = put_l2(ctx, p, tci, 0x0800)?;
+    let head = ptr_at::<[u8; 20]>(ctx, at)?;
+    unsafe { head.write_unaligned(ip) };
     Some(())
 }
 
 #[inline(always)]
 fn encap6(ctx: &XdpContext, p: &Packet, src: &[u32; 4], dst: &[u32; 4]) -> Option<()> {
-    if p.l3_off != ETH_HLEN {
-        return None;
-    }
+    let tci = l2_of(ctx, p)?;
     let inner = unsafe { *ptr_at::<[u8; 4]>(ctx, p.l3_off)? };
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -40) } != 0 {
         return None;
     }
-    let mut h = [0u8; ETH_HLEN + 40];
-    h[12] = 0x86;
-    h[13] = 0xdd;
-    let ip = &mut h[ETH_HLEN..];
+    let mut ip = [0u8; 40];
     // Version 6, the inner traffic class, flow label 0.
     ip[0] = 0x60 | (inner[0] & 0x0f);
     ip[1] = inner[1] & 0xf0;
@@ -124,7 +145,8 @@ fn encap6(ctx: &XdpContext, p: &Packet, src: &[u32; 4], dst: &[u32; 4]) -> Optio
         ip[8 + i * 4..12 + i * 4].copy_from_slice(&src[i].to_ne_bytes());
         ip[24 + i * 4..28 + i * 4].copy_from_slice(&dst[i].to_ne_bytes());
     }
-    let head = ptr_at::<[u8; ETH_HLEN + 40]>(ctx, 0)?;
-    unsafe { head.write_unaligned(h) };
+    let at = put_l2(ctx, p, tci, 0x86dd)?;
+    let head = ptr_at::<[u8; 40]>(ctx, at)?;
+    unsafe { head.write_unaligned(ip) };
     Some(())
 }

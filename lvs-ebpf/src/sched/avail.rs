@@ -7,7 +7,10 @@ use core::ffi::c_void;
 use aya_ebpf::helpers::bpf_loop;
 use lvs_common::{threshold_rule, Real, RealConns, REAL_F_MEMBER};
 
-use crate::maps::{REALS, REAL_CONNS};
+use crate::{
+    atomic,
+    maps::{REALS, REAL_CONNS},
+};
 
 /// Members a scan looks at; bounded for `bpf_loop`.
 pub const MAX_SCAN: u32 = 1 << 16;
@@ -25,17 +28,25 @@ pub fn available(real: &Real, conns: *mut RealConns) -> bool {
     if real.u_threshold == 0 {
         return true;
     }
-    // SAFETY: a live map value; the fields are read and the flag written
-    // whole, and a lost race only delays the flag by one connection, as
-    // IPVS's unlocked check does.
-    let c = unsafe { &mut *conns };
+    // The counts are shared: read and the flag written field by field; a
+    // lost race only delays the flag by one connection, as IPVS's unlocked
+    // check does.
+    let (active, inactive, flag) = unsafe {
+        (
+            atomic::load(&raw const (*conns).active),
+            atomic::load(&raw const (*conns).inactive),
+            atomic::load(&raw const (*conns).overloaded),
+        )
+    };
     let (ok, overloaded) = threshold_rule(
-        c.active + c.inactive,
-        c.overloaded != 0,
+        active + inactive,
+        flag != 0,
         real.u_threshold,
         real.l_threshold,
     );
-    c.overloaded = overloaded as u64;
+    if overloaded != (flag != 0) {
+        atomic::store(unsafe { &raw mut (*conns).overloaded }, overloaded as u64);
+    }
     ok
 }
 

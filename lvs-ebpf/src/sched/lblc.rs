@@ -11,7 +11,10 @@ use super::{
     avail::{self, usable},
     scan,
 };
-use crate::maps::{DESTS, LBLC};
+use crate::{
+    atomic,
+    maps::{DESTS, LBLC},
+};
 
 /// Entries unused for this long are forgotten (IPVS: one day).
 const EXPIRE_NS: u64 = 24 * 3600 * 1_000_000_000;
@@ -24,7 +27,7 @@ fn overloaded(svc: &Service, idx: u32) -> bool {
     let Some((real, conns)) = usable(idx) else {
         return true;
     };
-    if unsafe { (*conns).active } <= real.weight as u64 {
+    if unsafe { atomic::load(&raw const (*conns).active) } <= real.weight as u64 {
         return false;
     }
     let mut probe = Probe {
@@ -51,7 +54,7 @@ extern "C" fn half_loaded(i: u32, ctx: *mut c_void) -> i64 {
         return 1;
     };
     if let Some((r, c)) = usable(other) {
-        if unsafe { (*c).active } * 2 < r.weight as u64 {
+        if unsafe { atomic::load(&raw const (*c).active) } * 2 < r.weight as u64 {
             p.found = 1;
             return 1;
         }
@@ -67,16 +70,19 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
     };
     let replicate = svc.sched == codes::LBLCR;
     if let Some(e) = LBLC.get_ptr_mut(&key) {
-        let en = unsafe { &mut *e };
+        // Shared: read as a copy, changed field by field. Two CPUs
+        // changing one destination's set at once may lose one change, which
+        // costs locality, never correctness (every member is checked).
+        let en = atomic::load(e as *const Lblc);
         if now.wrapping_sub(en.last_used) <= EXPIRE_NS {
-            en.last_used = now;
+            atomic::store(unsafe { &raw mut (*e).last_used }, now);
             if !replicate {
                 let idx = en.reals[0];
                 if !overloaded(svc, idx) {
                     return Some(idx);
                 }
                 let idx = scan::scan(svc, codes::WLC)?;
-                en.reals[0] = idx;
+                atomic::store(unsafe { &raw mut (*e).reals[0] }, idx);
                 return Some(idx);
             }
             // lblcr: the least loaded usable member of the set; if none, or
@@ -90,7 +96,10 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
                 }
                 let idx = en.reals[i];
                 if let Some((r, c)) = usable(idx) {
-                    let oh = unsafe { (*c).active * 256 + (*c).inactive };
+                    let oh = unsafe {
+                        atomic::load(&raw const (*c).active) * 256
+                            + atomic::load(&raw const (*c).inactive)
+                    };
                     let w = r.weight as u64;
                     if best == u32::MAX || best_oh * w > oh * best_w {
                         (best, best_oh, best_w) = (idx, oh, w);
@@ -103,14 +112,18 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
             let idx = scan::scan(svc, codes::WLC)?;
             let n = en.len as usize;
             if n < LBLCR_SET {
-                en.reals[n] = idx;
-                en.len += 1;
+                let mut reals = en.reals;
+                reals[n] = idx;
+                atomic::store(unsafe { &raw mut (*e).reals }, reals);
+                atomic::store(unsafe { &raw mut (*e).len }, en.len + 1);
             } else {
                 // A full set replaces its first (oldest) member.
-                en.reals.rotate_left(1);
-                en.reals[LBLCR_SET - 1] = idx;
+                let mut reals = en.reals;
+                reals.rotate_left(1);
+                reals[LBLCR_SET - 1] = idx;
+                atomic::store(unsafe { &raw mut (*e).reals }, reals);
             }
-            en.last_modified = now;
+            atomic::store(unsafe { &raw mut (*e).last_modified }, now);
             return Some(idx);
         }
     }

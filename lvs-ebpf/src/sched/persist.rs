@@ -8,6 +8,7 @@ use lvs_common::{Persist, PersistKey, Service, REAL_F_IN_USE, REAL_F_MEMBER};
 
 use super::avail;
 use crate::{
+    atomic,
     maps::{PERSIST, REALS, REAL_CONNS},
     parse::Packet,
 };
@@ -23,17 +24,24 @@ fn svc_key(svc: &Service, p: &Packet) -> PersistKey {
 #[inline(always)]
 pub fn lookup(svc: &Service, p: &Packet, now: u64) -> Option<u32> {
     let t = PERSIST.get_ptr_mut(&svc_key(svc, p))?;
-    let tpl = unsafe { &mut *t };
-    if now.wrapping_sub(tpl.last_used) > svc.persist_timeout as u64 * 1_000_000_000 {
+    // The template is shared: read and refreshed field by field.
+    let (last_used, real_idx, generation) = unsafe {
+        (
+            atomic::load(&raw const (*t).last_used),
+            atomic::load(&raw const (*t).real),
+            atomic::load(&raw const (*t).real_generation),
+        )
+    };
+    if now.wrapping_sub(last_used) > svc.persist_timeout as u64 * 1_000_000_000 {
         return None;
     }
-    let real = REALS.get(tpl.real)?;
+    let real = REALS.get(real_idx)?;
     if real.flags & (REAL_F_IN_USE | REAL_F_MEMBER) != REAL_F_IN_USE | REAL_F_MEMBER
-        || real.generation != tpl.real_generation
+        || real.generation != generation
     {
         return None;
     }
-    let conns = REAL_CONNS.get_ptr_mut(tpl.real)?;
+    let conns = REAL_CONNS.get_ptr_mut(real_idx)?;
     // Availability apart from the weight: a weight-0 server keeps its
     // persistent clients.
     let mut r = *real;
@@ -41,8 +49,9 @@ pub fn lookup(svc: &Service, p: &Packet, now: u64) -> Option<u32> {
     if !avail::available(&r, conns) {
         return None;
     }
-    tpl.last_used = now;
-    Some(tpl.real)
+    // Two CPUs refreshing at once store nearly the same time: either wins.
+    atomic::store(unsafe { &raw mut (*t).last_used }, now);
+    Some(real_idx)
 }
 
 #[inline(always)]

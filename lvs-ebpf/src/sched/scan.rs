@@ -8,7 +8,7 @@ use aya_ebpf::helpers::bpf_get_prandom_u32;
 use lvs_common::{sched, Service};
 
 use super::avail::{each, usable, MAX_SCAN, NONE};
-use crate::maps::DESTS;
+use crate::{atomic, maps::DESTS};
 
 /// State of a member scan.
 pub struct Scan {
@@ -30,7 +30,12 @@ extern "C" fn scan_step(i: u32, ctx: *mut c_void) -> i64 {
     let Some((real, conns)) = usable(idx) else {
         return 0;
     };
-    let (active, inactive) = unsafe { ((*conns).active, (*conns).inactive) };
+    let (active, inactive) = unsafe {
+        (
+            atomic::load(&raw const (*conns).active),
+            atomic::load(&raw const (*conns).inactive),
+        )
+    };
     let w = real.weight as u64;
     let first = s.best == NONE;
     let (oh, better) = match s.sched {
@@ -116,7 +121,9 @@ extern "C" fn twos_step(i: u32, ctx: *mut c_void) -> i64 {
         t.total += w;
         return 0;
     }
-    let oh = unsafe { (*conns).active * 256 + (*conns).inactive };
+    let oh = unsafe {
+        atomic::load(&raw const (*conns).active) * 256 + atomic::load(&raw const (*conns).inactive)
+    };
     t.r1 -= w as i64;
     t.r2 -= w as i64;
     if t.r1 < 0 && t.c1 == NONE {

@@ -17,10 +17,12 @@ pub const PERSIST: &str = "PERSIST";
 pub const LBLC: &str = "LBLC";
 pub const NEIGH_MISS: &str = "NEIGH_MISS";
 pub const ADDR_FILTER: &str = "ADDR_FILTER";
+pub const VLAN_IN: &str = "VLAN_IN";
+pub const VLAN_OUT: &str = "VLAN_OUT";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 18] = [
     SERVICES,
     REALS,
     DESTS,
@@ -37,6 +39,8 @@ pub const ALL: [&str; 16] = [
     LBLC,
     NEIGH_MISS,
     ADDR_FILTER,
+    VLAN_IN,
+    VLAN_OUT,
 ];
 
 /// Programs of the director object.

@@ -23,7 +23,8 @@ use lvs_lab::{
 fn requests(d: &Lan, vip: SocketAddr, n: usize) -> Vec<(String, u16)> {
     (0..n)
         .map(|_| {
-            let mut c = HttpConn::connect(&d.lan.client, vip, T).unwrap();
+            let mut c = HttpConn::connect(&d.lan.client, vip, T)
+                .unwrap_or_else(|e| panic!("{e:#}\n{}", d.diag()));
             let port = c.local_addr().unwrap().port();
             (c.get("/").unwrap(), port)
         })

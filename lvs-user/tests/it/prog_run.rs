@@ -870,3 +870,135 @@ fn flow_cache_leaves_state_changes_and_edits_to_the_shared_path() {
         "a removal is rechecked"
     );
 }
+
+// VLAN trunks. This kernel has no 802.1Q devices to build a live trunk
+// with, so the test writes the VLAN maps `lvs load` keeps from the host's
+// VLAN sub-interfaces itself: VLAN 100 arriving on ext0 is ext0's, VLAN
+// 200 arriving on int0 is int0's, and int0 stands for a sub-interface of
+// VLAN 200 on int0 (what the FIB sends out of it leaves tagged 200).
+
+/// `frame` with an 802.1Q tag (`tci`: priority bits and VLAN id) inserted.
+fn tagged(frame: &[u8], tci: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&tci.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+fn set_vlans(f: &Fixture) {
+    use aya::maps::{Array, HashMap, Map, MapData};
+    use lvs_common::{Config, VlanDev, VlanKey};
+    let open = |name: &str| MapData::from_pin(f.pin.join(name)).unwrap();
+    let (ext, int) = (f.link_index("ext0"), f.link_index("int0"));
+    let mut vin: HashMap<MapData, VlanKey, u32> =
+        HashMap::try_from(Map::HashMap(open("VLAN_IN"))).unwrap();
+    for (ifindex, vid) in [(ext, 100), (int, 200)] {
+        let k = VlanKey {
+            ifindex,
+            vid,
+            _pad: 0,
+        };
+        vin.insert(k, ifindex, 0).unwrap();
+    }
+    let mut vout: HashMap<MapData, u32, VlanDev> =
+        HashMap::try_from(Map::HashMap(open("VLAN_OUT"))).unwrap();
+    let dev = VlanDev {
+        parent: int,
+        vid: 200,
+        _pad: 0,
+    };
+    vout.insert(int, dev, 0).unwrap();
+    let mut config: Array<MapData, Config> = Array::try_from(Map::Array(open("CONFIG"))).unwrap();
+    let mut c = config.get(&0, 0).unwrap();
+    c.vlans = 1;
+    config.set(0, c, 0).unwrap();
+}
+
+#[test]
+fn vlan_tags_are_parsed_rewritten_pushed_and_popped() {
+    if !require_root("prog_run") {
+        return;
+    }
+    let f = fixture();
+    set_vlans(&f);
+    let (ext, int) = (f.link_index("ext0"), f.link_index("int0"));
+    // Priority 5 on VLAN 100 in; out of int0 on VLAN 200 with priority 5.
+    let syn = client_syn();
+    let (action, out) = f.run(&tagged(&syn.build(), 0xa000 | 100), ext);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = syn.clone().macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    want = with_ports(want, 40000, 8080);
+    assert_eq!(
+        out,
+        tagged(&want.build(), 0xa000 | 200),
+        "VLAN id rewritten"
+    );
+    let p = parse(
+        &out[..12]
+            .iter()
+            .chain(&out[16..])
+            .copied()
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(p.ip_csum_ok && p.l4_csum_ok);
+
+    // The reply arrives tagged 200 on int0 and leaves ext0 untagged (ext0
+    // is no sub-interface): the tag is popped.
+    let reply = Frame::tcp(
+        (ip("192.168.211.129"), 8080),
+        (ip("192.168.47.1"), 40000),
+        SYN | ACK,
+    )
+    .macs(RS_MAC, DIR_INT_MAC);
+    let (action, out) = f.run(&tagged(&reply.build(), 200), int);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = with_ports(reply.clone(), 80, 40000).macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    assert_eq!(out, want.build(), "tag popped towards an untagged link");
+
+    // An untagged client frame whose way out is VLAN 200: a tag is pushed.
+    let syn2 = Frame::tcp((ip("192.168.47.1"), 40002), (ip("192.168.47.128"), 80), SYN)
+        .macs(CLIENT_MAC, DIR_EXT_MAC);
+    let (action, out) = f.run(&syn2.build(), ext);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = with_ports(syn2.clone(), 40002, 8080).macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    assert_eq!(out, tagged(&want.build(), 200), "tag pushed");
+
+    // TUN keeps the frame's tag in front of the new outer header, then
+    // rewrites it for the way out.
+    set_method(&f, Method::Tunnel);
+    let syn3 = Frame::tcp((ip("192.168.47.1"), 40003), (ip("192.168.47.128"), 80), SYN)
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .build();
+    let (action, out) = f.run(&tagged(&syn3, 100), ext);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut outer = ipv4_header(
+        "192.168.211.128".parse().unwrap(),
+        "192.168.211.129".parse().unwrap(),
+        4,
+        syn3.len() - 14,
+        64,
+        0,
+        true,
+    );
+    outer[1] = syn3[15];
+    let mut want = RS_MAC.to_vec();
+    want.extend_from_slice(&DIR_INT_MAC);
+    want.extend_from_slice(&[0x81, 0x00, 0x00, 200, 0x08, 0x00]);
+    want.extend_from_slice(&outer);
+    want.extend_from_slice(&syn3[14..]);
+    assert_eq!(out, want, "IPIP under the egress VLAN's tag");
+
+    // A VLAN the director has no sub-interface for, and two tags: passed
+    // untouched.
+    for frame in [
+        tagged(&client_syn().build(), 300),
+        tagged(&tagged(&client_syn().build(), 100), 100),
+    ] {
+        assert_eq!(f.run(&frame, ext), (XDP_PASS, frame.clone()));
+    }
+}

@@ -118,6 +118,25 @@ fn open(seed: &SeedLab, tag: &str) -> (TcpConn, String) {
     (c, who.to_owned())
 }
 
+/// Runs `lvsadm -S -n` in the namespace at `ns` every 100 ms until
+/// `stop`: (samples, the outputs that were not `rules`).
+fn sample_rules(ns: &Path, pin: &Path, rules: &str, stop: &AtomicBool) -> (u32, Vec<String>) {
+    let (mut samples, mut differing) = (0, Vec::new());
+    while !stop.load(Ordering::SeqCst) {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", ns.display()))
+            .args(["--", LVSADM, "-S", "-n"])
+            .env("LVS_PIN_PATH", pin);
+        let (code, out, err) = run(&mut cmd);
+        samples += 1;
+        if code != 0 || out != rules {
+            differing.push(format!("exit {code}: {out}{err}"));
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    (samples, differing)
+}
+
 /// What the exchanging thread saw.
 struct Exchanged {
     lines: u64,
@@ -199,6 +218,15 @@ fn restarts_and_kill_keep_long_lived_connections() {
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
     let worker = thread::spawn(move || exchange(conns, stop2));
+    let sampler = {
+        let (ns, pin, rules, stop) = (
+            d.seed.director.path(),
+            pin.clone(),
+            rules.clone(),
+            stop.clone(),
+        );
+        thread::spawn(move || sample_rules(&ns, &pin, &rules, &stop))
+    };
     let mut prog = links[0].1;
     let mut restarts = Vec::new();
     for round in 0..4 {
@@ -246,9 +274,16 @@ fn restarts_and_kill_keep_long_lived_connections() {
     thread::sleep(Duration::from_millis(700));
     stop.store(true, Ordering::SeqCst);
     let x = worker.join().unwrap();
+    let (samples, differing) = sampler.join().unwrap();
+    assert!(
+        differing.is_empty(),
+        "`lvsadm -S -n` differed in {} of {samples} samples: {:?}",
+        differing.len(),
+        differing.first()
+    );
     report(&format!(
         "100 connections, 3 SIGTERM + 1 kill -9 restarts: {} lines echoed, {} errors, \
-         slowest line {:?}, restarts to ready {:?}",
+         slowest line {:?}, restarts to ready {:?}, `lvsadm -S -n` the same in {samples} samples",
         x.lines, x.errors, x.slowest, restarts
     ));
     assert_eq!(x.errors, 0, "{:#?}\n{}", x.first_errors, d.diag());

@@ -106,13 +106,17 @@ impl Life {
                 dir.display()
             );
         }
+        let staging = staging_dir(&dir);
+        if !adopting {
+            // What a load killed before it was ready left behind (under
+            // the lock it is nobody's): its links, too, which would make
+            // the director it attached look foreign.
+            loader::remove_pins(&staging);
+        }
         let plan = links::plan(&dir, &opts.ifaces)?;
         let work = if adopting {
             dir.clone()
         } else {
-            let staging = staging_dir(&dir);
-            // What a load killed before it was ready left behind.
-            loader::remove_pins(&staging);
             std::fs::create_dir_all(&staging)
                 .with_context(|| format!("cannot create {}", staging.display()))?;
             staging

@@ -333,7 +333,8 @@ fn spawn_load(seed: &SeedLab, extra: &[&str], env: &[(&str, &Path)]) -> Proc {
 /// `lvsadm -L -n` answers (until then it says in one line that there is no
 /// director, and fails): every connection goes through at once, as the
 /// tables appear only once the director is attached and its next hops
-/// resolved. Each round ends with SIGTERM and `lvs unload`.
+/// resolved. Each round ends with SIGTERM and `lvs unload`. Before them,
+/// loads killed (-9) at points of their start leave no director behind.
 #[test]
 fn lvsadm_answers_only_once_the_director_forwards() {
     if !require_root("lifecycle readiness") {
@@ -345,6 +346,37 @@ fn lvsadm_answers_only_once_the_director_forwards() {
     for i in 0..2 {
         rules += &format!("-a -t {} -r {}:80 -m -w 1\n", vip(), seed::rs_ip(i));
     }
+    let no_director = |what: &str| {
+        let (code, _, err) = lvsadm(&seed, &["-L", "-n"]);
+        assert_ne!(code, 0, "{what}");
+        assert!(err.starts_with("lvsadm: no director at "), "{what}: {err}");
+    };
+    // A load killed while it gets ready leaves nothing that answers, and
+    // nothing in the way of the next one.
+    for ms in [100, 200, 300, 400, 500] {
+        let p = spawn_load(&seed, &[], &[]);
+        thread::sleep(Duration::from_millis(ms));
+        p.signal(libc::SIGKILL);
+        assert!(crate::common::wait_until(T, || !p.is_running()));
+        if p.output().contains(seed::DIRECTOR_READY) {
+            let pin = seed.pin_dir().to_str().unwrap();
+            assert_eq!(lvs(&seed.director, &["unload", "--pin-path", pin]).0, 0);
+        }
+        no_director(&format!("killed after {ms} ms"));
+    }
+    // One killed after it attached but before it was renamed into place:
+    // a director killed and moved to DIR-staging stands for it. Its links
+    // must not make the next load see a foreign program.
+    let p = spawn_load(&seed, &[], &[]);
+    p.wait_for_line(seed::DIRECTOR_READY, READY_TIMEOUT)
+        .unwrap();
+    p.signal(libc::SIGKILL);
+    assert!(crate::common::wait_until(T, || !p.is_running()));
+    let mut staging = seed.pin_dir().as_os_str().to_owned();
+    staging.push("-staging");
+    std::fs::rename(seed.pin_dir(), &staging).unwrap();
+    assert_eq!(xdp_progs(&seed.director, DIR_INT_IF).len(), 1);
+    no_director("a director left in DIR-staging");
     let mut waits = Vec::new();
     for round in 0..20 {
         let t = Instant::now();

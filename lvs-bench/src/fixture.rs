@@ -51,6 +51,20 @@ pub fn action_name(a: u32) -> &'static str {
 /// around nothing, the wrapper's own cost.
 pub const WRAPPERS: [&str; 2] = ["director_bench", "bench_overhead"];
 
+/// The unit-cost programs of the benchmark object: (program, what it does
+/// once on top of XDP_DROP).
+pub const UNITS: [(&str, &str); 6] = [
+    ("unit_ktime", "bpf_ktime_get_ns"),
+    ("unit_ktime_coarse", "bpf_ktime_get_coarse_ns"),
+    ("unit_jiffies", "bpf_jiffies64 (inlined)"),
+    ("unit_hash_miss", "hash lookup, 40-byte key, miss"),
+    ("unit_lru_hit", "LRU hash lookup, 40-byte key, hit"),
+    (
+        "unit_lru_insert",
+        "LRU hash insert of a new 40-byte key (evicting once full)",
+    ),
+];
+
 /// The benchmark object (lvs-ebpf's `bin/bench.rs`: the director's own
 /// library code inside the restoring wrappers, and the baselines), its
 /// pinned maps opened from the director's pin directory `pin`, so the
@@ -60,7 +74,11 @@ pub fn load_bench_object(pin: &Path) -> Result<Ebpf> {
         .default_map_pin_directory(pin)
         .load(crate::BENCH_OBJ)
         .context("loading the benchmark object")?;
-    for name in WRAPPERS.iter().chain(&["bench_drop", "bench_swap"]) {
+    for name in WRAPPERS
+        .iter()
+        .chain(&["bench_drop", "bench_swap"])
+        .chain(UNITS.iter().map(|(p, _)| p))
+    {
         load_prog(&mut base, name)?;
     }
     Ok(base)

@@ -159,6 +159,17 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
             anchor: "",
         },
     ];
+    for (prog, what) in crate::fixture::UNITS {
+        specs.push(CaseSpec {
+            name: what,
+            prog,
+            frame: ack_to((CLIENT, CLIENT_PORT), NAT_PORT),
+            ifindex: fx.link_index("ext0"),
+            counter: None,
+            wrapped: false,
+            anchor: "unit (+ XDP_DROP)",
+        });
+    }
     if tunnel.is_ok() {
         specs.push(CaseSpec {
             name: "TUN established (ipip)",

@@ -15,9 +15,10 @@ mod prog {
         bindings::xdp_action,
         helpers::bpf_xdp_adjust_head,
         macros::{map, xdp},
-        maps::PerCpuArray,
+        maps::{HashMap, LruHashMap, PerCpuArray},
         programs::XdpContext,
     };
+    use lvs_common::{Conn, FlowKey};
     use lvs_ebpf::parse::{frame_len, ptr_at};
 
     /// The director on a frame that is restored afterwards, so that
@@ -63,6 +64,86 @@ mod prog {
             *eth = m;
         }
         xdp_action::XDP_TX
+    }
+
+    // Unit costs: one operation of the data path's kind each, measured
+    // against XDP_DROP in the same run, so the director's figures can be
+    // read as a sum of known parts.
+
+    #[xdp]
+    pub fn unit_ktime(_ctx: XdpContext) -> u32 {
+        let t = unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() };
+        xdp_action::XDP_DROP + (t == 0) as u32
+    }
+
+    #[xdp]
+    pub fn unit_ktime_coarse(_ctx: XdpContext) -> u32 {
+        let t = unsafe { aya_ebpf::helpers::bpf_ktime_get_coarse_ns() };
+        xdp_action::XDP_DROP + (t == 0) as u32
+    }
+
+    #[xdp]
+    pub fn unit_jiffies(_ctx: XdpContext) -> u32 {
+        let t = unsafe { aya_ebpf::helpers::bpf_jiffies64() };
+        xdp_action::XDP_DROP + (t == 0) as u32
+    }
+
+    /// A 40-byte-key hash table the size of `SERVICES`, never filled.
+    #[map]
+    static UNIT_HASH: HashMap<FlowKey, u32> = HashMap::with_max_entries(1024, 0);
+
+    /// A 40-byte-key LRU table like `CONNS`, for inserts and hits.
+    #[map]
+    static UNIT_LRU: LruHashMap<FlowKey, Conn> = LruHashMap::with_max_entries(65536, 0);
+
+    /// A counter making every insert's key new.
+    #[map]
+    static UNIT_SEQ: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+    fn unit_key(n: u32) -> FlowKey {
+        FlowKey {
+            src: [n, 0, 0, 0],
+            dst: [0x8030_a8c0, 0, 0, 0],
+            sport: 0x4000,
+            dport: 0x5000,
+            proto: 6,
+            family: 2,
+            _pad: [0; 2],
+        }
+    }
+
+    /// A hash lookup that misses (SERVICES for a reply, REPLIES for
+    /// traffic for nobody).
+    #[xdp]
+    pub fn unit_hash_miss(_ctx: XdpContext) -> u32 {
+        let hit = unsafe { UNIT_HASH.get(&unit_key(1)) }.is_some();
+        xdp_action::XDP_DROP + hit as u32
+    }
+
+    /// An LRU insert of a new key (once the table is full, each evicts the
+    /// least recent one, as `CONNS` and `REPLIES` do under load).
+    #[xdp]
+    pub fn unit_lru_insert(_ctx: XdpContext) -> u32 {
+        let Some(seq) = UNIT_SEQ.get_ptr_mut(0) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let n = unsafe {
+            *seq = (*seq).wrapping_add(1);
+            *seq
+        };
+        let ok = UNIT_LRU.insert(&unit_key(n), &Conn::default(), 0).is_ok();
+        xdp_action::XDP_DROP + !ok as u32
+    }
+
+    /// An LRU lookup that hits (`CONNS` for an established packet on the
+    /// shared path).
+    #[xdp]
+    pub fn unit_lru_hit(_ctx: XdpContext) -> u32 {
+        let key = unit_key(0);
+        if unsafe { UNIT_LRU.get(&key) }.is_none() {
+            let _ = UNIT_LRU.insert(&key, &Conn::default(), 0);
+        }
+        xdp_action::XDP_DROP
     }
 
     /// Words restored after each run: the bench's frames are 64-byte

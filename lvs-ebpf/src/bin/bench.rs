@@ -116,7 +116,7 @@ mod prog {
     /// traffic for nobody).
     #[xdp]
     pub fn unit_hash_miss(_ctx: XdpContext) -> u32 {
-        let hit = unsafe { UNIT_HASH.get(&unit_key(1)) }.is_some();
+        let hit = unsafe { UNIT_HASH.get(unit_key(1)) }.is_some();
         xdp_action::XDP_DROP + hit as u32
     }
 
@@ -131,7 +131,7 @@ mod prog {
             *seq = (*seq).wrapping_add(1);
             *seq
         };
-        let ok = UNIT_LRU.insert(&unit_key(n), &Conn::default(), 0).is_ok();
+        let ok = UNIT_LRU.insert(unit_key(n), Conn::default(), 0).is_ok();
         xdp_action::XDP_DROP + !ok as u32
     }
 
@@ -140,8 +140,8 @@ mod prog {
     #[xdp]
     pub fn unit_lru_hit(_ctx: XdpContext) -> u32 {
         let key = unit_key(0);
-        if unsafe { UNIT_LRU.get(&key) }.is_none() {
-            let _ = UNIT_LRU.insert(&key, &Conn::default(), 0);
+        if unsafe { UNIT_LRU.get(key) }.is_none() {
+            let _ = UNIT_LRU.insert(key, Conn::default(), 0);
         }
         xdp_action::XDP_DROP
     }

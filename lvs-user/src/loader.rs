@@ -348,11 +348,15 @@ pub fn load_director(
     Ok(bpf)
 }
 
-/// Removes the pins `lvs load` made under `dir`: the links first (which
-/// detaches them once no process holds them), the layout record, the maps.
+/// Removes the pins `lvs load` made under `dir`: the links first (each
+/// detached at once), the layout record, the maps.
 pub fn remove_pins(dir: &Path) {
     for iface in crate::life::links::pinned_ifaces(dir) {
-        let _ = std::fs::remove_file(crate::life::links::link_pin(dir, &iface));
+        let pin = crate::life::links::link_pin(dir, &iface);
+        if let Err(e) = crate::life::links::detach_pinned(&pin) {
+            log::warn!("{e:#}");
+            let _ = std::fs::remove_file(pin);
+        }
     }
     let _ = std::fs::remove_file(dir.join(names::LAYOUT));
     for name in names::ALL {

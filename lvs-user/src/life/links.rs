@@ -89,7 +89,9 @@ fn sys_bpf(cmd: u32, attr: &mut [u32; 32]) -> io::Result<i64> {
 }
 
 const BPF_OBJ_PIN: u32 = 6;
+const BPF_OBJ_GET: u32 = 7;
 const BPF_LINK_CREATE: u32 = 28;
+const BPF_LINK_DETACH: u32 = 34;
 const BPF_XDP: u32 = 37;
 
 /// Attaches `prog` to `iface` as a bpf_link and pins the link at `pin`.
@@ -122,6 +124,30 @@ fn create_pinned(prog: &Xdp, iface: &str, mode: XdpMode, pin: &Path) -> Result<(
     sys_bpf(BPF_OBJ_PIN, &mut attr)
         .with_context(|| format!("cannot pin the link on {iface} at {}", pin.display()))?;
     // The pin holds the link now; closing our descriptor leaves it attached.
+    Ok(())
+}
+
+/// Detaches the link pinned at `pin` now and removes the pin. Removing the
+/// pin alone would do, but the kernel frees a link whose last reference
+/// went in a work queue, a moment later: `lvs unload` and a load that
+/// clears a killed one's staging directory must find the links gone.
+pub fn detach_pinned(pin: &Path) -> Result<()> {
+    let path = CString::new(pin.as_os_str().as_encoded_bytes())?;
+    // struct { pathname (u64); bpf_fd; file_flags; } obj_get
+    let mut attr = [0u32; 32];
+    let ptr = path.as_ptr() as u64;
+    attr[0] = ptr as u32;
+    attr[1] = (ptr >> 32) as u32;
+    let detached = sys_bpf(BPF_OBJ_GET, &mut attr).and_then(|fd| {
+        // SAFETY: the kernel just handed us this descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let mut attr = [0u32; 32];
+        attr[0] = fd.as_raw_fd() as u32;
+        sys_bpf(BPF_LINK_DETACH, &mut attr)
+    });
+    let removed = std::fs::remove_file(pin);
+    detached.with_context(|| format!("cannot detach the link pinned at {}", pin.display()))?;
+    removed.with_context(|| format!("cannot remove {}", pin.display()))?;
     Ok(())
 }
 
@@ -294,7 +320,7 @@ pub fn attach(
             }
             Plan::Attach { stale } => {
                 if *stale {
-                    let _ = std::fs::remove_file(&pin);
+                    let _ = detach_pinned(&pin);
                 }
                 create_pinned(prog, iface, mode, &pin)?;
             }

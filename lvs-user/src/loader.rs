@@ -302,6 +302,7 @@ pub fn load_director(
         .map_max_entries(names::REALS, s.max_reals)
         .map_max_entries(names::REAL_CONNS, s.max_reals)
         .map_max_entries(names::REAL_STATS, s.max_reals)
+        .map_max_entries(names::REAL_HOPS, s.max_reals)
         // Twice the reals: a member list is rewritten into a fresh region
         // before the old one is released.
         .map_max_entries(names::DESTS, s.max_reals.saturating_mul(2))

@@ -17,7 +17,9 @@ pub const PERSIST: &str = "PERSIST";
 pub const LBLC: &str = "LBLC";
 pub const NEIGH_MISS: &str = "NEIGH_MISS";
 pub const ADDR_FILTER: &str = "ADDR_FILTER";
-pub const ALL: [&str; 16] = [
+/// Real servers' next hops, kept by `lvs load` (`crate::hops`).
+pub const REAL_HOPS: &str = "REAL_HOPS";
+pub const ALL: [&str; 17] = [
     SERVICES,
     REALS,
     DESTS,
@@ -34,6 +36,7 @@ pub const ALL: [&str; 16] = [
     LBLC,
     NEIGH_MISS,
     ADDR_FILTER,
+    REAL_HOPS,
 ];
 
 /// Programs of the director object.

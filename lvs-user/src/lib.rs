@@ -1,9 +1,10 @@
 //! Userspace of lvs-xdp: the shared table store, the ipvsadm-compatible
-//! front end, the loader with its connection sweeper and neighbour
-//! upkeep, the real servers' TUN decapsulation, and the benchmarks.
+//! front end, the loader with its connection sweeper, neighbour and
+//! next-hop upkeep, the real servers' TUN decapsulation, and the benchmarks.
 
 pub mod adm;
 pub mod decap;
+pub mod hops;
 pub mod loader;
 pub mod model;
 pub mod neigh;

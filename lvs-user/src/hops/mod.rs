@@ -279,9 +279,7 @@ struct State {
     routes: HashMap<IpAddr, Result<Route, String>>,
     /// The last reason each slot had no entry (logged when it changes).
     why: HashMap<u32, NoHop>,
-    /// DR servers behind a gateway: when last warned about, and whether
-    /// they still are.
-    warned: HashMap<IpAddr, (Instant, bool)>,
+    warned: GatewayWarnings,
 }
 
 impl State {
@@ -297,7 +295,7 @@ impl State {
             targets: BTreeMap::new(),
             routes: HashMap::new(),
             why: HashMap::new(),
-            warned: HashMap::new(),
+            warned: GatewayWarnings::default(),
         })
     }
 
@@ -387,25 +385,43 @@ impl State {
         Ok(())
     }
 
-    /// Warns (once, and at most every [`WARN_EVERY`]) about a DR server
-    /// that is behind a gateway.
+    /// Warns about a DR server behind a gateway (see [`GatewayWarnings`]).
     fn note_gateway(&mut self, addr: IpAddr, hop: &Result<NextHop, NoHop>) {
         let behind = matches!(hop, Err(NoHop::Gateway(_)));
-        let entry = self.warned.get_mut(&addr);
-        match (behind, entry) {
+        if self.warned.note(addr, behind, Instant::now()) {
+            warn_gateway(addr, hop);
+        }
+    }
+}
+
+/// DR servers found behind a gateway: each is warned about when it is
+/// found so, and again only after it was not for a while and at least
+/// [`WARN_EVERY`] after the last warning.
+#[derive(Default)]
+struct GatewayWarnings(HashMap<IpAddr, (Instant, bool)>);
+
+impl GatewayWarnings {
+    /// Whether to warn now that `addr` is (`behind`) or is not behind a
+    /// gateway.
+    fn note(&mut self, addr: IpAddr, behind: bool, now: Instant) -> bool {
+        match (behind, self.0.get_mut(&addr)) {
             (true, Some((at, active))) => {
-                if !*active && at.elapsed() >= WARN_EVERY {
-                    warn_gateway(addr, hop);
-                    *at = Instant::now();
+                let warn = !*active && now.duration_since(*at) >= WARN_EVERY;
+                if warn {
+                    *at = now;
                 }
                 *active = true;
+                warn
             }
             (true, None) => {
-                warn_gateway(addr, hop);
-                self.warned.insert(addr, (Instant::now(), true));
+                self.0.insert(addr, (now, true));
+                true
             }
-            (false, Some((_, active))) => *active = false,
-            (false, None) => {}
+            (false, Some((_, active))) => {
+                *active = false;
+                false
+            }
+            (false, None) => false,
         }
     }
 }
@@ -693,6 +709,27 @@ mod tests {
         assert_eq!(h.dmac, new);
         t.apply(Event::NeighGone(2, a("192.168.47.129")));
         assert!(compose(a("192.168.47.129"), METHOD_ROUTE, &on_link(), &t).is_err());
+    }
+
+    #[test]
+    fn a_dr_server_behind_a_gateway_is_warned_about_once_a_minute_at_most() {
+        let mut w = GatewayWarnings::default();
+        let (x, y) = (a("10.1.2.3"), a("10.1.2.4"));
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(w.note(x, true, at(0)));
+        assert!(!w.note(x, true, at(1)), "once while it stays so");
+        assert!(!w.note(x, true, at(120)));
+        assert!(w.note(y, true, at(1)), "each server on its own");
+        // Fixed, then behind a gateway again: warned again, but not more
+        // than once a minute.
+        assert!(!w.note(x, false, at(121)));
+        assert!(w.note(x, true, at(122)));
+        assert!(!w.note(x, false, at(123)));
+        assert!(!w.note(x, true, at(124)), "flapping within a minute");
+        assert!(!w.note(x, false, at(200)));
+        assert!(w.note(x, true, at(201)));
+        assert!(!w.note(a("10.9.9.9"), false, at(0)));
     }
 
     #[test]

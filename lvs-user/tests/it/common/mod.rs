@@ -120,7 +120,7 @@ pub fn adm_in(ns: &Netns, pin: &Path, args: &[&str]) -> String {
     lvs_lab::check_output(&mut cmd, T).unwrap_or_else(|e| panic!("lvsadm {args:?}: {e:#}"))
 }
 
-/// A [`LanLab`] with forwarding on, `lvs pass` on the switch ports facing
+/// A [`LanLab`] with forwarding on (or off, [`lan_director_with`]), `lvs pass` on the switch ports facing
 /// the director, `lvs load` on the director (with `extra` options) and,
 /// with `decap`, `lvs decap` on every LAN real server.
 pub struct Lan {

@@ -517,66 +517,105 @@ fn wait_readable(fd: std::os::fd::RawFd, timeout: Duration) {
     unsafe { libc::poll(&mut p, 1, timeout.as_millis() as libc::c_int) };
 }
 
+/// What the hops thread has yet to do; kept until done, so that a failed
+/// step (a netlink request that timed out) is tried again.
+#[derive(Default)]
+struct Work {
+    /// Read the links and neighbours whole (and all the rest).
+    full: bool,
+    /// Read `REALS` again.
+    reals: bool,
+    /// Resolve every target's route again.
+    routes: bool,
+    /// Resolve these destinations' routes again.
+    missed: Vec<IpAddr>,
+    /// Write what changed.
+    publish: bool,
+}
+
+impl State {
+    /// Does `w`, clearing each part once done.
+    fn step(&mut self, w: &mut Work) -> Result<()> {
+        if w.full {
+            self.load_tables()?;
+            w.full = false;
+            w.reals = true;
+            w.routes = true;
+        }
+        if w.reals {
+            self.read_reals()?;
+            w.reals = false;
+            w.publish = true;
+        }
+        if w.routes {
+            self.resolve_all()?;
+            w.routes = false;
+            w.missed.clear();
+            w.publish = true;
+        } else if !w.missed.is_empty() {
+            self.resolve(w.missed.iter().copied())?;
+            w.missed.clear();
+            w.publish = true;
+        }
+        if w.publish {
+            self.publish()?;
+            w.publish = false;
+        }
+        Ok(())
+    }
+}
+
 fn run(mut st: State, mut events: Events, rx: Receiver<Msg>) {
     let mut complaint = Complaint::default();
-    let mut reals_at = Instant::now();
-    let mut full_at = Instant::now();
+    let mut work = Work {
+        full: true,
+        ..Default::default()
+    };
+    let mut reals_at = Instant::now() + TICK;
+    let mut full_at = Instant::now() + RESYNC;
+    // After a failed step, the next try waits a little.
+    let mut retry_at: Option<Instant> = None;
     let mut syncs: Vec<Sender<()>> = Vec::new();
     let mut queued = Vec::new();
     loop {
-        let now = Instant::now();
-        let mut full = now >= full_at;
-        let mut reread = full || now >= reals_at;
-        let mut routes = full;
-        let mut dirty = false;
-        let mut missed = Vec::new();
         wait_readable(events.fd(), POLL);
-        queued.clear();
         if let Err(e) = events.drain(&mut queued) {
             complaint.about(&e);
         }
         for e in queued.drain(..) {
-            dirty = true;
-            if e == Event::Overrun {
-                full = true;
-            }
-            routes |= st.tables.apply(e);
+            work.publish = true;
+            work.full |= e == Event::Overrun;
+            work.routes |= st.tables.apply(e);
         }
         loop {
             match rx.recv_timeout(Duration::ZERO) {
                 Ok(Msg::Misses(a)) => {
-                    missed.extend(a);
-                    reread = true;
+                    work.missed.extend(a);
+                    work.reals = true;
                 }
                 Ok(Msg::Sync(s)) => {
                     syncs.push(s);
-                    reread = true;
+                    work.reals = true;
                 }
                 Ok(Msg::Stop) | Err(RecvTimeoutError::Disconnected) => return,
                 Err(RecvTimeoutError::Timeout) => break,
             }
         }
-        let step = (|| -> Result<()> {
-            if full {
-                st.load_tables()?;
-                full_at = Instant::now() + RESYNC;
+        let now = Instant::now();
+        if now >= full_at {
+            work.full = true;
+            full_at = now + RESYNC;
+        }
+        if now >= reals_at {
+            work.reals = true;
+            reals_at = now + TICK;
+        }
+        if retry_at.is_none_or(|t| now >= t) {
+            retry_at = None;
+            if let Err(e) = st.step(&mut work) {
+                complaint.about(&e);
+                retry_at = Some(now + TICK);
             }
-            if reread {
-                st.read_reals()?;
-                reals_at = Instant::now() + TICK;
-            }
-            if routes {
-                st.resolve_all()?;
-            } else if !missed.is_empty() {
-                st.resolve(missed)?;
-            }
-            if full || reread || routes || dirty {
-                st.publish()?;
-            }
-            Ok(())
-        })();
-        if let Err(e) = step {
-            complaint.about(&e);
         }
         for s in syncs.drain(..) {
             let _ = s.send(());

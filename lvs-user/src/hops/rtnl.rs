@@ -220,6 +220,19 @@ fn set_timeout(fd: RawFd, t: Duration) -> io::Result<()> {
     Ok(())
 }
 
+/// The kernel's refusal of a request (an `NLMSG_ERROR` with an errno), as
+/// opposed to a failure to ask.
+#[derive(Debug)]
+pub struct Nack(pub io::Error);
+
+impl std::fmt::Display for Nack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the kernel refused: {}", self.0)
+    }
+}
+
+impl std::error::Error for Nack {}
+
 /// Requests to the kernel, one at a time.
 pub struct Rtnl {
     sock: Socket,
@@ -272,7 +285,7 @@ impl Rtnl {
                 match m.payload {
                     NetlinkPayload::Done(_) => return Ok(answer),
                     NetlinkPayload::Error(e) if e.code.is_some() => {
-                        return Err(anyhow::Error::new(e.to_io()))
+                        return Err(anyhow::Error::new(Nack(e.to_io())))
                     }
                     NetlinkPayload::Error(_) => return Ok(answer),
                     NetlinkPayload::InnerMessage(inner) => {
@@ -329,10 +342,10 @@ impl Rtnl {
                 Some(RouteNetlinkMessage::NewRoute(r)) => Ok(route_of(r)),
                 _ => bail!("no answer to RTM_GETROUTE for {dst}"),
             },
-            Err(e) => match e.downcast_ref::<io::Error>() {
-                // No route, unreachable, prohibited, ...: the kernel's word.
-                Some(io) if io.raw_os_error().is_some() => Ok(Err(format!("no route: {io}"))),
-                _ => Err(e),
+            // No route, unreachable, prohibited, ...: the kernel's word.
+            Err(e) => match e.downcast_ref::<Nack>() {
+                Some(Nack(io)) => Ok(Err(format!("no route: {io}"))),
+                None => Err(e),
             },
         }
     }

@@ -13,7 +13,7 @@ use aya_ebpf::{
     maps::LruPerCpuHashMap,
     programs::XdpContext,
 };
-use lvs_common::{AddrKey, AF_INET};
+use lvs_common::{AddrKey, NextHop, AF_INET};
 
 use crate::{
     maps::{NEIGH_MISS, REAL_HOPS},
@@ -143,26 +143,45 @@ pub fn real_hop(
 /// `want_src`, without a source address).
 #[inline(always)]
 fn kept_hop(idx: u32, dst: &[u32; 4], tot_len: u16, want_src: bool) -> Option<Result<Hop, Miss>> {
-    let v = REAL_HOPS.get(idx)?;
-    // One load: the copy it names is not the one `lvs load` rewrites.
-    let seq = unsafe { core::ptr::read_volatile(&v.seq) };
-    let c = match seq {
-        0 => return None,
-        s if s & 1 == 0 => &v.copies[0],
-        _ => &v.copies[1],
+    // Through raw pointers, each field loaded once: `lvs load` rewrites
+    // the value in place (the copy not named by the `seq` loaded here).
+    let v = REAL_HOPS.get_ptr(idx)?;
+    let (seq, copies) = unsafe {
+        (
+            core::ptr::read_volatile(core::ptr::addr_of!((*v).seq)),
+            core::ptr::addr_of!((*v).copies),
+        )
     };
-    if c.addr != *dst || (want_src && c.src == [0; 4]) {
+    let c: *const NextHop = match seq {
+        0 => return None,
+        s if s & 1 == 0 => copies.cast(),
+        _ => unsafe { copies.cast::<NextHop>().add(1) },
+    };
+    let (addr, src, mtu) = unsafe {
+        (
+            core::ptr::read(core::ptr::addr_of!((*c).addr)),
+            core::ptr::read(core::ptr::addr_of!((*c).src)),
+            core::ptr::read(core::ptr::addr_of!((*c).mtu)),
+        )
+    };
+    if addr != *dst || (want_src && src == [0; 4]) {
         return None;
     }
-    let mtu = c.mtu;
     if tot_len as u32 > mtu {
         return Some(Err(Miss::FragNeeded(mtu as u16)));
     }
+    let (ifindex, smac, dmac) = unsafe {
+        (
+            core::ptr::read(core::ptr::addr_of!((*c).ifindex)),
+            core::ptr::read(core::ptr::addr_of!((*c).smac)),
+            core::ptr::read(core::ptr::addr_of!((*c).dmac)),
+        )
+    };
     Some(Ok(Hop {
-        ifindex: c.ifindex,
-        smac: c.smac,
-        dmac: c.dmac,
-        src: c.src,
+        ifindex,
+        smac,
+        dmac,
+        src,
     }))
 }
 

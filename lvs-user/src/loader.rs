@@ -1,6 +1,7 @@
 //! `lvs load` and `lvs pass`: loading the embedded XDP objects, attaching
 //! them, pinning the director's maps, and running until a signal (for
-//! `lvs load`: sweeping connections and keeping next hops resolved).
+//! `lvs load`: sweeping connections, keeping next hops resolved, and
+//! keeping the real servers' next hops in `REAL_HOPS`, `hops`).
 
 use std::{
     net::IpAddr,
@@ -22,6 +23,7 @@ use tokio::{
 };
 
 use crate::{
+    hops::Hops,
     neigh::Neighbours,
     sweeper::Sweeper,
     tables::names::{self, progs},
@@ -227,18 +229,40 @@ fn write_config(
 /// Keeps the next hops of real servers and of routes out of our links
 /// resolved. Routers are next hops for whole networks of clients: they
 /// are resolved before any reply needs them.
-fn refresh_neighbours(bpf: &mut Ebpf, opts: &LoadOpts, neighbours: &mut Neighbours) {
+fn refresh_neighbours(
+    bpf: &mut Ebpf,
+    opts: &LoadOpts,
+    neighbours: &mut Neighbours,
+    hops: Option<&Hops>,
+) {
     let reals = reals_needing_neighbours(&opts.pin_dir).unwrap_or_else(|e| {
         log::warn!("cannot read real servers: {e:#}");
         Vec::new()
     });
+    let misses = neighbour_misses(bpf);
     let addrs: Vec<IpAddr> = crate::neigh::gateways(&opts.ifaces)
         .into_iter()
         .chain(reals)
-        .chain(neighbour_misses(bpf))
+        .chain(misses.iter().copied())
         .collect();
     for e in neighbours.ensure(&addrs) {
         log::warn!("{e:#}");
+    }
+    if let Some(h) = hops {
+        h.missed(&misses);
+    }
+}
+
+/// The destinations the data path reported since the last look: their
+/// neighbours are made sure of, then their real servers' next hops
+/// (`REAL_HOPS`) looked at again.
+fn handle_misses(bpf: &mut Ebpf, neighbours: &mut Neighbours, hops: Option<&Hops>) {
+    let misses = neighbour_misses(bpf);
+    for e in neighbours.ensure(&misses) {
+        log::warn!("{e:#}");
+    }
+    if let Some(h) = hops {
+        h.missed(&misses);
     }
 }
 
@@ -302,6 +326,7 @@ pub fn load_director(
         .map_max_entries(names::REALS, s.max_reals)
         .map_max_entries(names::REAL_CONNS, s.max_reals)
         .map_max_entries(names::REAL_STATS, s.max_reals)
+        .map_max_entries(names::REAL_HOPS, s.max_reals)
         // Twice the reals: a member list is rewritten into a fresh region
         // before the old one is released.
         .map_max_entries(names::DESTS, s.max_reals.saturating_mul(2))
@@ -363,11 +388,23 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     attach(prog, &opts.ifaces, opts.mode)?;
     let mut neighbours = Neighbours::default();
     let mut sweeper = Sweeper::new(&opts.pin_dir);
+    // Without it DR and TUN still work through the FIB, if forwarding is
+    // on: worth a warning, not a refusal to start.
+    let mut hops = Hops::start(&opts.pin_dir)
+        .map_err(|e| {
+            log::warn!(
+                "real servers' next hops are not kept ({e:#}): DR and TUN need forwarding on"
+            )
+        })
+        .ok();
     // Resolve what is known now before saying we are ready: the first
     // replies must not meet an unresolved next hop.
-    refresh_neighbours(bpf, opts, &mut neighbours);
+    refresh_neighbours(bpf, opts, &mut neighbours, hops.as_ref());
     // Up to 3 s: a loaded machine can take over a second to answer ND.
     neighbours.wait_resolved(Duration::from_secs(3));
+    if let Some(h) = &hops {
+        h.sync(Duration::from_secs(1));
+    }
     println!(
         "lvs: director attached to {}; maps pinned at {}",
         opts.ifaces.join(", "),
@@ -381,11 +418,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
     loop {
         tokio::select! {
             r = &mut sig => { r?; break; }
-            _ = misses.tick() => {
-                for e in neighbours.ensure(&neighbour_misses(bpf)) {
-                    log::warn!("{e:#}");
-                }
-            }
+            _ = misses.tick() => handle_misses(bpf, &mut neighbours, hops.as_ref()),
             _ = tick.tick() => {
                 match sweeper.sweep(bpf) {
                     Ok(s) if s.evicted > 0 => log::warn!(
@@ -395,12 +428,15 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts) -> Result<()> {
                     Ok(_) => {}
                     Err(e) => log::warn!("sweeper: {e:#}"),
                 }
-                refresh_neighbours(bpf, opts, &mut neighbours);
+                refresh_neighbours(bpf, opts, &mut neighbours, hops.as_ref());
                 if let Err(e) = crate::vlan::sync(bpf) {
                     log::warn!("VLAN sub-interfaces: {e:#}");
                 }
             }
         }
+    }
+    if let Some(h) = &mut hops {
+        h.stop();
     }
     neighbours.remove_all();
     println!("lvs: detaching");

@@ -19,7 +19,9 @@ pub const NEIGH_MISS: &str = "NEIGH_MISS";
 pub const ADDR_FILTER: &str = "ADDR_FILTER";
 pub const VLAN_IN: &str = "VLAN_IN";
 pub const VLAN_OUT: &str = "VLAN_OUT";
-pub const ALL: [&str; 18] = [
+/// Real servers' next hops, kept by `lvs load` (`crate::hops`).
+pub const REAL_HOPS: &str = "REAL_HOPS";
+pub const ALL: [&str; 19] = [
     SERVICES,
     REALS,
     DESTS,
@@ -38,6 +40,7 @@ pub const ALL: [&str; 18] = [
     ADDR_FILTER,
     VLAN_IN,
     VLAN_OUT,
+    REAL_HOPS,
 ];
 
 /// Programs of the director object.

@@ -65,6 +65,27 @@ pub const UNITS: [(&str, &str); 6] = [
     ),
 ];
 
+/// Dependent loads per run of the benchmark object's `unit_walk` (its
+/// `WALK_STEPS`), through a cycle of 2^20 cache lines.
+pub const WALK_STEPS: u32 = 16;
+pub const WALK_LINES: u32 = 1 << 20;
+
+/// ns per dependent load that misses every cache: `unit_walk` (after
+/// `unit_walk_fill` linked its lines) minus XDP_DROP, per step.
+pub fn miss_latency(fx: &Fixture, base: &Baseline, repeat: u32, runs: usize) -> Result<f64> {
+    let frame = crate::frames::ack_to((crate::frames::CLIENT, 1), 80);
+    let ifindex = fx.link_index("ext0");
+    fx.enter(|| test_run(fx.prog("unit_walk_fill")?, &frame, ifindex, 1, false))??;
+    let cases = [RepeatCase {
+        prog: fx.prog("unit_walk")?,
+        frame,
+        ifindex,
+        counter: None,
+    }];
+    let r = fx.enter(|| measure_repeats(&fx.pin, &cases, repeat, runs, &|_, _| {}))??;
+    Ok((r[0].kernel() - base.drop_ns) / WALK_STEPS as f64)
+}
+
 /// The benchmark object (lvs-ebpf's `bin/bench.rs`: the director's own
 /// library code inside the restoring wrappers, and the baselines), its
 /// pinned maps opened from the director's pin directory `pin`, so the
@@ -76,7 +97,7 @@ pub fn load_bench_object(pin: &Path) -> Result<Ebpf> {
         .context("loading the benchmark object")?;
     for name in WRAPPERS
         .iter()
-        .chain(&["bench_drop", "bench_swap"])
+        .chain(&["bench_drop", "bench_swap", "unit_walk_fill", "unit_walk"])
         .chain(UNITS.iter().map(|(p, _)| p))
     {
         load_prog(&mut base, name)?;

@@ -225,6 +225,17 @@ fn conns(
             ));
         }
     }
+    let miss = miss_latency(&fx, &base, plan.repeat.min(100_000), plan.runs)?;
+    sec.note(format!(
+        "Memory latency in the same run: a dependent-load walk through {} cache lines (64 MiB, \
+         an order no prefetcher follows) costs {} per load. Random flows over the largest table \
+         cost {} against {} for the smallest, {:.1} such misses more.",
+        group(WALK_LINES as i64),
+        fmt_ns(miss),
+        fmt_ns(rand_pts.last().map_or(f64::NAN, |p| p.1)),
+        fmt_ns(rand0),
+        (rand_pts.last().map_or(f64::NAN, |p| p.1) - rand0) / miss
+    ));
     t.caption = Some(format!(
         "**Tracked connections** (NAT established, client → VIP; CONNS and REPLIES sized {} each)",
         group(sizes.max_conns as i64)

@@ -421,6 +421,68 @@ pub struct AddrKey {
     pub _pad: [u8; 3],
 }
 
+/// One resolution of a real server's next hop, as `lvs load` found it in
+/// the kernel's route, link and neighbour tables (one copy of
+/// [`RealHop`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NextHop {
+    /// The real server's address it was resolved for: the data path uses
+    /// it only for a `REALS` entry of that address (a slot reused for
+    /// another server falls back to the FIB until `lvs load` catches up).
+    pub addr: [u32; 4],
+    /// The route's preferred source address (TUN's outer source without
+    /// `--tunnel-source`); zero: none.
+    pub src: [u32; 4],
+    /// The egress link.
+    pub ifindex: u32,
+    /// The route's MTU (the link's, unless the route sets one).
+    pub mtu: u32,
+    /// The next hop's MAC (the real server's, or TUN's gateway's).
+    pub dmac: [u8; 6],
+    /// The egress link's MAC.
+    pub smac: [u8; 6],
+}
+
+/// Value of `REAL_HOPS`, indexed like `REALS`: the next hop of a DR or TUN
+/// real server, kept current by `lvs load` so that the data path needs no
+/// FIB lookup (which fails with forwarding off).
+///
+/// A map update copies the value in place while the data path may be
+/// reading it, so there are two copies and `seq` says which is current:
+/// `lvs load` writes the other copy (an update that leaves the current
+/// copy's bytes as they were), and only then, in a second update, bumps
+/// `seq` to point at it. A reader that loaded `seq` once reads a copy that
+/// does not change under it (unless two changes land within one packet).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealHop {
+    pub copies: [NextHop; 2],
+    /// 0: no next hop (the data path looks one up in the FIB); otherwise
+    /// `copies[seq & 1]` is current. Bumped by each change.
+    pub seq: u32,
+}
+
+impl RealHop {
+    /// The current copy, if any.
+    #[inline(always)]
+    pub fn current(&self) -> Option<&NextHop> {
+        match self.seq {
+            0 => None,
+            s if s & 1 == 0 => Some(&self.copies[0]),
+            _ => Some(&self.copies[1]),
+        }
+    }
+
+    /// The `seq` that follows `seq`: never 0, always of the other parity.
+    pub fn next_seq(seq: u32) -> u32 {
+        match seq {
+            u32::MAX => 2,
+            s => s + 1,
+        }
+    }
+}
+
 /// Indices of `lvs decap`'s per-CPU `DECAP_COUNTERS`.
 pub mod decap_counters {
     pub const RX: u32 = 0;
@@ -455,6 +517,7 @@ mod pod {
     unsafe impl aya::Pod for VlanKey {}
     unsafe impl aya::Pod for VlanDev {}
     unsafe impl aya::Pod for counters::Counters {}
+    unsafe impl aya::Pod for RealHop {}
     // The sweeper's BPF_PROG_TEST_RUN inputs, as bytes.
     unsafe impl bytemuck::Zeroable for FlowKey {}
     unsafe impl bytemuck::Pod for FlowKey {}
@@ -535,6 +598,24 @@ mod tests {
     }
 
     #[test]
+    fn real_hop_sequence_alternates_copies_and_skips_zero() {
+        let mut h = RealHop::default();
+        assert_eq!(h.current(), None);
+        h.copies[1].ifindex = 7;
+        h.seq = RealHop::next_seq(0);
+        assert_eq!(h.current().map(|c| c.ifindex), Some(7));
+        h.seq = RealHop::next_seq(h.seq);
+        assert_eq!(h.current().map(|c| c.ifindex), Some(0));
+        let mut s = u32::MAX - 3;
+        for _ in 0..8 {
+            let n = RealHop::next_seq(s);
+            assert_ne!(n, 0);
+            assert_ne!(n & 1, s & 1, "{s} -> {n}");
+            s = n;
+        }
+    }
+
+    #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<ConnFix>(), 16);
         assert_eq!(size_of::<ServiceKey>(), 20);
@@ -551,5 +632,7 @@ mod tests {
         assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT + 28);
         assert_eq!(size_of::<VlanKey>(), 8);
         assert_eq!(size_of::<VlanDev>(), 8);
+        assert_eq!(size_of::<NextHop>(), 16 + 16 + 4 + 4 + 6 + 6);
+        assert_eq!(size_of::<RealHop>(), 2 * size_of::<NextHop>() + 4);
     }
 }

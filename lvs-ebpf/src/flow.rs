@@ -506,7 +506,7 @@ pub fn established(p: &Packet, svc: &Service) -> Verdict {
         real: real_idx,
         ok: cacheable(p, st),
     };
-    if !choose(&real, cache) {
+    if !choose(&real, real_idx, cache) {
         return Verdict::DROP;
     }
     Verdict::SCHEDULED

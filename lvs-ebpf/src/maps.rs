@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use lvs_common::{
     counters, AddrKey, Config, Conn, FlowKey, Lblc, LblcKey, Persist, PersistKey, Real, RealConns,
-    Service, ServiceKey, Stats, VlanDev, VlanKey,
+    RealHop, Service, ServiceKey, Stats, VlanDev, VlanKey,
 };
 
 /// (proto, family, VIP, port) -> service. Shared hash: read-mostly, written
@@ -92,6 +92,8 @@ pub static COUNTERS: PerCpuArray<counters::Counters> = PerCpuArray::pinned(1, 0)
 /// flow cache needs to remember the forwarding.
 pub struct Chosen {
     pub real: Real,
+    /// Its index in `REALS` (and `REAL_HOPS`).
+    pub idx: u32,
     pub cache: Cacheable,
 }
 
@@ -106,17 +108,30 @@ pub static CHOSEN: PerCpuArray<Chosen> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static NEIGH_MISS: LruHashMap<AddrKey, u64> = LruHashMap::pinned(1024, 0);
 
+/// Real-server index (as `REALS`) -> its next hop, resolved and kept
+/// current by `lvs load` from the kernel's route, link and neighbour
+/// tables: DR and TUN need no FIB lookup, which fails with forwarding off.
+/// An entry without a valid copy falls back to the FIB (`xmit::real_hop`).
+#[map]
+pub static REAL_HOPS: Array<RealHop> = Array::pinned(4096, 0);
+
 /// The parsed view of the packet being handled (index 0).
 #[map]
 pub static PACKET: PerCpuArray<crate::parse::Packet> = PerCpuArray::with_max_entries(1, 0);
 
-/// Puts `real` in `CHOSEN` through the slot's pointer: a map update would
-/// be a helper call per packet.
+/// Puts `real` (index `idx` of `REALS`) in `CHOSEN` through the slot's
+/// pointer: a map update would be a helper call per packet.
 #[inline(always)]
-pub fn choose(real: &Real, cache: Cacheable) -> bool {
+pub fn choose(real: &Real, idx: u32, cache: Cacheable) -> bool {
     match CHOSEN.get_ptr_mut(0) {
         Some(slot) => {
-            unsafe { slot.write(Chosen { real: *real, cache }) };
+            unsafe {
+                slot.write(Chosen {
+                    real: *real,
+                    idx,
+                    cache,
+                })
+            };
             true
         }
         None => false,

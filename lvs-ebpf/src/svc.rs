@@ -59,7 +59,7 @@ pub fn schedule(ctx: &XdpContext, p: &Packet, svc: &Service) -> Verdict {
         real: pick.idx,
         ok: p.key.proto == lvs_common::PROTO_UDP,
     };
-    if !choose(&pick.real, cache) {
+    if !choose(&pick.real, pick.idx, cache) {
         return Verdict::DROP;
     }
     Verdict::SCHEDULED

@@ -1,6 +1,7 @@
 //! Sending a rewritten packet: next hop and MACs from the kernel's FIB and
-//! neighbour tables (`bpf_fib_lookup`), then XDP_TX on the same link or a
-//! redirect to another.
+//! neighbour tables (`bpf_fib_lookup`), or for DR and TUN from the real
+//! server's `REAL_HOPS` entry that `lvs load` keeps (`real_hop`), then
+//! XDP_TX on the same link or a redirect to another.
 
 use aya_ebpf::{
     bindings::{
@@ -12,10 +13,10 @@ use aya_ebpf::{
     maps::LruPerCpuHashMap,
     programs::XdpContext,
 };
-use lvs_common::{AddrKey, AF_INET};
+use lvs_common::{AddrKey, NextHop, AF_INET};
 
 use crate::{
-    maps::{CONFIG, NEIGH_MISS, VLAN_OUT},
+    maps::{CONFIG, NEIGH_MISS, REAL_HOPS, VLAN_OUT},
     parse::{ptr_at, Packet, ETH_HLEN, ETH_P_8021Q, VLAN_HLEN},
     verdict::Verdict,
 };
@@ -109,6 +110,93 @@ pub fn lookup_cached(
     Ok(hop)
 }
 
+/// The next hop towards real server `idx` (of `REALS`) at `dst`: its
+/// `REAL_HOPS` entry when `lvs load` keeps one for that address, which
+/// works with forwarding off; otherwise the FIB, through the per-CPU cache
+/// (`lookup_cached`: forwarding on, or no `lvs load` to fill the entry, as
+/// in BPF_PROG_TEST_RUN fixtures). When neither has one the destination
+/// is reported in `NEIGH_MISS`, so that `lvs load` resolves it.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+pub fn real_hop(
+    ctx: &XdpContext,
+    p: &Packet,
+    idx: u32,
+    proto: u8,
+    src: &[u32; 4],
+    dst: &[u32; 4],
+    tot_len: u16,
+    want_src: bool,
+) -> Result<Hop, Miss> {
+    if let Some(kept) = kept_hop(idx, dst, tot_len, want_src) {
+        return kept;
+    }
+    let r = lookup_cached(ctx, p, proto, src, dst, tot_len, want_src);
+    if let Err(Miss::Other) = r {
+        report_miss(dst, p.key.family);
+    }
+    r
+}
+
+/// Real server `idx`'s `REAL_HOPS` entry for `dst`, with the MTU check the
+/// FIB makes; `None` without a current copy for that address (or, with
+/// `want_src`, without a source address).
+#[inline(always)]
+fn kept_hop(idx: u32, dst: &[u32; 4], tot_len: u16, want_src: bool) -> Option<Result<Hop, Miss>> {
+    // Through raw pointers, each field loaded once: `lvs load` rewrites
+    // the value in place (the copy not named by the `seq` loaded here).
+    let v = REAL_HOPS.get_ptr(idx)?;
+    let (seq, copies) = unsafe {
+        (
+            core::ptr::read_volatile(core::ptr::addr_of!((*v).seq)),
+            core::ptr::addr_of!((*v).copies),
+        )
+    };
+    let c: *const NextHop = match seq {
+        0 => return None,
+        s if s & 1 == 0 => copies.cast(),
+        _ => unsafe { copies.cast::<NextHop>().add(1) },
+    };
+    let (addr, src, mtu) = unsafe {
+        (
+            core::ptr::read(core::ptr::addr_of!((*c).addr)),
+            core::ptr::read(core::ptr::addr_of!((*c).src)),
+            core::ptr::read(core::ptr::addr_of!((*c).mtu)),
+        )
+    };
+    if addr != *dst || (want_src && src == [0; 4]) {
+        return None;
+    }
+    if tot_len as u32 > mtu {
+        return Some(Err(Miss::FragNeeded(mtu as u16)));
+    }
+    let (ifindex, smac, dmac) = unsafe {
+        (
+            core::ptr::read(core::ptr::addr_of!((*c).ifindex)),
+            core::ptr::read(core::ptr::addr_of!((*c).smac)),
+            core::ptr::read(core::ptr::addr_of!((*c).dmac)),
+        )
+    };
+    Some(Ok(Hop {
+        ifindex,
+        smac,
+        dmac,
+        src,
+    }))
+}
+
+/// Tells `lvs load` that `dst` had no next hop (`NEIGH_MISS`).
+#[inline(always)]
+fn report_miss(dst: &[u32; 4], family: u8) {
+    let key = AddrKey {
+        addr: *dst,
+        family,
+        _pad: [0; 3],
+    };
+    let now = crate::clock::now();
+    let _ = NEIGH_MISS.insert(&key, &now, 0);
+}
+
 /// One FIB lookup as if the packet arrived on its ingress link.
 #[inline(always)]
 pub fn lookup(
@@ -147,13 +235,7 @@ pub fn lookup(
     }
     if rc != BPF_FIB_LKUP_RET_SUCCESS as i64 {
         if rc == BPF_FIB_LKUP_RET_NO_NEIGH as i64 {
-            let key = AddrKey {
-                addr: *dst,
-                family,
-                _pad: [0; 3],
-            };
-            let now = crate::clock::now();
-            let _ = NEIGH_MISS.insert(&key, &now, 0);
+            report_miss(dst, family);
         }
         return Err(Miss::Other);
     }

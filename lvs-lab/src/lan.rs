@@ -278,9 +278,10 @@ impl LanLab {
         v
     }
 
-    /// What `lvs_dr.sh` / `lvs_nat.sh` do first: forwarding on (the XDP
-    /// FIB lookup refuses without it) and no ICMP redirects from the
-    /// director (LVS HOWTO advice for a director on its real servers' LAN).
+    /// Forwarding on, as `lvs_nat.sh` sets it (NAT's XDP FIB lookup
+    /// refuses without it; DR and TUN need it only without `lvs load`'s
+    /// `REAL_HOPS`), and no ICMP redirects from the director (LVS HOWTO
+    /// advice for a director on its real servers' LAN, as `lvs_dr.sh`).
     pub fn enable_forwarding(&self) -> Result<()> {
         enable_forwarding(&self.director, self.config.ipv6)?;
         for dev in ["all", LAN_IF] {

@@ -1,10 +1,12 @@
 //! Userspace of lvs-xdp: the shared table store, the ipvsadm-compatible
-//! front end, the loader with its connection sweeper and neighbour
-//! upkeep, the real servers' TUN decapsulation, VLAN sub-interfaces, and
-//! the test bed that tests and benchmarks load the director with.
+//! front end, the loader with its connection sweeper, neighbour and
+//! next-hop upkeep, the real servers' TUN decapsulation, VLAN
+//! sub-interfaces, and the test bed that tests and benchmarks load the
+//! director with.
 
 pub mod adm;
 pub mod decap;
+pub mod hops;
 pub mod life;
 pub mod loader;
 pub mod model;

@@ -1,6 +1,7 @@
 //! `lvs load` and `lvs pass`: loading the embedded XDP objects, attaching
 //! them, pinning the director's maps, and running until a signal (for
-//! `lvs load`: sweeping connections and keeping next hops resolved).
+//! `lvs load`: sweeping connections, keeping next hops resolved, and
+//! keeping the real servers' next hops in `REAL_HOPS`, `hops`).
 
 use std::{
     net::IpAddr,
@@ -22,6 +23,7 @@ use tokio::{
 };
 
 use crate::{
+    hops::Hops,
     life::Life,
     neigh::Neighbours,
     sweeper::Sweeper,
@@ -238,18 +240,41 @@ fn write_config(
 /// Keeps the next hops of real servers and of routes out of our links
 /// resolved. Routers are next hops for whole networks of clients: they
 /// are resolved before any reply needs them.
-fn refresh_neighbours(bpf: &mut Ebpf, opts: &LoadOpts, dir: &Path, neighbours: &mut Neighbours) {
+fn refresh_neighbours(
+    bpf: &mut Ebpf,
+    opts: &LoadOpts,
+    dir: &Path,
+    neighbours: &mut Neighbours,
+    hops: Option<&Hops>,
+) {
     let reals = reals_needing_neighbours(dir).unwrap_or_else(|e| {
         log::warn!("cannot read real servers: {e:#}");
         Vec::new()
     });
+    let misses = neighbour_misses(bpf);
     let addrs: Vec<IpAddr> = crate::neigh::gateways(&opts.ifaces)
         .into_iter()
         .chain(reals)
-        .chain(neighbour_misses(bpf))
+        .chain(misses.iter().copied())
         .collect();
     for e in neighbours.ensure(&addrs) {
         log::warn!("{e:#}");
+    }
+    if let Some(h) = hops {
+        h.missed(&misses);
+    }
+}
+
+/// The destinations the data path reported since the last look: their
+/// neighbours are made sure of, then their real servers' next hops
+/// (`REAL_HOPS`) looked at again.
+fn handle_misses(bpf: &mut Ebpf, neighbours: &mut Neighbours, hops: Option<&Hops>) {
+    let misses = neighbour_misses(bpf);
+    for e in neighbours.ensure(&misses) {
+        log::warn!("{e:#}");
+    }
+    if let Some(h) = hops {
+        h.missed(&misses);
     }
 }
 
@@ -290,7 +315,7 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 
 /// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
 /// `cpus` possible CPUs (the others keep the object's).
-pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 12] {
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 13] {
     // The connection-sized LRU maps get room for the kernel's per-CPU free
     // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
     let lru = lru_entries(s.max_conns, cpus);
@@ -303,6 +328,7 @@ pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 12] {
         (names::REALS, s.max_reals),
         (names::REAL_CONNS, s.max_reals),
         (names::REAL_STATS, s.max_reals),
+        (names::REAL_HOPS, s.max_reals),
         // Twice the reals: a member list is rewritten into a fresh region
         // before the old one is released.
         (names::DESTS, s.max_reals.saturating_mul(2)),
@@ -391,13 +417,26 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         .try_into()?;
     life.attach(prog, opts)?;
     let mut neighbours = Neighbours::default();
+    let mut sweeper = Sweeper::new(&opts.pin_dir);
+    // Without it DR and TUN still work through the FIB, if forwarding is
+    // on: worth a warning, not a refusal to start. (It holds the maps
+    // open: the staging directory's name does not matter after publish.)
+    let mut hops = Hops::start(life.work_dir())
+        .map_err(|e| {
+            log::warn!(
+                "real servers' next hops are not kept ({e:#}): DR and TUN need forwarding on"
+            )
+        })
+        .ok();
     // Resolve what is known now before saying we are ready: the first
     // replies must not meet an unresolved next hop.
-    refresh_neighbours(bpf, opts, life.work_dir(), &mut neighbours);
+    refresh_neighbours(bpf, opts, life.work_dir(), &mut neighbours, hops.as_ref());
     // Up to 3 s: a loaded machine can take over a second to answer ND.
     neighbours.wait_resolved(Duration::from_secs(3));
+    if let Some(h) = &hops {
+        h.sync(Duration::from_secs(1));
+    }
     life.publish(opts)?;
-    let mut sweeper = Sweeper::new(&opts.pin_dir);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));
@@ -406,11 +445,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     loop {
         tokio::select! {
             r = &mut sig => { r?; break; }
-            _ = misses.tick() => {
-                for e in neighbours.ensure(&neighbour_misses(bpf)) {
-                    log::warn!("{e:#}");
-                }
-            }
+            _ = misses.tick() => handle_misses(bpf, &mut neighbours, hops.as_ref()),
             _ = tick.tick() => {
                 match sweeper.sweep(bpf) {
                     Ok(s) if s.evicted > 0 => log::warn!(
@@ -420,12 +455,15 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
                     Ok(_) => {}
                     Err(e) => log::warn!("sweeper: {e:#}"),
                 }
-                refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours);
+                refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours, hops.as_ref());
                 if let Err(e) = crate::vlan::sync(bpf) {
                     log::warn!("VLAN sub-interfaces: {e:#}");
                 }
             }
         }
+    }
+    if let Some(h) = &mut hops {
+        h.stop();
     }
     life.finish(opts, &mut neighbours);
     Ok(())

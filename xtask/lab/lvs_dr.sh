@@ -7,8 +7,9 @@ VIP=192.168.47.200
 RIP1=192.168.47.129
 RIP2=192.168.47.130
 
-# forwarding on: the XDP FIB lookup refuses to find next hops without it
-echo 1 > /proc/sys/net/ipv4/ip_forward
+# no forwarding, as the HOWTO's director: only LVS-NAT routes through it
+# (lvs load keeps the real servers' next hops for DR and TUN)
+echo 0 > /proc/sys/net/ipv4/ip_forward
 
 # the real servers share the director's LAN: no ICMP redirects to them
 echo 0 > /proc/sys/net/ipv4/conf/all/send_redirects

@@ -599,6 +599,8 @@ mod tests {
             assert!(script.contains(&format!("-r $RIP2:80 {flag} -w 1")));
             assert!(script.contains("ip addr add $VIP/32 dev eth0"));
             assert!(script.contains("\nIPVSADM='lvsadm'\n"));
+            // DR and TUN need no forwarding on the director.
+            assert!(script.contains("echo 0 > /proc/sys/net/ipv4/ip_forward\n"));
         }
         assert!(REALSERVER_SCRIPT.contains(&format!("VIP={}\n", lan::VIP)));
         assert!(REALSERVER_SCRIPT.contains("ip addr add $VIP/32 dev lo"));

@@ -5,6 +5,9 @@
 //! Loaded with the production pin directory, so it runs on the tables of
 //! the director it measures.
 #![cfg_attr(target_arch = "bpf", no_std, no_main)]
+// Map keys are passed by reference on purpose: by value they would be
+// copied onto the 512-byte BPF stack.
+#![allow(clippy::needless_borrows_for_generic_args)]
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
@@ -15,7 +18,7 @@ mod prog {
         bindings::xdp_action,
         helpers::bpf_xdp_adjust_head,
         macros::{map, xdp},
-        maps::{HashMap, LruHashMap, PerCpuArray},
+        maps::{Array, HashMap, LruHashMap, PerCpuArray},
         programs::XdpContext,
     };
     use lvs_common::{Conn, FlowKey};
@@ -116,7 +119,7 @@ mod prog {
     /// traffic for nobody).
     #[xdp]
     pub fn unit_hash_miss(_ctx: XdpContext) -> u32 {
-        let hit = unsafe { UNIT_HASH.get(unit_key(1)) }.is_some();
+        let hit = unsafe { UNIT_HASH.get(&unit_key(1)) }.is_some();
         xdp_action::XDP_DROP + hit as u32
     }
 
@@ -131,7 +134,7 @@ mod prog {
             *seq = (*seq).wrapping_add(1);
             *seq
         };
-        let ok = UNIT_LRU.insert(unit_key(n), Conn::default(), 0).is_ok();
+        let ok = UNIT_LRU.insert(&unit_key(n), &Conn::default(), 0).is_ok();
         xdp_action::XDP_DROP + !ok as u32
     }
 
@@ -140,9 +143,71 @@ mod prog {
     #[xdp]
     pub fn unit_lru_hit(_ctx: XdpContext) -> u32 {
         let key = unit_key(0);
-        if unsafe { UNIT_LRU.get(key) }.is_none() {
-            let _ = UNIT_LRU.insert(key, Conn::default(), 0);
+        if unsafe { UNIT_LRU.get(&key) }.is_none() {
+            let _ = UNIT_LRU.insert(&key, &Conn::default(), 0);
         }
+        xdp_action::XDP_DROP
+    }
+
+    /// A cache line of the memory-latency walk: the index of the next.
+    #[repr(C)]
+    pub struct Line {
+        next: u32,
+        _rest: [u32; 15],
+    }
+
+    /// Lines of the walk: as many as `CONNS` holds at the scale section's
+    /// largest size, 64 MiB, far beyond the CPU caches.
+    const WALK_LINES: u32 = 1 << 20;
+    /// Dependent loads per run of `unit_walk`.
+    pub const WALK_STEPS: u32 = 16;
+
+    #[map]
+    static UNIT_WALK: Array<Line> = Array::with_max_entries(WALK_LINES, 0);
+
+    /// Where each CPU's walk goes on from.
+    #[map]
+    static UNIT_WALK_AT: PerCpuArray<u32> = PerCpuArray::with_max_entries(1, 0);
+
+    extern "C" fn walk_fill_step(i: u32, _ctx: *mut core::ffi::c_void) -> i64 {
+        // A full-period LCG modulo 2^20 (odd increment, multiplier 1 mod
+        // 4): one cycle through every line, in an order no prefetcher
+        // follows.
+        if let Some(l) = UNIT_WALK.get_ptr_mut(i) {
+            unsafe { (*l).next = i.wrapping_mul(0x9e37_79b1).wrapping_add(1) & (WALK_LINES - 1) };
+        }
+        0
+    }
+
+    /// Links the walk's lines into one cycle (run once before `unit_walk`).
+    #[xdp]
+    pub fn unit_walk_fill(_ctx: XdpContext) -> u32 {
+        unsafe {
+            aya_ebpf::helpers::bpf_loop(
+                WALK_LINES,
+                walk_fill_step as *mut core::ffi::c_void,
+                core::ptr::null_mut(),
+                0,
+            )
+        };
+        xdp_action::XDP_DROP
+    }
+
+    /// `WALK_STEPS` dependent loads through the cycle: each the latency of
+    /// a load that misses every cache, as a random flow's table entry does.
+    #[xdp]
+    pub fn unit_walk(_ctx: XdpContext) -> u32 {
+        let Some(at) = UNIT_WALK_AT.get_ptr_mut(0) else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let mut i = unsafe { *at };
+        for _ in 0..WALK_STEPS {
+            match UNIT_WALK.get(i) {
+                Some(l) => i = unsafe { core::ptr::read_volatile(&l.next) },
+                None => return xdp_action::XDP_ABORTED,
+            }
+        }
+        unsafe { *at = i };
         xdp_action::XDP_DROP
     }
 

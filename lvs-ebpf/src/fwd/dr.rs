@@ -15,9 +15,10 @@ use crate::{
 
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
-    match xmit::lookup_cached(
+    match xmit::real_hop(
         ctx,
         p,
+        ch.idx,
         p.key.proto,
         &p.key.src,
         &ch.real.addr,
@@ -35,7 +36,8 @@ pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
         Err(Miss::FragNeeded(mtu)) if super::dont_fragment(ctx, p) => Verdict::too_big(mtu),
         // Never pass it: its destination is the VIP, a local address, so
         // the director's own stack would answer it. `lvs` resolves the
-        // real server's neighbour; until then, drop and count.
+        // real server's next hop (`REAL_HOPS`, reported in `NEIGH_MISS`);
+        // until then, drop and count.
         Err(_) => {
             count(counters::FWD_NO_NEIGH);
             Verdict::DROP

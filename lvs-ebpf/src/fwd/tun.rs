@@ -32,7 +32,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen, cfg: Option<&Config>) 
     };
     let want_src = cfg_src == [0; 4];
     let proto = if v4 { IPPROTO_IPIP } else { IPPROTO_IPV6 };
-    let hop = match xmit::lookup_cached(ctx, p, proto, &cfg_src, &real.addr, tot, want_src) {
+    let hop = match xmit::real_hop(ctx, p, ch.idx, proto, &cfg_src, &real.addr, tot, want_src) {
         Ok(h) => h,
         Err(Miss::FragNeeded(mtu)) => return too_big(ctx, p, mtu.saturating_sub(overhead)),
         Err(Miss::Other) => {

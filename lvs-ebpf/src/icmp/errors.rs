@@ -113,7 +113,7 @@ pub fn handle(ctx: &XdpContext, p: &Packet) -> Verdict {
         if real.flags & REAL_F_IN_USE == 0 || real.generation != c.real_generation {
             return Verdict::PASS;
         }
-        if !crate::maps::choose(real, Default::default()) {
+        if !crate::maps::choose(real, c.real, Default::default()) {
             return Verdict::DROP;
         }
         return Verdict::ICMP_TO_REAL;

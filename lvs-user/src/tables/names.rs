@@ -19,10 +19,12 @@ pub const NEIGH_MISS: &str = "NEIGH_MISS";
 pub const ADDR_FILTER: &str = "ADDR_FILTER";
 pub const VLAN_IN: &str = "VLAN_IN";
 pub const VLAN_OUT: &str = "VLAN_OUT";
+/// Real servers' next hops, kept by `lvs load` (`crate::hops`).
+pub const REAL_HOPS: &str = "REAL_HOPS";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 19] = [
     SERVICES,
     REALS,
     DESTS,
@@ -41,6 +43,7 @@ pub const ALL: [&str; 18] = [
     ADDR_FILTER,
     VLAN_IN,
     VLAN_OUT,
+    REAL_HOPS,
 ];
 
 /// Programs of the director object.

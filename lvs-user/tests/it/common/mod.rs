@@ -120,7 +120,7 @@ pub fn adm_in(ns: &Netns, pin: &Path, args: &[&str]) -> String {
     lvs_lab::check_output(&mut cmd, T).unwrap_or_else(|e| panic!("lvsadm {args:?}: {e:#}"))
 }
 
-/// A [`LanLab`] with forwarding on, `lvs pass` on the switch ports facing
+/// A [`LanLab`] with forwarding on (or off, [`lan_director_with`]), `lvs pass` on the switch ports facing
 /// the director, `lvs load` on the director (with `extra` options) and,
 /// with `decap`, `lvs decap` on every LAN real server.
 pub struct Lan {
@@ -130,8 +130,28 @@ pub struct Lan {
 }
 
 pub fn lan_director(tag: &str, config: LanConfig, decap: bool, extra: &[&str]) -> Result<Lan> {
+    lan_director_with(tag, config, decap, extra, true)
+}
+
+/// [`lan_director`] with forwarding on or, as an IPVS director doing only
+/// DR and TUN may run, off (`net.ipv4.ip_forward=0` and, with IPv6,
+/// `net.ipv6.conf.all.forwarding=0`).
+pub fn lan_director_with(
+    tag: &str,
+    config: LanConfig,
+    decap: bool,
+    extra: &[&str],
+    forwarding: bool,
+) -> Result<Lan> {
     let lan = LanLab::with_config(tag, config)?;
-    lan.enable_forwarding()?;
+    if forwarding {
+        lan.enable_forwarding()?;
+    } else {
+        lan.director.sysctl("net.ipv4.ip_forward", "0")?;
+        if lan.config.ipv6 {
+            lan.director.sysctl("net.ipv6.conf.all.forwarding", "0")?;
+        }
+    }
     let mut procs = lan.start_pass(Path::new(LVS))?;
     procs.push(lan.start_director(Path::new(LVS), extra)?);
     if decap {
@@ -572,4 +592,57 @@ impl Director {
 /// below zero wraps to a huge u64, which this shows as negative.
 pub fn signed(n: u64) -> i64 {
     n as i64
+}
+
+// ------------------------------------------------------------------------
+// Real servers' next hops (hops.rs).
+
+/// The `REALS` slots in use that hold `addr`.
+pub fn real_slots(pin: &Path, addr: IpAddr) -> Vec<u32> {
+    use aya::maps::{Array, Map, MapData};
+    let m = MapData::from_pin(pin.join(lvs::tables::names::REALS)).expect("REALS pin");
+    let reals: Array<MapData, lvs_common::Real> = Array::try_from(Map::Array(m)).unwrap();
+    let want = lvs::tables::addr_words(addr);
+    (0..reals.len())
+        .filter(|&i| {
+            let r = reals.get(&i, 0).unwrap();
+            r.flags & lvs_common::REAL_F_IN_USE != 0 && r.addr == want
+        })
+        .collect()
+}
+
+/// The current `REAL_HOPS` entries of every real server slot of `addr`
+/// (`None` if some slot has none, or there is no slot).
+pub fn real_hops(pin: &Path, addr: IpAddr) -> Option<Vec<lvs_common::NextHop>> {
+    let slots = real_slots(pin, addr);
+    let t = lvs::hops::HopTable::open(pin).expect("REAL_HOPS");
+    let hops: Option<Vec<_>> = slots.iter().map(|&i| t.current(i)).collect();
+    hops.filter(|h| !h.is_empty())
+}
+
+impl Lan {
+    /// Waits until `lvs load` has written the next hop of every real
+    /// server slot of each of `reals` (`REAL_HOPS`), and returns one of
+    /// each (panics if the slots of one address disagree).
+    pub fn wait_hops(&self, reals: &[IpAddr]) -> Vec<lvs_common::NextHop> {
+        let pin = self.lan.pin_dir();
+        reals
+            .iter()
+            .map(|&a| {
+                let mut hops = None;
+                let ok = wait_until(Duration::from_secs(5), || {
+                    hops = real_hops(pin, a);
+                    hops.is_some()
+                });
+                assert!(
+                    ok,
+                    "no REAL_HOPS entry for every slot of {a} after 5 s\n{}",
+                    self.diag()
+                );
+                let hops = hops.unwrap();
+                assert!(hops.windows(2).all(|w| w[0] == w[1]), "{a}: {hops:?}");
+                hops[0]
+            })
+            .collect()
+    }
 }

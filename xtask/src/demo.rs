@@ -564,7 +564,12 @@ pub fn serve_http(addr: SocketAddr, body: &str) -> Result<()> {
 mod tests {
     use super::*;
 
-    const SEED: &str = "/work/shared/seed/000_71d7f756398580e8.txt";
+    /// The seed beside the repository (`../shared`, where the workplace
+    /// and CI put it).
+    const SEED: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/seed/000_71d7f756398580e8.txt"
+    );
 
     /// The embedded script is the tutorial's, line for line, except that
     /// lvsadm stands in for ipvsadm and that a non-breaking space (a web

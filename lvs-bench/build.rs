@@ -1,8 +1,9 @@
-//! Builds the benchmark's own eBPF object (lvs-ebpf's `lvs-bench` bin: the
-//! XDP_DROP and MAC-swap baselines) with lvs-ebpf-build, for `lvs-bench`
-//! to embed as `LVS_EBPF_BENCH`.
+//! Builds the benchmark's own eBPF object (lvs-ebpf's `lvs-ebpf-bench` bin:
+//! the director's library code inside the restoring wrappers, the baselines
+//! and the unit-cost programs) with lvs-ebpf-build, for `lvs-bench` to
+//! embed as `LVS_EBPF_BENCH`.
 
 fn main() {
-    let objs = lvs_ebpf_build::build(&["lvs-bench"]);
+    let objs = lvs_ebpf_build::build(&["lvs-ebpf-bench"]);
     println!("cargo:rustc-env=LVS_EBPF_BENCH={}", objs[0].display());
 }

@@ -69,57 +69,19 @@ pub fn sync(bpf: &mut Ebpf) -> Result<u32> {
             ))
         })
         .collect();
-    {
-        let map = bpf
-            .map_mut(names::VLAN_OUT)
-            .ok_or_else(|| anyhow!("the director object has no {}", names::VLAN_OUT))?;
-        let mut out: HashMap<&mut MapData, u32, VlanDev> = HashMap::try_from(map)?;
-        let stale: Vec<u32> = out
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| !want.contains_key(k))
-            .collect();
-        for k in stale {
-            out.remove(&k)?;
-        }
-        for (sub, dev) in &want {
-            if out.get(sub, 0).ok() != Some(*dev) {
-                out.insert(sub, dev, 0)?;
-            }
-        }
-    }
-    {
-        let map = bpf
-            .map_mut(names::VLAN_IN)
-            .ok_or_else(|| anyhow!("the director object has no {}", names::VLAN_IN))?;
-        let mut inm: HashMap<&mut MapData, VlanKey, u32> = HashMap::try_from(map)?;
-        let want_in: StdHashMap<VlanKey, u32> = want
-            .iter()
-            .map(|(sub, d)| {
-                (
-                    VlanKey {
-                        ifindex: d.parent,
-                        vid: d.vid,
-                        _pad: 0,
-                    },
-                    *sub,
-                )
-            })
-            .collect();
-        let stale: Vec<VlanKey> = inm
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter(|k| !want_in.contains_key(k))
-            .collect();
-        for k in stale {
-            inm.remove(&k)?;
-        }
-        for (k, sub) in &want_in {
-            if inm.get(k, 0).ok() != Some(*sub) {
-                inm.insert(k, sub, 0)?;
-            }
-        }
-    }
+    let want_in: StdHashMap<VlanKey, u32> = want
+        .iter()
+        .map(|(sub, d)| {
+            let key = VlanKey {
+                ifindex: d.parent,
+                vid: d.vid,
+                _pad: 0,
+            };
+            (key, *sub)
+        })
+        .collect();
+    make_equal(bpf, names::VLAN_OUT, &want)?;
+    make_equal(bpf, names::VLAN_IN, &want_in)?;
     let n = want.len() as u32;
     let map = bpf
         .map_mut(names::CONFIG)
@@ -131,6 +93,33 @@ pub fn sync(bpf: &mut Ebpf) -> Result<u32> {
         config.set(0, cfg, 0)?;
     }
     Ok(n)
+}
+
+/// Makes the hash map `name` hold exactly `want`: stale keys removed,
+/// missing or different values written.
+fn make_equal<K, V>(bpf: &mut Ebpf, name: &str, want: &StdHashMap<K, V>) -> Result<()>
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod + PartialEq,
+{
+    let map = bpf
+        .map_mut(name)
+        .ok_or_else(|| anyhow!("the director object has no {name}"))?;
+    let mut m: HashMap<&mut MapData, K, V> = HashMap::try_from(map)?;
+    let stale: Vec<K> = m
+        .keys()
+        .filter_map(|k| k.ok())
+        .filter(|k| !want.contains_key(k))
+        .collect();
+    for k in stale {
+        m.remove(&k)?;
+    }
+    for (k, v) in want {
+        if m.get(k, 0).ok().as_ref() != Some(v) {
+            m.insert(k, v, 0)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

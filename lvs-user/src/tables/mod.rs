@@ -332,25 +332,19 @@ impl Tables {
     /// lookup for some unrelated address, a missing one would pass a
     /// service's packets.
     fn mark_addresses(&mut self, plan: &Plan) -> Result<()> {
-        let mut words: StdHashMap<u32, u64> = StdHashMap::new();
-        for s in &plan.services {
-            let bits = std::iter::once(lvs_common::hash::addr_bit(&s.key.addr, s.key.port)).chain(
-                s.reals
-                    .iter()
-                    .filter(|(_, r, _)| r.method == lvs_common::METHOD_MASQ)
-                    .map(|(_, r, _)| lvs_common::hash::addr_bit(&r.addr, r.port)),
-            );
-            for bit in bits {
-                *words.entry(bit / 64).or_default() |= 1u64 << (bit % 64);
-            }
-        }
-        for (w, bits) in words {
-            let old = self.addr_filter.get(&w, 0)?;
-            if old | bits != old {
-                self.addr_filter.set(w, old | bits, 0)?;
-            }
-        }
-        Ok(())
+        let bits: Vec<u32> = plan
+            .services
+            .iter()
+            .flat_map(|s| {
+                std::iter::once(lvs_common::hash::addr_bit(&s.key.addr, s.key.port)).chain(
+                    s.reals
+                        .iter()
+                        .filter(|(_, r, _)| r.method == lvs_common::METHOD_MASQ)
+                        .map(|(_, r, _)| lvs_common::hash::addr_bit(&r.addr, r.port)),
+                )
+            })
+            .collect();
+        self.set_filter_bits(&bits)
     }
 
     /// Sets the address-filter bits of everything the tables already hold
@@ -371,12 +365,20 @@ impl Tables {
                 bits.push(lvs_common::hash::addr_bit(&r.addr, r.port));
             }
         }
+        self.set_filter_bits(&bits)
+    }
+
+    /// Sets `bits` in `ADDR_FILTER`, writing each word once and only if it
+    /// changes (bits are only ever added: see `mark_addresses`).
+    fn set_filter_bits(&mut self, bits: &[u32]) -> Result<()> {
+        let mut words: StdHashMap<u32, u64> = StdHashMap::new();
         for bit in bits {
-            let w = bit / 64;
+            *words.entry(bit / 64).or_default() |= 1u64 << (bit % 64);
+        }
+        for (w, add) in words {
             let old = self.addr_filter.get(&w, 0)?;
-            let new = old | 1u64 << (bit % 64);
-            if new != old {
-                self.addr_filter.set(w, new, 0)?;
+            if old | add != old {
+                self.addr_filter.set(w, old | add, 0)?;
             }
         }
         Ok(())

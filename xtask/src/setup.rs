@@ -27,6 +27,13 @@ const TOOLS: &[(&str, &str)] = &[
     ("wrk", "wrk"),
     ("haproxy", "haproxy"),
     ("bpftool", "bpftool"),
+    // Health checks: keepalived is the referee of keepalived.conf (`-t`) and
+    // runs VRRP beside lvs; metrics are scraped by a real Prometheus.
+    ("keepalived", "keepalived"),
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
+    ("bird", "bird2"),
+    ("birdc", "bird2"),
 ];
 
 #[derive(Clone, Copy, PartialEq)]

@@ -7,6 +7,7 @@
 pub mod adm;
 pub mod decap;
 pub mod hops;
+pub mod keepalived;
 pub mod life;
 pub mod loader;
 pub mod model;

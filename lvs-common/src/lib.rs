@@ -218,6 +218,32 @@ pub struct Stats {
     pub outbytes: u64,
 }
 
+/// Value of `SVC_RATES` (indexed like `SVC_STATS` by `Service::id`, with
+/// one entry more, the last, for the director's totals) and of
+/// `REAL_RATES` (indexed like `REALS`): IPVS's rate estimates, written by
+/// `lvs load` every 2 seconds and read by `lvsadm -L --rate` and
+/// `/metrics`. The data path never touches them.
+///
+/// A slot is reused when a service or real server is deleted and another
+/// added, so each entry names what it was estimated for, and a reader
+/// takes it only for that: `key` is the service's key (for a real server,
+/// its service's), `generation` the real server's `Real::generation` (0
+/// for services and the totals).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Rate {
+    pub key: ServiceKey,
+    pub generation: u32,
+    /// Connections per second.
+    pub cps: u64,
+    /// Packets per second, in and out.
+    pub inpps: u64,
+    pub outpps: u64,
+    /// Bytes per second, in and out.
+    pub inbps: u64,
+    pub outbps: u64,
+}
+
 /// Active/inactive connection counts of one real server, shared across CPUs
 /// and updated with atomics so schedulers see a consistent value.
 #[repr(C)]
@@ -518,6 +544,7 @@ mod pod {
     unsafe impl aya::Pod for VlanDev {}
     unsafe impl aya::Pod for counters::Counters {}
     unsafe impl aya::Pod for RealHop {}
+    unsafe impl aya::Pod for Rate {}
     // The sweeper's BPF_PROG_TEST_RUN inputs, as bytes.
     unsafe impl bytemuck::Zeroable for FlowKey {}
     unsafe impl bytemuck::Pod for FlowKey {}
@@ -625,6 +652,7 @@ mod tests {
         assert_eq!(size_of::<Conn>(), 24);
         assert_eq!(size_of::<Stats>(), 40);
         assert_eq!(size_of::<RealConns>(), 32);
+        assert_eq!(size_of::<Rate>(), 24 + 5 * 8);
         assert_eq!(size_of::<PersistKey>(), 20);
         assert_eq!(size_of::<Persist>(), 16);
         assert_eq!(size_of::<LblcKey>(), 20);

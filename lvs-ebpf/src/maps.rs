@@ -8,8 +8,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lvs_common::{
-    counters, AddrKey, Config, Conn, FlowKey, Lblc, LblcKey, Persist, PersistKey, Real, RealConns,
-    RealHop, Service, ServiceKey, Stats, VlanDev, VlanKey,
+    counters, AddrKey, Config, Conn, FlowKey, Lblc, LblcKey, Persist, PersistKey, Rate, Real,
+    RealConns, RealHop, Service, ServiceKey, Stats, VlanDev, VlanKey,
 };
 
 /// (proto, family, VIP, port) -> service. Shared hash: read-mostly, written
@@ -83,6 +83,18 @@ pub static LBLC: LruHashMap<LblcKey, Lblc> = LruHashMap::pinned(65536, 0);
 pub static SVC_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(1024, 0);
 #[map]
 pub static REAL_STATS: PerCpuArray<Stats> = PerCpuArray::pinned(4096, 0);
+
+/// IPVS's rate estimates, per service (one entry more than `SVC_STATS`:
+/// the last holds the totals) and per real server, written by `lvs load`'s
+/// estimator from the counters above and read by `lvsadm -L --rate` and
+/// `/metrics`. The data path never uses them: they live in the object so
+/// that they are pinned, staged, checked against the layout record and
+/// removed with the other maps, and sized by `--max-services` and
+/// `--max-reals` like the counters they are estimated from.
+#[map]
+pub static SVC_RATES: Array<Rate> = Array::pinned(1025, 0);
+#[map]
+pub static REAL_RATES: Array<Rate> = Array::pinned(4096, 0);
 
 /// Global path counters, indexed by `lvs_common::counters`.
 #[map]

@@ -70,6 +70,8 @@ pub struct LoadOpts {
     /// `--detach-on-exit`: SIGTERM/SIGINT detach the director and remove
     /// its pins (as `lvs unload`), instead of leaving it forwarding.
     pub detach_on_exit: bool,
+    /// `--metrics ADDR:PORT`: serve Prometheus text at `/metrics`.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -315,7 +317,7 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 
 /// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
 /// `cpus` possible CPUs (the others keep the object's).
-pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 13] {
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 15] {
     // The connection-sized LRU maps get room for the kernel's per-CPU free
     // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
     let lru = lru_entries(s.max_conns, cpus);
@@ -335,6 +337,9 @@ pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 13] {
         (names::SCHED_TABLE, s.sched_table),
         (names::PERSIST, lru),
         (names::LBLC, lru),
+        // One entry per service and the totals (`lvs_common::Rate`).
+        (names::SVC_RATES, s.max_services.saturating_add(1)),
+        (names::REAL_RATES, s.max_reals),
     ]
 }
 
@@ -436,6 +441,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     if let Some(h) = &hops {
         h.sync(Duration::from_secs(1));
     }
+    let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
     life.publish(opts)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.

@@ -31,12 +31,29 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::command::ListOpts;
 use super::Error;
 use crate::model::{ConnEntry, Method, Proto, RealServer, Snapshot, VirtualService};
+use lvs_common::Rate;
 
 /// IPVS's version, as `-L` shows it.
 pub const IPVS_VERSION: &str = "1.2.1";
 
-/// `-L` with its options, except `-c` (see [`connections`]).
+/// `-L` with its options, except `-c` (see [`connections`]) and `--rate`
+/// (see [`list_with_rates`]).
 pub fn list(snap: &Snapshot, o: &ListOpts) -> Result<String, Error> {
+    list_with_rates(snap, o, None)
+}
+
+/// A service's rates and its real servers' (by address and port), as the
+/// daemon's estimator published them.
+pub use crate::rate::Listed as Rates;
+
+/// `-L` with its options, `--rate` taking its columns from `rates` (IPVS's
+/// estimates: `print_service_entry`'s FMT_RATE rows). As with ipvsadm,
+/// `--stats` wins over `--rate` when both are given.
+pub fn list_with_rates(
+    snap: &Snapshot,
+    o: &ListOpts,
+    rates: Option<&Rates>,
+) -> Result<String, Error> {
     if o.connection {
         // Connections are not part of the snapshot: the caller lists them
         // from the connection table with `connections`.
@@ -44,16 +61,22 @@ pub fn list(snap: &Snapshot, o: &ListOpts) -> Result<String, Error> {
             "lvsadm: -c lists the connection table, not the services",
         ));
     }
-    if o.rate {
-        return Err(unavailable("--rate (rate listing)"));
-    }
+    let rates = match rates {
+        _ if !o.rate || o.stats => None,
+        Some(r) => Some(r),
+        None => return Err(unavailable("--rate (rate listing)")),
+    };
+    // A service the estimator has not sampled yet: zeros, as a fresh
+    // IPVS estimator reads.
+    let unsampled = (Rate::default(), Vec::new());
+    let rates_of = |vs: &VirtualService| rates.map(|r| r.get(&vs.key).unwrap_or(&unsampled));
     let mut out = String::new();
     if let Some(key) = &o.service {
         let vs = snap
             .service(key)
             .ok_or_else(|| Error::list("No such service"))?;
         title(&mut out, o);
-        service_entry(&mut out, vs, o, false);
+        service_entry(&mut out, vs, o, false, rates_of(vs));
     } else if o.timeout {
         let t = &snap.timeouts;
         let _ = writeln!(
@@ -71,7 +94,7 @@ pub fn list(snap: &Snapshot, o: &ListOpts) -> Result<String, Error> {
         );
         title(&mut out, o);
         for vs in services(snap, o.nosort) {
-            service_entry(&mut out, vs, o, false);
+            service_entry(&mut out, vs, o, false, rates_of(vs));
         }
     }
     Ok(out)
@@ -125,7 +148,7 @@ pub fn save(snap: &Snapshot, _numeric: bool) -> String {
     let mut out = String::new();
     let o = ListOpts::default();
     for vs in services(snap, false) {
-        service_entry(&mut out, vs, &o, true);
+        service_entry(&mut out, vs, &o, true, None);
     }
     out
 }
@@ -148,6 +171,12 @@ fn title(out: &mut String, o: &ListOpts) {
             out,
             "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
             "Prot LocalAddress:Port", "Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"
+        );
+    } else if o.rate {
+        let _ = writeln!(
+            out,
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port",
+            "Prot LocalAddress:Port", "CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"
         );
     } else if o.thresholds {
         let _ = writeln!(
@@ -174,8 +203,15 @@ fn title(out: &mut String, o: &ListOpts) {
     }
 }
 
-/// One service and its real servers (`print_service_entry`).
-fn service_entry(out: &mut String, vs: &VirtualService, o: &ListOpts, rule: bool) {
+/// One service and its real servers (`print_service_entry`); `rates` only
+/// for `--rate` rows.
+fn service_entry(
+    out: &mut String,
+    vs: &VirtualService,
+    o: &ListOpts,
+    rule: bool,
+    rates: Option<&(Rate, Vec<((IpAddr, u16), Rate)>)>,
+) {
     let key = &vs.key;
     let v6 = key.addr.is_ipv6();
     let vname = addr_port(key.addr, key.port);
@@ -211,6 +247,12 @@ fn service_entry(out: &mut String, vs: &VirtualService, o: &ListOpts, rule: bool
         let _ = write!(out, "{svc_name:<33}");
         let s = &vs.stats;
         for n in [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes] {
+            largenum(out, n, o.exact);
+        }
+    } else if let Some((r, _)) = rates {
+        // ipvsadm: the service's five rates each by `print_largenum`.
+        let _ = write!(out, "{svc_name:<33}");
+        for n in [r.cps, r.inpps, r.outpps, r.inbps, r.outbps] {
             largenum(out, n, o.exact);
         }
     } else {
@@ -269,6 +311,23 @@ fn service_entry(out: &mut String, vs: &VirtualService, o: &ListOpts, rule: bool
             for n in [s.conns, s.inpkts, s.outpkts, s.inbytes, s.outbytes] {
                 largenum(out, n, o.exact);
             }
+            out.push('\n');
+        } else if let Some((_, reals)) = rates {
+            // ipvsadm: `"  -> %-28s %8llu %8llu %8llu"` for CPS, InPPS and
+            // OutPPS (never abbreviated), then InBPS and OutBPS by
+            // `print_largenum`.
+            let r = reals
+                .iter()
+                .find(|(k, _)| *k == (r.addr, r.port))
+                .map(|(_, r)| *r)
+                .unwrap_or_default();
+            let _ = write!(
+                out,
+                "  -> {dname:<28} {:>8} {:>8} {:>8}",
+                r.cps, r.inpps, r.outpps
+            );
+            largenum(out, r.inbps, o.exact);
+            largenum(out, r.outbps, o.exact);
             out.push('\n');
         } else if o.thresholds {
             let _ = writeln!(
@@ -613,6 +672,99 @@ mod tests {
             + "UDP  192.168.47.128:53                   0        0        0        0        0\n"
             + "  -> 192.168.211.131:5353                0        0        0        0        0\n";
         assert_eq!(got, want);
+    }
+
+    /// Rates for `table()`: the web service and its .130 server; the .129
+    /// server, the DNS service and port 8080 not sampled yet.
+    fn rates() -> Rates {
+        let rate = |cps, inpps, outpps, inbps, outbps| Rate {
+            cps,
+            inpps,
+            outpps,
+            inbps,
+            outbps,
+            ..Rate::default()
+        };
+        let mut r = Rates::new();
+        r.insert(
+            key(Proto::Tcp, "192.168.47.128", 80),
+            (
+                rate(123, 98_765, 5, 123_456_789, 999_999_999),
+                vec![(
+                    ("192.168.211.130".parse().unwrap(), 80),
+                    rate(1_234_567_890, 7, 0, 100_000_000_000, 42),
+                )],
+            ),
+        );
+        r
+    }
+
+    // Transcribed from ipvsadm 1.31's print_title (FMT_RATE: "%-33s %8s %8s
+    // %8s %8s %8s\n  -> RemoteAddress:Port\n") and print_service_entry
+    // (service: "%-33s" then print_largenum x 5; real server:
+    // "  -> %-28s %8llu %8llu %8llu" then print_largenum x 2).
+    const RATE_TITLE: &str =
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n\
+         \x20 -> RemoteAddress:Port\n";
+
+    #[test]
+    fn golden_list_rate() {
+        let o = opts(|o| o.rate = true);
+        let got = list_with_rates(&table(), &o, Some(&rates())).unwrap();
+        let want = String::new()
+            + "IP Virtual Server version 1.2.1 (size=4096)\n"
+            + RATE_TITLE
+            + "TCP  192.168.47.128:80                 123    98765        5  123456K  999999K\n"
+            + "  -> 192.168.211.129:80                  0        0        0        0        0\n"
+            + "  -> 192.168.211.130:80           1234567890        7        0     100G       42\n"
+            + "TCP  192.168.47.128:8080                 0        0        0        0        0\n"
+            + "UDP  192.168.47.128:53                   0        0        0        0        0\n"
+            + "  -> 192.168.211.131:5353                0        0        0        0        0\n";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn golden_list_rate_exact() {
+        let o = opts(|o| {
+            o.rate = true;
+            o.exact = true
+        });
+        let got = list_with_rates(&table(), &o, Some(&rates())).unwrap();
+        let want = String::new()
+            + "IP Virtual Server version 1.2.1 (size=4096)\n"
+            + RATE_TITLE
+            + "TCP  192.168.47.128:80                 123    98765        5 123456789 999999999\n"
+            + "  -> 192.168.211.129:80                  0        0        0        0        0\n"
+            + "  -> 192.168.211.130:80           1234567890        7        0 100000000000       42\n"
+            + "TCP  192.168.47.128:8080                 0        0        0        0        0\n"
+            + "UDP  192.168.47.128:53                   0        0        0        0        0\n"
+            + "  -> 192.168.211.131:5353                0        0        0        0        0\n";
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn rate_of_one_service_and_stats_winning() {
+        let o = opts(|o| {
+            o.rate = true;
+            o.service = Some(key(Proto::Tcp, "192.168.47.128", 80))
+        });
+        let want = String::new()
+            + RATE_TITLE
+            + "TCP  192.168.47.128:80                 123    98765        5  123456K  999999K\n"
+            + "  -> 192.168.211.129:80                  0        0        0        0        0\n"
+            + "  -> 192.168.211.130:80           1234567890        7        0     100G       42\n";
+        assert_eq!(list_with_rates(&table(), &o, Some(&rates())).unwrap(), want);
+        // ipvsadm tests FMT_STATS first: --stats --rate lists the counters.
+        let both = opts(|o| {
+            o.rate = true;
+            o.stats = true
+        });
+        assert_eq!(
+            list_with_rates(&table(), &both, Some(&rates())).unwrap(),
+            list(&table(), &opts(|o| o.stats = true)).unwrap()
+        );
+        // Without the estimates there is nothing to list.
+        assert!(list(&table(), &opts(|o| o.rate = true)).is_err());
     }
 
     #[test]

@@ -151,6 +151,11 @@ pub trait Store {
     fn connections(&mut self) -> anyhow::Result<Vec<ConnEntry>> {
         anyhow::bail!("this table store has no connection listing")
     }
+    /// The rates of `snap`'s services, for `-L --rate`: the daemon's
+    /// estimates pinned under `pin` (`crate::rate`).
+    fn rates(&mut self, pin: &Path, snap: &Snapshot) -> anyhow::Result<format::Rates> {
+        crate::rate::read(pin, snap)
+    }
 }
 
 impl Store for Tables {
@@ -288,7 +293,16 @@ fn execute<S: Store>(
             Ok(())
         }
         Command::List(opts) => {
-            let text = format::list(&snap, opts)?;
+            let rates = if opts.rate && !opts.stats {
+                Some(
+                    store
+                        .rates(pin, &snap)
+                        .map_err(|e| Error::list(format!("lvsadm: can't read the rates: {e:#}")))?,
+                )
+            } else {
+                None
+            };
+            let text = format::list_with_rates(&snap, opts, rates.as_ref())?;
             let _ = stdout.write_all(text.as_bytes());
             Ok(())
         }

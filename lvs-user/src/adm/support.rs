@@ -20,9 +20,9 @@ pub const SCHEDULERS: &[Scheduler] = &Scheduler::ALL;
 pub const METHODS: &[Method] = &[Method::Masq, Method::Route, Method::Tunnel];
 
 /// Optional features the data path implements. Still refused, each for
-/// lack of a place in the model or the data path: `--pe`, `-o`, `--rate`,
-/// the tunnel options and `--tun-info`, the sync daemon (and `-f` and SCTP,
-/// refused while parsing).
+/// lack of a place in the model or the data path: `--pe`, `-o`, the tunnel
+/// options and `--tun-info`, the sync daemon (and `-f` and SCTP, refused
+/// while parsing).
 pub const FEATURES: &[Feature] = &[
     Feature::Ipv6,
     // Persistence, thresholds, scheduler flags, connection states and
@@ -37,6 +37,8 @@ pub const FEATURES: &[Feature] = &[
     Feature::PersistentConnList,
     Feature::TimeoutList,
     Feature::SetTimeouts,
+    // The daemon's rate estimator (`crate::rate`).
+    Feature::RateList,
 ];
 
 /// Everything else that can be switched on, one by one.
@@ -305,6 +307,9 @@ mod tests {
             "-L --thresholds",
             "-L -n --persistent-conn",
             "-L --timeout",
+            "-L -n --rate",
+            "-L -n --rate --exact",
+            "-L --rate -t 10.0.0.1:80",
             "--set 900 120 300",
             "--set 0 60 0",
         ] {
@@ -337,7 +342,6 @@ mod tests {
                 "-A -t 10.0.0.1:80 -s rr -p 60 --pe sip",
                 "lvsadm: --pe (persistence engines) is not implemented yet",
             ),
-            ("-L --rate", "lvsadm: --rate (rate listing) is not implemented yet"),
             ("-L --tun-info", "lvsadm: --tun-info (tunnel listing) is not implemented yet"),
             (
                 "-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue --tun-port 6080",

@@ -79,6 +79,10 @@ enum Cmd {
         /// `lvs unload`) instead of leaving it forwarding.
         #[arg(long)]
         detach_on_exit: bool,
+        /// Serve Prometheus metrics at http://ADDR:PORT/metrics (node_exporter's
+        /// ipvs names, and lvs-xdp's own under lvs_).
+        #[arg(long, value_name = "ADDR:PORT")]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Detach the director pinned at the pin path and remove its pins,
     /// tables and connections (refused while an `lvs load` serves it).
@@ -166,6 +170,7 @@ fn main() {
                 tunnel_mtu,
                 timeouts,
                 detach_on_exit,
+                metrics,
             } => {
                 let mut tunnel = TunnelOpts {
                     mtu: tunnel_mtu,
@@ -191,6 +196,7 @@ fn main() {
                     tunnel,
                     timeouts,
                     detach_on_exit,
+                    metrics,
                 })
                 .await
             }

@@ -21,10 +21,14 @@ pub const VLAN_IN: &str = "VLAN_IN";
 pub const VLAN_OUT: &str = "VLAN_OUT";
 /// Real servers' next hops, kept by `lvs load` (`crate::hops`).
 pub const REAL_HOPS: &str = "REAL_HOPS";
+/// IPVS's rate estimates (`lvs_common::Rate`), kept by `lvs load`
+/// (`crate::rate`).
+pub const SVC_RATES: &str = "SVC_RATES";
+pub const REAL_RATES: &str = "REAL_RATES";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 21] = [
     SERVICES,
     REALS,
     DESTS,
@@ -44,6 +48,8 @@ pub const ALL: [&str; 19] = [
     VLAN_IN,
     VLAN_OUT,
     REAL_HOPS,
+    SVC_RATES,
+    REAL_RATES,
 ];
 
 /// Programs of the director object.

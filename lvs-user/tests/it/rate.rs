@@ -17,8 +17,8 @@ use lvs_lab::{
 
 use crate::common::director_with;
 
-/// The offered load: datagrams per second, each from a new client socket
-/// (a new connection), of `PAYLOAD` bytes, answered with "answer".
+/// The offered load: datagrams per second, each from a new client port (a
+/// new connection), of `PAYLOAD` bytes, answered with "answer".
 const PPS: u64 = 100;
 const PAYLOAD: usize = 72;
 /// IP lengths: 20 + 8 + payload.
@@ -91,7 +91,9 @@ fn rate_follows_a_steady_offered_load() {
                 if let Some(wait) = at.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
                 }
-                let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+                // A port of its own: an ephemeral one could be one an
+                // earlier datagram left tracked, which is no new connection.
+                let s = UdpSocket::bind(("0.0.0.0", 20_000 + i as u16)).unwrap();
                 s.send_to(&payload, vip).unwrap();
                 open.push_back(s);
                 if open.len() > PPS as usize {

@@ -288,7 +288,10 @@ pub fn start(dir: &Path) -> Result<Running> {
 /// service, the service's and each member's by address and port. Anything
 /// the estimator has not sampled yet is absent (it lists as zeros, as a
 /// fresh IPVS estimator reads).
-pub type Listed = StdHashMap<ServiceAddr, (Rate, Vec<((IpAddr, u16), Rate)>)>;
+pub type Listed = StdHashMap<ServiceAddr, ServiceRates>;
+
+/// One service's rates and its members', by address and port.
+pub type ServiceRates = (Rate, Vec<((IpAddr, u16), Rate)>);
 
 /// Reads the rates of the director pinned under `dir` for the services of
 /// `snap`.

@@ -210,7 +210,7 @@ fn service_entry(
     vs: &VirtualService,
     o: &ListOpts,
     rule: bool,
-    rates: Option<&(Rate, Vec<((IpAddr, u16), Rate)>)>,
+    rates: Option<&crate::rate::ServiceRates>,
 ) {
     let key = &vs.key;
     let v6 = key.addr.is_ipv6();

@@ -167,6 +167,7 @@ fn rate_follows_a_steady_offered_load() {
         .lines()
         .any(|l| l.starts_with("lvs_rate_incoming_packets_per_second ")));
     eprintln!(
-        "offered {PPS}/s for {took:?}; --rate CPS/InPPS/OutPPS/InBPS/OutBPS {got:?} (want {want:?})"
+        "offered {PPS}/s for {took:?}; --rate CPS/InPPS/OutPPS/InBPS/OutBPS {got:?} \
+         (want {want:?}):\n{last}"
     );
 }

@@ -22,6 +22,8 @@ use crate::tables::{names, raw_port, words_addr};
 /// The maps a look reads, open.
 pub struct Maps {
     services: HashMap<MapData, ServiceKey, Service>,
+    /// `SERVICES`' `max_entries`: bounds a walk (see [`Maps::services`]).
+    services_max: usize,
     dests: Array<MapData, u32>,
     reals: Array<MapData, Real>,
     real_conns: Array<MapData, RealConns>,
@@ -102,8 +104,13 @@ fn add(a: &Stats, s: &Stats) -> Stats {
 impl Maps {
     /// Opens the maps of the director pinned under `dir`.
     pub fn open(dir: &Path) -> Result<Maps> {
+        let p = dir.join(names::SERVICES);
+        let services =
+            MapData::from_pin(&p).with_context(|| format!("cannot open {}", p.display()))?;
+        let services_max = services.info()?.max_entries() as usize;
         Ok(Maps {
-            services: open(dir, names::SERVICES, Map::HashMap)?,
+            services: HashMap::try_from(Map::HashMap(services))?,
+            services_max,
             dests: open(dir, names::DESTS, Map::Array)?,
             reals: open(dir, names::REALS, Map::Array)?,
             real_conns: open(dir, names::REAL_CONNS, Map::Array)?,
@@ -116,15 +123,20 @@ impl Maps {
 
     /// The live services and their members (no totals, counters or fill:
     /// what the estimator and `lvsadm --rate` need).
+    ///
+    /// The walk takes no lock, so a service removed under it can make the
+    /// kernel's next-key step start over from the first key: entries are
+    /// taken once each, and the walk is bounded by twice the map's size.
     pub fn services(&self) -> Result<Vec<SvcView>> {
-        let mut entries = Vec::new();
-        for kv in self.services.iter() {
+        let mut seen = std::collections::HashMap::new();
+        for kv in self.services.iter().take(2 * self.services_max.max(1)) {
             // An entry removed between the key walk and its lookup.
             let Ok((k, v)) = kv else { continue };
             if v.flags & SVC_F_DELETED == 0 {
-                entries.push((k, v));
+                seen.insert(k, v);
             }
         }
+        let mut entries: Vec<(ServiceKey, Service)> = seen.into_iter().collect();
         entries.sort_by_key(|(_, v)| v.id);
         let mut out = Vec::with_capacity(entries.len());
         for (key, v) in entries {

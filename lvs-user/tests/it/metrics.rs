@@ -292,6 +292,20 @@ fn one_open_connection_is_node_exporters_backend_line() {
     assert!(has(&page, &line("192.168.211.130", 0)), "{page}");
     assert!(page.contains("\nnode_ipvs_connections_total 1\n"), "{page}");
     drop(c);
+    // Only GET (and HEAD) of /metrics.
+    let status = |args: &[&str]| {
+        let mut a = vec!["-o", "/dev/null", "-w", "%{http_code}"];
+        a.extend_from_slice(args);
+        let mut cmd = d.seed.director.command("curl");
+        cmd.args(["-sS", "--max-time", "5"]).args(&a);
+        lvs_lab::check_output(&mut cmd, Duration::from_secs(10)).unwrap()
+    };
+    assert_eq!(status(&["http://127.0.0.1:9100/"]), "404");
+    assert_eq!(
+        status(&["-X", "POST", "http://127.0.0.1:9100/metrics"]),
+        "405"
+    );
+    assert_eq!(status(&["-I", "http://127.0.0.1:9100/metrics"]), "200");
 }
 
 /// Whether the peer has closed `s`, looked at without reading from it.

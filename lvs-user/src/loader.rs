@@ -416,6 +416,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
+    let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
@@ -441,7 +442,6 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     if let Some(h) = &hops {
         h.sync(Duration::from_secs(1));
     }
-    let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
     life.publish(opts)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.

@@ -480,35 +480,66 @@ fn slow_scrapers_do_not_stall_the_sweeper_or_the_neighbours() {
     );
 }
 
-#[test]
-fn a_bad_metrics_address_stops_the_start() {
-    if !require_root("metrics bad address") {
-        return;
-    }
-    let seed = SeedLab::with_config("badm", SeedConfig::default()).unwrap();
+/// The XDP programs attached to `iface` in `ns`.
+fn xdp_progs(ns: &Netns, iface: &str) -> Vec<u32> {
+    let iface = iface.to_owned();
+    ns.enter(move || lvs::life::links::xdp_prog_ids(lvs::life::links::ifindex(&iface)?))
+        .unwrap()
+        .unwrap()
+}
+
+/// `lvs load … --metrics 192.0.2.7:9100` (an address the director does
+/// not have): must fail; its stderr.
+fn load_with_bad_metrics(seed: &SeedLab) -> String {
     let out = lvs_lab::run_timeout(
         seed.director
             .command(LVS)
-            .args([
-                "load",
-                "--iface",
-                "ens33",
-                "--iface",
-                "ens37",
-                "--metrics",
-                "192.0.2.7:9100",
-                "--pin-path",
-            ])
+            .args(["load", "--iface", "ens33", "--iface", "ens37"])
+            .args(["--metrics", "192.0.2.7:9100", "--pin-path"])
             .arg(seed.pin_dir()),
         Duration::from_secs(20),
     )
     .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "{err}");
     assert!(
         err.contains("--metrics: cannot listen on 192.0.2.7:9100"),
         "{err}"
     );
-    // Nothing was published.
+    err
+}
+
+#[test]
+fn a_bad_metrics_address_stops_the_start_and_changes_nothing() {
+    if !require_root("metrics bad address") {
+        return;
+    }
+    let seed = SeedLab::with_config("badm", SeedConfig::default()).unwrap();
+    // A fresh director: nothing published, nothing left attached.
+    load_with_bad_metrics(&seed);
     assert!(!seed.pin_dir().join("SERVICES").exists());
+    for i in ["ens33", "ens37"] {
+        assert_eq!(xdp_progs(&seed.director, i), [], "{i}");
+    }
+    // Adopting a stopped daemon's director: it keeps its program and its
+    // table.
+    let p = seed.start_director(Path::new(LVS), &[]).unwrap();
+    let svc = format!("{VIP}:80");
+    seed.lvsadm(Path::new(LVSADM), &["-A", "-t", &svc, "-s", "rr"])
+        .unwrap();
+    p.stop().unwrap();
+    let before = xdp_progs(&seed.director, "ens37");
+    assert_eq!(before.len(), 1, "{before:?}");
+    load_with_bad_metrics(&seed);
+    assert_eq!(xdp_progs(&seed.director, "ens37"), before);
+    let listing = seed.lvsadm(Path::new(LVSADM), &["-L", "-n"]).unwrap();
+    assert!(listing.contains("TCP  192.168.47.128:80 rr"), "{listing}");
+    lvs_lab::run_timeout(
+        seed.director
+            .command(LVS)
+            .args(["unload", "--pin-path"])
+            .arg(seed.pin_dir()),
+        Duration::from_secs(20),
+    )
+    .unwrap();
 }

@@ -402,7 +402,7 @@ fn slow_scrapers_do_not_stall_the_sweeper_or_the_neighbours() {
     let page = curl(&prom, &[&format!("http://{target}/metrics")]).unwrap();
     assert!(page.contains("node_ipvs_connections_total"), "{page}");
     assert!(
-        t0.elapsed() < Duration::from_secs(2),
+        t0.elapsed() < Duration::from_secs(3),
         "scrape took {:?}",
         t0.elapsed()
     );

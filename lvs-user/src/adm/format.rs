@@ -5,7 +5,9 @@
 //! `"  -> %-28s"` cut at 28 bytes for IPv4, then `"%-7s %-6d %-10u %-10u"`
 //! (forward, weight, active, inactive); with `--stats` the service column
 //! is padded to 33 and each counter printed by `print_largenum` (9 wide,
-//! abbreviated to K/M/G/T unless `--exact`).
+//! abbreviated to K/M/G/T unless `--exact`). `--rate` has the same
+//! column widths for the daemon's rate estimates (`crate::rate`), except
+//! that a real server's CPS/InPPS/OutPPS are `%8llu`, never abbreviated.
 //!
 //! `-L --thresholds` and `-L --persistent-conn` use ipvsadm's column sets
 //! (PersistConn is always 0: persistence templates are not counted per real

@@ -357,6 +357,8 @@ mod tests {
         zeroed: Vec<Option<ServiceAddr>>,
         /// What `connections()` returns; None: the trait's default.
         conns: Option<Vec<ConnEntry>>,
+        /// What `rates()` returns; None: an error.
+        rates: Option<format::Rates>,
     }
 
     struct MemStore(Rc<RefCell<Mem>>);
@@ -381,6 +383,10 @@ mod tests {
                 Some(c) => Ok(c),
                 None => Err(anyhow::anyhow!("no connection table")),
             }
+        }
+        fn rates(&mut self, _pin: &Path, _snap: &Snapshot) -> anyhow::Result<format::Rates> {
+            let rates = self.0.borrow().rates.clone();
+            rates.ok_or_else(|| anyhow::anyhow!("no rate arrays"))
         }
     }
 
@@ -429,6 +435,43 @@ mod tests {
             snap,
             ..Mem::default()
         }))
+    }
+
+    #[test]
+    fn list_rates_come_from_the_store() {
+        let mem = table();
+        let o = run_mem(&mem, &["-L", "-n", "--rate"], "");
+        assert_eq!(
+            (o.code, o.stdout.as_str(), o.stderr.as_str()),
+            (1, "", "lvsadm: can't read the rates: no rate arrays\n")
+        );
+        let key = mem.borrow().snap.services[0].key;
+        let rate = lvs_common::Rate {
+            cps: 2,
+            inpps: 30,
+            outpps: 20,
+            inbps: 4000,
+            outbps: 50_000,
+            ..Default::default()
+        };
+        let rip: IpAddr = "192.168.211.129".parse().unwrap();
+        mem.borrow_mut().rates = Some([(key, (rate, vec![((rip, 80), rate)]))].into());
+        let o = run_mem(&mem, &["-L", "-n", "--rate"], "");
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        assert_eq!(
+            o.stdout,
+            "IP Virtual Server version 1.2.1 (size=4096)\n\
+             Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS\n\
+             \x20 -> RemoteAddress:Port\n\
+             TCP  192.168.47.128:80                   2       30       20     4000    50000\n\
+             \x20 -> 192.168.211.129:80                  2       30       20     4000    50000\n"
+        );
+        // --stats wins and needs no rates.
+        mem.borrow_mut().rates = None;
+        assert_eq!(
+            run_mem(&mem, &["-L", "-n", "--stats", "--rate"], "").code,
+            0
+        );
     }
 
     #[test]

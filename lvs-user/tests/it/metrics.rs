@@ -306,6 +306,18 @@ fn one_open_connection_is_node_exporters_backend_line() {
         "405"
     );
     assert_eq!(status(&["-I", "http://127.0.0.1:9100/metrics"]), "200");
+
+    // SIGTERM ends the daemon, metrics thread and estimator included,
+    // promptly and cleanly (SIGKILL after 5 s would show as a signal).
+    let load = d._procs.last().unwrap();
+    let t0 = Instant::now();
+    let st = load.stop_within(Duration::from_secs(5)).unwrap();
+    assert!(st.success(), "lvs load: {st}\n{}", load.output());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t0.elapsed()
+    );
 }
 
 /// Whether the peer has closed `s`, looked at without reading from it.

@@ -28,6 +28,7 @@ use crate::{
     neigh::Neighbours,
     sweeper::Sweeper,
     tables::names::{self, progs},
+    warn,
 };
 
 /// The director and pass-through objects, built by `build.rs`.
@@ -247,8 +248,10 @@ fn refresh_neighbours(
     neighbours: &mut Neighbours,
     hops: Option<&Hops>,
 ) {
+    // Warnings of the daemon's tick go through `warn`: the same condition
+    // comes back every second.
     let reals = reals_needing_neighbours(dir).unwrap_or_else(|e| {
-        log::warn!("cannot read real servers: {e:#}");
+        warn::warn(&format!("cannot read real servers: {e:#}"));
         Vec::new()
     });
     let misses = neighbour_misses(bpf);
@@ -258,7 +261,7 @@ fn refresh_neighbours(
         .chain(misses.iter().copied())
         .collect();
     for e in neighbours.ensure(&addrs) {
-        log::warn!("{e:#}");
+        warn::warn(&format!("{e:#}"));
     }
     if let Some(h) = hops {
         h.missed(&misses);
@@ -271,7 +274,7 @@ fn refresh_neighbours(
 fn handle_misses(bpf: &mut Ebpf, neighbours: &mut Neighbours, hops: Option<&Hops>) {
     let misses = neighbour_misses(bpf);
     for e in neighbours.ensure(&misses) {
-        log::warn!("{e:#}");
+        warn::warn(&format!("{e:#}"));
     }
     if let Some(h) = hops {
         h.missed(&misses);
@@ -355,6 +358,8 @@ pub fn load_director(
     for (name, n) in map_sizes(s, possible_cpus()?) {
         loader.map_max_entries(name, n);
     }
+    let build = crate::life::build_id::wanted()?;
+    loader.override_global(crate::life::build_id::GLOBAL, &build, true);
     let mut bpf = loader
         .load(DIRECTOR_OBJ)
         .context("cannot load the director object (are you root?)")?;
@@ -448,17 +453,23 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
             _ = misses.tick() => handle_misses(bpf, &mut neighbours, hops.as_ref()),
             _ = tick.tick() => {
                 match sweeper.sweep(bpf) {
-                    Ok(s) if s.evicted > 0 => log::warn!(
-                        "{} connections were evicted from a full connection table (raise --max-conns)",
-                        s.evicted
+                    // `lvs stats` counts them all (`evicted`).
+                    Ok(s) if s.evicted > 0 => warn::warn_as(
+                        "evicted",
+                        &format!(
+                            "{} connections were evicted from a full connection table \
+                             (raise --max-conns)",
+                            s.evicted
+                        ),
                     ),
                     Ok(_) => {}
-                    Err(e) => log::warn!("sweeper: {e:#}"),
+                    Err(e) => warn::warn(&format!("sweeper: {e:#}")),
                 }
                 refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours, hops.as_ref());
                 if let Err(e) = crate::vlan::sync(bpf) {
-                    log::warn!("VLAN sub-interfaces: {e:#}");
+                    warn::warn(&format!("VLAN sub-interfaces: {e:#}"));
                 }
+                warn::flush();
             }
         }
     }

@@ -23,3 +23,5 @@ mod prog_run;
 mod sched;
 mod static_neigh;
 mod tunnel;
+mod upgrade;
+mod warn;

@@ -199,13 +199,22 @@ fn spawn_logger(bpf: &mut Ebpf) {
 }
 
 pub async fn wait_for_signal() -> Result<()> {
+    stop_signals()?.await
+}
+
+/// SIGTERM/SIGINT, caught from now on (the future only waits for one): a
+/// daemon installs them before it says it is ready, or a stop right after
+/// READY=1 would kill it by the default action instead of ending it.
+pub fn stop_signals() -> Result<impl std::future::Future<Output = Result<()>>> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        Ok(())
+    })
 }
 
 fn write_config(
@@ -441,11 +450,11 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     if let Some(h) = &hops {
         h.sync(Duration::from_secs(1));
     }
+    let sig = stop_signals()?;
     life.publish(opts)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));
-    let sig = wait_for_signal();
     tokio::pin!(sig);
     loop {
         tokio::select! {
@@ -489,6 +498,7 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
         .try_into()?;
     prog.load().map_err(|e| explain(e, "pass"))?;
     attach(prog, &ifaces, mode)?;
+    let sig = stop_signals()?;
     println!("lvs: pass attached to {}", ifaces.join(", "));
-    wait_for_signal().await
+    sig.await
 }

@@ -18,6 +18,7 @@ mod life;
 mod lvsadm;
 mod mixed;
 mod nat;
+mod package;
 mod persist;
 mod prog_run;
 mod sched;

@@ -31,17 +31,41 @@ pub fn run() -> Result<PathBuf> {
     if !o.status.success() {
         bail!("cargo deb failed ({})", o.status);
     }
-    // cargo-deb prints the package's path as its last line.
     let stdout = String::from_utf8_lossy(&o.stdout);
-    let path = stdout
+    let path =
+        deb_path(&stdout).with_context(|| format!("cargo deb printed no .deb path: {stdout:?}"))?;
+    if !path.is_file() {
+        bail!("cargo deb named {}, which does not exist", path.display());
+    }
+    Ok(path)
+}
+
+/// The package's path in cargo-deb's output: its last line ending in
+/// `.deb`.
+fn deb_path(stdout: &str) -> Option<PathBuf> {
+    stdout
         .lines()
         .rev()
         .map(str::trim)
         .find(|l| l.ends_with(".deb"))
         .map(PathBuf::from)
-        .with_context(|| format!("cargo deb printed no .deb path: {stdout:?}"))?;
-    if !path.is_file() {
-        bail!("cargo deb named {}, which does not exist", path.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_package_path_is_cargo_debs_last_deb_line() {
+        assert_eq!(
+            deb_path("/w/target/debian/lvs-xdp_0.1.0-1_amd64.deb\n"),
+            Some(PathBuf::from("/w/target/debian/lvs-xdp_0.1.0-1_amd64.deb"))
+        );
+        assert_eq!(
+            deb_path("note: a.deb\n  /t/b.deb  \n(done)\n"),
+            Some(PathBuf::from("/t/b.deb"))
+        );
+        assert_eq!(deb_path("warning: nothing\n"), None);
+        assert_eq!(deb_path(""), None);
     }
-    Ok(path)
 }

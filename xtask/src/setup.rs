@@ -36,6 +36,10 @@ const TOOLS: &[(&str, &str)] = &[
     ("promtool", "prometheus"),
     ("bird", "bird2"),
     ("birdc", "bird2"),
+    // The package: cargo-deb's dependencies ($auto), and its test's
+    // `systemd-analyze verify` (setpriv and unshare are util-linux's).
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("systemd-analyze", "systemd"),
 ];
 
 #[derive(Clone, Copy, PartialEq)]

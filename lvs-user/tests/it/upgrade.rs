@@ -11,7 +11,7 @@ use std::{
     io::Write,
     net::SocketAddr,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
     thread,
@@ -62,13 +62,14 @@ struct Probes {
 /// Until `stop`: every 100 ms a new connection to each of `targets`, one
 /// line echoed, closed. While `pause` is set it makes none (and says so in
 /// `idle`), so that ActiveConn can be compared with the long-lived
-/// connections alone.
+/// connections alone. `made` counts the good ones as they come.
 fn probe(
     client: Netns,
     targets: Vec<SocketAddr>,
     stop: Arc<AtomicBool>,
     pause: Arc<AtomicBool>,
     idle: Arc<AtomicBool>,
+    made: Arc<AtomicU64>,
 ) -> Probes {
     let mut p = Probes::default();
     let mut n = 0u64;
@@ -87,6 +88,7 @@ fn probe(
                 Ok(a) => match a.split_once(' ') {
                     Some((who, rest)) if rest == q => {
                         p.made += 1;
+                        made.fetch_add(1, Ordering::SeqCst);
                         *p.by.entry(to).or_default().entry(who.into()).or_default() += 1;
                     }
                     _ => p.errors.push(format!("{to}: sent {q:?}, got {a:?}")),
@@ -214,10 +216,16 @@ fn restarts_kill_and_upgrade_keep_nat_and_dr_connections() {
         Arc::new(AtomicBool::new(false)),
         Arc::new(AtomicBool::new(false)),
     );
+    let made = Arc::new(AtomicU64::new(0));
     let prober = {
-        let (client, stop, pause, idle) =
-            (client.clone(), stop.clone(), pause.clone(), idle.clone());
-        thread::spawn(move || probe(client, vec![nat_vip, dr_vip], stop, pause, idle))
+        let (client, stop, pause, idle, made) = (
+            client.clone(),
+            stop.clone(),
+            pause.clone(),
+            idle.clone(),
+            made.clone(),
+        );
+        thread::spawn(move || probe(client, vec![nat_vip, dr_vip], stop, pause, idle, made))
     };
 
     let steps = [
@@ -247,7 +255,14 @@ fn restarts_kill_and_upgrade_keep_nat_and_dr_connections() {
             assert_eq!(xdp_progs(&d.lan.director, iface), [prog], "{iface}");
         }
         assert_eq!(d.adm(&["-S", "-n"]), rules, "without a daemon ({step:?})");
+        // New connections are scheduled with no daemon running: both
+        // services answer the prober meanwhile.
+        let before = made.load(Ordering::SeqCst);
         thread::sleep(Duration::from_millis(700));
+        assert!(
+            wait_until(T, || made.load(Ordering::SeqCst) >= before + 2),
+            "no new connection while the daemon was down ({step:?})"
+        );
         let id = match step {
             Step::Upgrade(id) => id,
             _ => build,

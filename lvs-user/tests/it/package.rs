@@ -461,7 +461,8 @@ fn cap_eff(pid: u32) -> u64 {
 /// director forwarding; a restart and a restart after kill -9
 /// (`Restart=on-failure`) adopt it with the connection still open. Without
 /// any one of the capabilities it does not start. The packaged `lvs decap`
-/// starts with its unit's capabilities and says READY=1.
+/// starts with its unit's capabilities, says READY=1, and does not start
+/// without any one of them either.
 #[test]
 fn the_packaged_daemons_run_with_their_units_capabilities() {
     if !require_root("packaged daemons with the units' capabilities") {
@@ -682,4 +683,9 @@ fn the_packaged_daemons_run_with_their_units_capabilities() {
     assert_eq!(&buf[..n], b"READY=1");
     assert_eq!(cap_eff(p.pid()), cap_mask(&caps), "decap CapEff");
     assert!(p.stop().unwrap().success(), "{}", p.output());
+    for drop_cap in &caps {
+        let fewer: Vec<String> = caps.iter().filter(|c| *c != drop_cap).cloned().collect();
+        let (code, out, err) = run(&mut capped(rs, &fewer, &lvs, &argv, &[]));
+        assert_ne!(code, 0, "decap started without {drop_cap}: {out}{err}");
+    }
 }

@@ -102,6 +102,16 @@ fn probe(
     p
 }
 
+/// The kernel's tag of program `id`: a hash of its instructions, which a
+/// build id (in `.rodata`) does not change.
+fn prog_tag(id: u32) -> u64 {
+    aya::programs::loaded_programs()
+        .filter_map(|p| p.ok())
+        .find(|p| p.id() == id)
+        .map(|p| p.tag())
+        .unwrap_or_else(|| panic!("no program {id}"))
+}
+
 /// The build id of the program each director link runs; all the same.
 fn running_build(d: &Lan) -> (u32, u64) {
     let pin = d.lan.pin_dir();
@@ -127,7 +137,8 @@ fn running_build(d: &Lan) -> (u32, u64) {
 /// line lost or changed; `lvsadm -S -n` is the same throughout, daemon or
 /// not; after each restart ActiveConn counts the open connections of each
 /// service; the links keep their ids and each runs the new program (after
-/// the upgrade, the one with the new build id); new connections are
+/// the upgrade, the one with the new build id, and always the same
+/// instructions: the kernel's tag does not change); new connections are
 /// scheduled throughout, round robin afterwards.
 #[test]
 fn restarts_kill_and_upgrade_keep_nat_and_dr_connections() {
@@ -194,6 +205,7 @@ fn restarts_kill_and_upgrade_keep_nat_and_dr_connections() {
         "a load without LVS_BUILD_ID carries the object's own id"
     );
     let new_build = first_build ^ 0x5eed_5eed;
+    let tag = prog_tag(prog);
 
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = [nat_conns, dr_conns]
@@ -283,6 +295,7 @@ fn restarts_kill_and_upgrade_keep_nat_and_dr_connections() {
             "round {round} ({step:?}): the links run the new program"
         );
         assert_eq!(running, id, "round {round} ({step:?}): the running build");
+        assert_eq!(prog_tag(now), tag, "the same object, whatever its build id");
         (prog, build) = (now, id);
         assert_eq!(d.adm(&["-S", "-n"]), rules, "after {step:?}");
         // ActiveConn: exactly the long-lived connections, once the

@@ -10,8 +10,8 @@ fn main() {}
 /// object (aya's `override_global`; by default a hash of the object), so
 /// the running program says which build it is through its `.rodata` map,
 /// which the director references anyway (IPVS's TCP state table lives
-/// there too). Read only by the sweeper's `conn_expire`, once a sweep: it
-/// costs the packet path nothing.
+/// there too). Read only by the sweeper's `conn_expire` (run from userspace
+/// for connections that look expired): it costs the packet path nothing.
 #[cfg(target_arch = "bpf")]
 #[no_mangle]
 pub static BUILD_ID: u64 = 0;

@@ -467,7 +467,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
                         "evicted",
                         &format!(
                             "{} connections were evicted from a full connection table \
-                             (raise --max-conns)",
+                             (raise --max-conns; `lvs stats` counts them all)",
                             s.evicted
                         ),
                     ),

@@ -21,3 +21,4 @@ pub mod sweeper;
 pub mod tables;
 pub mod testbed;
 pub mod vlan;
+pub mod warn;

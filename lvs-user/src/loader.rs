@@ -454,9 +454,7 @@ async fn serve(
         h.sync(Duration::from_secs(1));
     }
     life.publish(opts)?;
-    if let Some(r) = &rules {
-        crate::rules::spawn_reload(opts.pin_dir.clone(), r.path().to_path_buf())?;
-    }
+    crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));

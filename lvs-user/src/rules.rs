@@ -83,15 +83,20 @@ pub fn apply_at_boot(dir: &Path, rules: &Rules) -> Result<()> {
 }
 
 /// SIGHUP to `lvs load --rules FILE`: re-reads FILE and applies it as
-/// `lvs apply` does; a bad file is logged and changes nothing. The work
-/// runs off the runtime's thread (it takes the tables' lock and waits for
-/// a grace period).
-pub fn spawn_reload(dir: PathBuf, path: PathBuf) -> Result<()> {
+/// `lvs apply` does; a bad file is logged and changes nothing. Without
+/// `--rules` a SIGHUP is logged and ignored (rather than ending the daemon,
+/// the signal's default). The work runs off the runtime's thread (it takes
+/// the tables' lock and may wait for a grace period).
+pub fn spawn_reload(dir: PathBuf, path: Option<PathBuf>) -> Result<()> {
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("listening for SIGHUP")?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            let (dir, path) = (dir.clone(), path.clone());
+            let Some(path) = path.clone() else {
+                log::warn!("SIGHUP: no --rules file to reload; nothing changed");
+                continue;
+            };
+            let dir = dir.clone();
             let done = tokio::task::spawn_blocking(move || {
                 Rules::read(&path).and_then(|r| apply(&dir, &r))
             })

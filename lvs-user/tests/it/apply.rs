@@ -117,7 +117,8 @@ fn active(seed: &SeedLab, port: u16, i: usize, rs_port: u16) -> u64 {
 /// An apply that removes one service, adds another and changes the
 /// servers of a third leaves the kept service's open connection working,
 /// its server's ActiveConn and its rr position as they were; a bad file
-/// changes nothing and names its line.
+/// changes nothing and names its line; SIGHUP without `--rules` changes
+/// nothing either.
 #[test]
 fn apply_keeps_what_stays_and_a_bad_file_changes_nothing() {
     if !require_root("lvs apply") {
@@ -201,6 +202,17 @@ fn apply_keeps_what_stays_and_a_bad_file_changes_nothing() {
     );
     assert_eq!(saved(seed), canonical(&third));
     assert_eq!(held.ask("still").unwrap(), "rs1 still");
+
+    // Without --rules, SIGHUP is logged and ignored, not the daemon's end.
+    let load = d.load_proc();
+    load.signal(libc::SIGHUP);
+    assert!(
+        wait_until(T, || load.output().contains("no --rules file to reload")),
+        "{}",
+        load.output()
+    );
+    assert!(load.is_running());
+    assert_eq!(saved(seed), canonical(&third));
 }
 
 fn lab(tag: &str) -> (SeedLab, Vec<Proc>) {

@@ -92,27 +92,37 @@ fn canonical(rules: &str) -> String {
 const SERVICES: u16 = 100;
 const REALS_PER_SET: u8 = 4;
 
-/// Table A or B of the consistency test: every service
-/// `VIP:2000+i` has four NAT real servers; A's are 192.168.211.10-13 on
-/// port 10000+i with rr, B's 192.168.211.20-23 on port 20000+i with wrr
-/// (weights 1-4). A packet scheduled with a mix of the two (A's member
-/// list with B's server views, or the reverse) finds no server at all.
+/// Table A or B of the consistency test: every service `VIP:2000+i` has
+/// four NAT real servers 192.168.211.10-13 on port 10000+i; in A they
+/// have weight 1 and rr schedules over them; in B they are quiesced
+/// (weight 0) and wrr schedules over four more, 192.168.211.20-23 on port
+/// 20000+i (weights 1-4). A packet scheduled with a mix of the two finds
+/// no server at all: A's service with B's weights, or B's member list with
+/// A's view of its new servers (not yet members).
 fn table(b: bool) -> String {
     let mut s = String::new();
     for i in 0..SERVICES {
         let sched = if b { "wrr" } else { "rr" };
         s += &format!("-A -t {VIP}:{} -s {sched}\n", 2000 + i);
         for r in 0..REALS_PER_SET {
-            let (host, port) = if b {
-                (20 + r, 20000 + i)
-            } else {
-                (10 + r, 10000 + i)
-            };
             s += &format!(
-                "-a -t {VIP}:{} -r 192.168.211.{host}:{port} -m -w {}\n",
+                "-a -t {VIP}:{} -r 192.168.211.{}:{} -m -w {}\n",
                 2000 + i,
-                r + 1
+                10 + r,
+                10000 + i,
+                if b { 0 } else { 1 }
             );
+        }
+        if b {
+            for r in 0..REALS_PER_SET {
+                s += &format!(
+                    "-a -t {VIP}:{} -r 192.168.211.{}:{} -m -w {}\n",
+                    2000 + i,
+                    20 + r,
+                    20000 + i,
+                    r + 1
+                );
+            }
         }
     }
     s
@@ -127,9 +137,10 @@ enum Met {
     Mix,
 }
 
-/// 100 services move between real set A (rr) and real set B (wrr), six
-/// times, each change applied by `lvs apply` while a BPF_PROG_TEST_RUN
-/// loop sends SYNs of new connections round-robin over all services.
+/// 100 services move between real set A (rr) and real set B (wrr, A's
+/// servers quiesced), six times, each change applied by `lvs apply` while
+/// a BPF_PROG_TEST_RUN loop sends SYNs of new connections over all
+/// services (in a scattered order, not the order they are written in).
 /// Every packet must be scheduled to a server of its own service in A or
 /// in B, and, in the order the loop sent them, the outcomes switch between
 /// A and B exactly once per change: a packet that met the new table is
@@ -178,7 +189,7 @@ fn packets_during_a_large_change_meet_the_old_table_or_the_new_one() {
                     if stop.load(Ordering::Relaxed) {
                         break;
                     }
-                    let svc = (k % SERVICES as u64) as u16;
+                    let svc = ((k * 37) % SERVICES as u64) as u16;
                     // A fresh 5-tuple each time: every packet is scheduled.
                     let client = IpAddr::V4(Ipv4Addr::new(10, 77, (k >> 8) as u8, k as u8));
                     let syn = Frame::tcp((client, 40000), (VIP.parse().unwrap(), 2000 + svc), SYN)

@@ -124,6 +124,9 @@ pub struct Tables {
     /// From the last snapshot: `REALS` and `REAL_VIEWS` as read.
     raw_reals: Vec<Real>,
     raw_views: Vec<RealViews>,
+    /// Whether the fields above are what the maps hold: set by
+    /// `snapshot`, cleared by `commit` (a second commit re-reads first).
+    fresh: bool,
 }
 
 fn zeros<T: aya::Pod + Default>() -> Result<PerCpuValues<T>> {
@@ -172,6 +175,7 @@ impl Tables {
             slots: Vec::new(),
             raw_reals: Vec::new(),
             raw_views: Vec::new(),
+            fresh: false,
         })
     }
 
@@ -240,6 +244,7 @@ impl Tables {
                 },
             );
         }
+        self.fresh = true;
         let t = &cfg.timeouts;
         Ok(Snapshot {
             conn_table_size: cfg.conn_table_size,
@@ -313,11 +318,16 @@ impl Tables {
 
     /// Makes the table `new`, as one change published at once, given that
     /// the tables still hold what the last `snapshot()` returned (the lock
-    /// guarantees that). Everything that can fail for lack of room is
+    /// guarantees that; a commit after a commit reads them again first,
+    /// its caller's `new` still being the whole table). Everything that can fail for lack of room is
     /// checked before the first write. Deleted services without
     /// connections left by earlier changes are removed first, so their
     /// slots are free for this one.
     pub fn commit(&mut self, new: &Snapshot) -> Result<()> {
+        if !self.fresh {
+            self.snapshot()?;
+        }
+        self.fresh = false;
         self.settle()?;
         let plan = self.plan(new)?;
         self.write_and_publish(plan)

@@ -358,7 +358,13 @@ fn lvsadm_restore_killed_at_random_points_leaves_the_old_table_or_the_new_one() 
         let old = saved(&pin);
         let rules = random_table(&mut rng);
         let new = canonical(&rules);
-        let delay = Duration::from_micros(rng.random_range(0..full.as_micros() as u64 * 3 / 2 + 1));
+        // Spread over the change, and both extremes once: at once, and
+        // long after it should have ended.
+        let delay = match round {
+            0 => Duration::ZERO,
+            39 => full * 10,
+            _ => Duration::from_micros(rng.random_range(0..full.as_micros() as u64 * 3 / 2 + 1)),
+        };
         let mut child = Command::new(LVSADM)
             .args(["--pin-path", pin.to_str().unwrap(), "-R"])
             .stdin(Stdio::piped())

@@ -375,16 +375,82 @@ fn rules_at_boot_and_on_sighup() {
     assert_eq!(saved(&seed), canonical(&changed));
     assert_eq!(held.ask("still").unwrap(), "rs1 still");
     assert!(load.is_running());
-    drop(held);
     report(&format!(
         "--rules: first connection served {ready:?} after the start"
     ));
+
+    // A restart with the bad file is refused and leaves the director
+    // forwarding; one with a good file adopts it and applies the file: the
+    // open connection is kept, the table is the file's.
     load.signal(libc::SIGTERM);
     assert!(wait_until(T, || !load.is_running()));
+    let (code, out, err) = run(&mut load_cmd(&seed, &file));
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains(&format!("{}:5:", file.display())), "{err}");
+    assert_eq!(held.ask("refused").unwrap(), "rs1 refused");
+    assert_eq!(saved(&seed), canonical(&changed));
+    std::fs::write(&file, &changed).unwrap();
+    let again = seed
+        .director
+        .spawn_cmd("lvs-load", load_cmd(&seed, &file))
+        .unwrap();
+    again
+        .wait_for_line(seed::DIRECTOR_READY, READY_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e:#}\n{}", again.output()));
+    assert!(again.output().contains("adopted"), "{}", again.output());
+    assert_eq!(held.ask("restarted").unwrap(), "rs1 restarted");
+    assert_eq!(saved(&seed), canonical(&changed));
+    drop(held);
+    again.signal(libc::SIGTERM);
+    assert!(wait_until(T, || !again.is_running()));
     let (code, _, err) = run(seed
         .director
         .command(LVS)
         .args(["unload", "--pin-path"])
         .arg(seed.pin_dir()));
     assert_eq!(code, 0, "{err}");
+}
+
+/// A deleted service keeps its slot while its connections last (they keep
+/// working), and frees it once they have ended: on a table of two
+/// services, a third is refused while the deleted one's connection is open
+/// and fits once it has closed and expired.
+#[test]
+fn a_deleted_service_keeps_its_slot_while_connections_last() {
+    if !require_root("tombstones with connections") {
+        return;
+    }
+    let mut extra = crate::common::SHORT_CLOSE.to_vec();
+    extra.extend(["--max-services", "2"]);
+    let d = crate::common::director_with("applytomb", 1, &extra).unwrap();
+    let seed = &d.seed;
+    let _srv = echo_servers(seed, 80);
+    let vip = |p: u16| format!("{}:{p}", seed::VIP);
+    let rs = |p: u16| format!("{}:{p}", seed::rs_ip(0));
+    for p in [80, 81] {
+        d.adm(&["-A", "-t", &vip(p), "-s", "rr"]);
+        d.adm(&["-a", "-t", &vip(p), "-r", &rs(80), "-m"]);
+    }
+    let (mut c, a) = open(seed, 80, "held");
+    assert_eq!(a, "rs1 held");
+    d.adm(&["-D", "-t", &vip(80)]);
+    assert_eq!(c.ask("deleted").unwrap(), "rs1 deleted");
+    let (code, _, err) = d.adm_raw(&["-A", "-t", &vip(82), "-s", "rr"], "");
+    assert_ne!(code, 0);
+    assert!(err.contains("service table full"), "{err}");
+    drop(c);
+    let mut last = String::new();
+    assert!(
+        wait_until(Duration::from_secs(20), || {
+            let (code, _, err) = d.adm_raw(&["-A", "-t", &vip(82), "-s", "rr"], "");
+            last = err;
+            code == 0
+        }),
+        "the deleted service's slot was not freed after its connection ended: {last}"
+    );
+    let listing = d.adm(&["-L", "-n"]);
+    assert!(
+        !listing.contains(&vip(80)) && listing.contains(&vip(82)),
+        "{listing}"
+    );
 }

@@ -89,6 +89,7 @@ enum Cmd {
     /// as one change: what both have keeps its connections, counts and
     /// scheduler position; the rest is deleted as `-D`/`-d` do.
     Apply {
+        /// An `ipvsadm -S` file (what `lvsadm -R` reads): the whole table.
         file: PathBuf,
         /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs]
         #[arg(long)]

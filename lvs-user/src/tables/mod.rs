@@ -191,30 +191,9 @@ impl Tables {
         self.raw_reals = (0..self.reals.len())
             .map(|i| self.reals.get(&i, 0))
             .collect::<Result<_, _>>()?;
-        self.raw_views = (0..self.real_views.len())
-            .map(|i| self.real_views.get(&i, 0))
-            .collect::<Result<_, _>>()?;
-        // Each slot as the published generation has it. A slot the
-        // published generation has no member in is free or held only for
-        // connections, whatever a change cut short wrote into it.
-        self.slots = self
-            .raw_reals
-            .iter()
-            .zip(&self.raw_views)
-            .map(|(r, v)| {
-                let v = v.view(self.gen);
-                let mut r = *r;
-                r.flags = (r.flags & REAL_F_IN_USE) | (v.flags & REAL_F_MEMBER);
-                if v.flags & REAL_F_MEMBER != 0 {
-                    r.flags |= REAL_F_IN_USE;
-                    r.weight = v.weight;
-                    r.u_threshold = v.u_threshold;
-                    r.l_threshold = v.l_threshold;
-                    r.method = v.method;
-                }
-                r
-            })
-            .collect();
+        // REAL_VIEWS is read whole only by a commit (`load_views`): a
+        // listing needs the published views of members alone.
+        self.raw_views.clear();
         self.entries.clear();
         for kv in self.services.iter() {
             let (k, v) = kv?;
@@ -228,14 +207,40 @@ impl Tables {
         entries.sort_by_key(|(_, v)| v.id);
         self.placed.clear();
         self.tombstones.clear();
-        let mut services = Vec::new();
+        let mut live = Vec::new();
         for (k, v) in entries {
             if v.flags & SVC_F_DELETED != 0 {
                 self.tombstones.insert(k, v);
                 continue;
             }
-            let (vs, idxs) = self.read_service(&k, &v)?;
-            services.push(vs);
+            let idxs = (0..v.dests_len)
+                .map(|i| self.dests.get(&(v.dests_off + i), 0))
+                .collect::<Result<Vec<u32>, _>>()?;
+            live.push((k, v, idxs));
+        }
+        // Each slot as the published generation has it: a member of a
+        // published member list with its published view; any other slot is
+        // free or held only for connections, whatever a change cut short
+        // wrote into it.
+        self.slots = self.raw_reals.clone();
+        for r in &mut self.slots {
+            r.flags &= REAL_F_IN_USE;
+        }
+        for &idx in live.iter().flat_map(|(_, _, idxs)| idxs) {
+            let v = *self.real_views.get(&idx, 0)?.view(self.gen);
+            let r = self
+                .slots
+                .get_mut(idx as usize)
+                .ok_or_else(|| anyhow!("member {idx} out of range"))?;
+            r.flags = REAL_F_IN_USE | REAL_F_MEMBER;
+            r.weight = v.weight;
+            r.u_threshold = v.u_threshold;
+            r.l_threshold = v.l_threshold;
+            r.method = v.method;
+        }
+        let mut services = Vec::new();
+        for (k, v, idxs) in live {
+            services.push(self.read_service(&k, &v, &idxs)?);
             self.placed.insert(
                 k,
                 Placed {
@@ -257,13 +262,17 @@ impl Tables {
         })
     }
 
-    /// One live service as `lvsadm` sees it, and its members' real indices
-    /// in member order.
-    fn read_service(&self, k: &ServiceKey, v: &Service) -> Result<(VirtualService, Vec<u32>)> {
-        let mut idxs = Vec::with_capacity(v.dests_len as usize);
-        for i in 0..v.dests_len {
-            idxs.push(self.dests.get(&(v.dests_off + i), 0)?);
-        }
+    /// Every slot's views as they are now, for a commit's writes.
+    pub(super) fn load_views(&mut self) -> Result<()> {
+        self.raw_views = (0..self.real_views.len())
+            .map(|i| self.real_views.get(&i, 0))
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    /// One live service as `lvsadm` sees it, from its members' real
+    /// indices in member order.
+    fn read_service(&self, k: &ServiceKey, v: &Service, idxs: &[u32]) -> Result<VirtualService> {
         let reals = idxs
             .iter()
             .map(|&idx| self.read_real(idx))
@@ -292,7 +301,7 @@ impl Tables {
             reals,
             stats: sum_stats(&self.svc_stats.get(&v.id, 0)?),
         };
-        Ok((vs, idxs))
+        Ok(vs)
     }
 
     /// The member in real slot `idx`, with its counts and counters.

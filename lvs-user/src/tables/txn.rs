@@ -137,6 +137,7 @@ impl Tables {
     /// Writes `plan` into the next generation and publishes it.
     pub(super) fn write_and_publish(&mut self, plan: Plan) -> Result<()> {
         let next = self.gen.wrapping_add(1);
+        self.load_views()?;
         self.mark_addresses(&plan)?;
 
         // Real servers: the newest values in REALS (the established path

@@ -73,6 +73,8 @@ pub struct LoadOpts {
     pub detach_on_exit: bool,
     /// `--metrics ADDR:PORT`: serve Prometheus text at `/metrics`.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
+    pub rules: Option<PathBuf>,
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -329,7 +331,7 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 
 /// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
 /// `cpus` possible CPUs (the others keep the object's).
-pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 15] {
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 16] {
     // The connection-sized LRU maps get room for the kernel's per-CPU free
     // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
     let lru = lru_entries(s.max_conns, cpus);
@@ -343,6 +345,7 @@ pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 15] {
         (names::REAL_CONNS, s.max_reals),
         (names::REAL_STATS, s.max_reals),
         (names::REAL_HOPS, s.max_reals),
+        (names::REAL_VIEWS, s.max_reals),
         // Twice the reals: a member list is rewritten into a fresh region
         // before the old one is released.
         (names::DESTS, s.max_reals.saturating_mul(2)),
@@ -413,6 +416,12 @@ pub fn remove_pins(dir: &Path) {
 /// `lvs load`: attach the director (or adopt the one pinned at the pin
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
+    // A bad rules file stops the start before anything is loaded.
+    let rules = opts
+        .rules
+        .as_deref()
+        .map(crate::rules::Rules::read)
+        .transpose()?;
     let life = Life::prepare(&opts)?;
     let mut bpf = load_director(
         life.work_dir(),
@@ -421,14 +430,22 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         opts.tunnel,
         &opts.timeouts,
     )?;
-    serve(&mut bpf, &opts, life).await
+    serve(&mut bpf, &opts, life, rules).await
 }
 
-async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
+async fn serve(
+    bpf: &mut Ebpf,
+    opts: &LoadOpts,
+    mut life: Life,
+    rules: Option<crate::rules::Rules>,
+) -> Result<()> {
     spawn_logger(bpf);
     crate::tables::Tables::open(life.work_dir())
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
+    if let Some(r) = &rules {
+        crate::rules::apply_at_boot(life.work_dir(), r)?;
+    }
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
     let prog: &mut Xdp = bpf
@@ -456,7 +473,10 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     if let Some(h) = &hops {
         h.sync(Duration::from_secs(1));
     }
+    // Every signal's handler is in place before readiness is announced: a
+    // SIGHUP or SIGTERM right after READY=1 must not meet the default action.
     let sig = stop_signals()?;
+    crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
     life.publish(opts)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.

@@ -41,7 +41,7 @@ use lvs_common::{
 use crate::{
     bounds::{data, data_end, frame_holds},
     clock, conntrack,
-    maps::{choose, maybe_ours, REALS},
+    maps::{choose, maybe_ours, to_link, REALS},
     parse::{Packet, ETH_HLEN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
     stats::{account, bump, count},
     verdict::Verdict,
@@ -57,7 +57,7 @@ const SLOT_TTL: u64 = 64;
 
 /// What a slot does to a packet.
 const KIND_EMPTY: u8 = 0;
-/// Only the MACs change (DR).
+/// The MACs (and the TTL) change (DR).
 const KIND_MACS: u8 = 1;
 /// NAT, client -> real server: the destination address and port change.
 const KIND_DNAT: u8 = 2;
@@ -93,7 +93,8 @@ pub struct Slot {
     at: u64,
     /// The new address of a NAT rewrite.
     new_addr: u32,
-    /// One's-complement sums to add to the IPv4 and L4 checksums.
+    /// One's-complement sums to add to the IPv4 (the TTL's decrement
+    /// included; TUN: the inner header's) and L4 checksums.
     ip_delta: u16,
     l4_delta: u16,
     /// The Ethernet addresses to write (destination, then source), as an
@@ -114,6 +115,7 @@ pub struct Slot {
 static FLOW_CACHE: PerCpuArray<Slot> = PerCpuArray::with_max_entries(1 << BITS, 0);
 
 /// Offsets in an option-less IPv4 frame.
+const IP_TTL: usize = ETH_HLEN + 8;
 const IP_CSUM: usize = ETH_HLEN + 10;
 const IP_SRC: usize = ETH_HLEN + 12;
 const IP_DST: usize = ETH_HLEN + 16;
@@ -146,6 +148,24 @@ fn store<T>(at: usize, v: T) {
     unsafe { core::ptr::write(at as *mut T, v) }
 }
 
+/// What decrementing the TTL adds to the header checksum, with the TTL and
+/// protocol word loaded as the fast path loads it (native order: the word
+/// drops by one, and RFC 1624's ~m + m' is 0xfffe).
+const TTL_DELTA: u64 = 0xfffe;
+
+/// Whether the option-less IPv4 header at `start + ETH_HLEN` (checked to
+/// be in the frame) has a valid checksum: five word loads and a fold.
+#[inline(always)]
+fn header_ok(start: usize) -> bool {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i < 20 {
+        sum += sum32(load::<u32>(start + ETH_HLEN + i));
+        i += 4;
+    }
+    csum::fold(sum) == 0xffff
+}
+
 /// `check` after adding the precomputed one's-complement sum `delta`.
 #[inline(always)]
 fn adjust(check: u16, delta: u16) -> u16 {
@@ -171,6 +191,11 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
     }
     let tot = u16::from_be(load::<u16>(start + ETH_HLEN + 2)) as usize;
     if !frame_holds(ctx, ETH_HLEN + tot) {
+        return None;
+    }
+    // The shared path's rules, in the same order: a frame to another MAC,
+    // or with a bad header checksum, is passed and counted there.
+    if !to_link(start, unsafe { (*ctx.ctx).ingress_ifindex }) || !header_ok(start) {
         return None;
     }
     let proto = load::<u8>(start + ETH_HLEN + 9);
@@ -204,8 +229,11 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
     let s = FLOW_CACHE.get_ptr_mut(hash::cache_slot(src, dst, ports, proto, BITS))?;
     // SAFETY: this CPU's own slot; nothing else touches it during the run.
     let s = unsafe { &*s };
+    // (Loaded again where used: fewer values live across the checks
+    // keep the entry point's stack frame small.)
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
     if !acked
+        || load::<u8>(start + IP_TTL) <= 1
         || s.kind == KIND_EMPTY
         || s.src != src
         || s.dst != dst
@@ -230,6 +258,10 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
         return None;
     }
     let inbound = s.kind != KIND_SNAT;
+    // Every kind forwards this IP header (TUN inside the new one): TTL one
+    // less, its checksum by the slot's delta (which includes NAT's address).
+    store(start + IP_TTL, load::<u8>(start + IP_TTL) - 1);
+    store(start + IP_CSUM, adjust(load(start + IP_CSUM), s.ip_delta));
     let mut start = start;
     if s.kind == KIND_TUN {
         let tos = load::<u8>(start + ETH_HLEN + 1);
@@ -243,7 +275,6 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
         };
         store(start + addr_off, s.new_addr);
         store(start + port_off, s.new_port);
-        store(start + IP_CSUM, adjust(load(start + IP_CSUM), s.ip_delta));
         let old = load::<u16>(start + l4_csum);
         // UDP: a zero checksum means none and stays zero; a computed zero
         // is sent as all ones.
@@ -459,6 +490,7 @@ pub fn commit(p: &Packet) {
     s.macs_lo = st.macs_lo;
     s.macs_hi = st.macs_hi;
     s.max_len = p.ip_len;
+    s.ip_delta = TTL_DELTA as u16;
     if st.kind == KIND_TUN {
         s.new_addr = st.new_addr;
         s.tun_src = st.tun_src;
@@ -475,7 +507,7 @@ pub fn commit(p: &Packet) {
         s.new_port = st.new_port;
         // RFC 1624: HC' = ~(~HC + ~m + m') for each changed word m.
         let a = sum32(!old_addr) + sum32(st.new_addr);
-        s.ip_delta = csum::fold(a);
+        s.ip_delta = csum::fold(a + TTL_DELTA);
         s.l4_delta = csum::fold(a + (!old_port) as u64 + st.new_port as u64);
     }
     s.kind = st.kind;

@@ -411,6 +411,12 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
+    // Before attaching: frames to a MAC the director does not know as the
+    // link's are passed, so an empty table would forward nothing.
+    let mut link_macs = crate::linkmacs::LinkMacs::default();
+    link_macs
+        .sync(life.work_dir())
+        .context("writing the links' MACs (LINK_MACS)")?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
@@ -458,6 +464,9 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
                 refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours, hops.as_ref());
                 if let Err(e) = crate::vlan::sync(bpf) {
                     log::warn!("VLAN sub-interfaces: {e:#}");
+                }
+                if let Err(e) = link_macs.sync(&opts.pin_dir) {
+                    log::warn!("links' MACs: {e:#}");
                 }
             }
         }

@@ -21,10 +21,12 @@ pub const VLAN_IN: &str = "VLAN_IN";
 pub const VLAN_OUT: &str = "VLAN_OUT";
 /// Real servers' next hops, kept by `lvs load` (`crate::hops`).
 pub const REAL_HOPS: &str = "REAL_HOPS";
+/// Links' MACs by ifindex (`crate::linkmacs`).
+pub const LINK_MACS: &str = "LINK_MACS";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
     SERVICES,
     REALS,
     DESTS,
@@ -44,6 +46,7 @@ pub const ALL: [&str; 19] = [
     VLAN_IN,
     VLAN_OUT,
     REAL_HOPS,
+    LINK_MACS,
 ];
 
 /// Programs of the director object.

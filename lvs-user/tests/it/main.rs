@@ -11,6 +11,7 @@ mod capacity;
 mod conns;
 mod dr;
 mod hops;
+mod hostile;
 mod icmp;
 mod ipv6;
 mod jumbo;

@@ -10,6 +10,7 @@ mod common;
 mod capacity;
 mod conns;
 mod dr;
+mod fuzz;
 mod hops;
 mod hostile;
 mod icmp;

@@ -42,7 +42,8 @@ pub fn director(ctx: &XdpContext) -> u32 {
     // A frame to another MAC (broadcast, multicast, another host's) is
     // not routed to us: the kernel would not forward it, nor do we. The
     // parser read the Ethernet header, so 14 bytes are there.
-    let to_us = parse::ptr_at::<[u8; 14]>(ctx, 0).is_some_and(|e| to_link(e as usize, slot.ingress));
+    let to_us =
+        parse::ptr_at::<[u8; 14]>(ctx, 0).is_some_and(|e| to_link(e as usize, slot.ingress));
     if !to_us {
         count(counters::FOREIGN_MAC);
         return Verdict::PASS.xdp();
@@ -111,7 +112,9 @@ fn finish(ctx: &XdpContext, p: &Packet, v: Verdict) -> Verdict {
         // An error forwarded to its connection's real server is counted
         // as `icmp_fwd` in place of its method's counter.
         match ch.real.method {
-            METHOD_MASQ if v == Verdict::ICMP_TO_REAL => icmp::errors::nat_to_real(ctx, p, &ch.real),
+            METHOD_MASQ if v == Verdict::ICMP_TO_REAL => {
+                icmp::errors::nat_to_real(ctx, p, &ch.real)
+            }
             METHOD_MASQ => fwd::nat::forward(ctx, p, ch),
             METHOD_ROUTE => fwd::dr::forward(ctx, p, ch),
             METHOD_TUNNEL => fwd::tun::forward(ctx, p, ch, CONFIG.get(0)),

@@ -339,7 +339,7 @@ pub fn fix_ipv4_checksum(f: &mut [u8]) {
 /// options: IHL, total length and header checksum adjusted (the L4
 /// checksum does not cover options).
 pub fn with_ip_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
-    assert!(opts.len() % 4 == 0 && opts.len() <= 40);
+    assert!(opts.len().is_multiple_of(4) && opts.len() <= 40);
     let ihl = (f[14] & 0x0f) as usize * 4;
     let mut out = f[..14 + ihl].to_vec();
     out.extend_from_slice(opts);

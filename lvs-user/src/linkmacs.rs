@@ -5,8 +5,8 @@
 //! second after (a changed MAC or a new link is seen within it), and by
 //! the BPF_PROG_TEST_RUN fixtures inside their namespace.
 
-use std::path::Path;
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use aya::maps::{Array, Map, MapData};

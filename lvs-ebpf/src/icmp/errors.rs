@@ -173,14 +173,7 @@ pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> Verdict 
         inner: End::Dst,
         miss: counters::NAT_REPLY_DROP,
     };
-    translate_and_send(
-        ctx,
-        p,
-        &to,
-        &client.dst,
-        client.dport,
-        counters::ICMP_REPLY,
-    )
+    translate_and_send(ctx, p, &to, &client.dst, client.dport, counters::ICMP_REPLY)
 }
 
 /// NAT: the error goes to the real server with its address as outer
@@ -194,14 +187,7 @@ pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
         inner: End::Src,
         miss: counters::FWD_NO_NEIGH,
     };
-    translate_and_send(
-        ctx,
-        p,
-        &to,
-        &real.addr,
-        real.port,
-        counters::ICMP_FWD,
-    )
+    translate_and_send(ctx, p, &to, &real.addr, real.port, counters::ICMP_FWD)
 }
 
 /// Which way a translated error goes.

@@ -157,7 +157,8 @@ fn sent(w: &World, case: &Case, out: &[u8], moved: &Moved) -> Verdict {
     }
     if matches!(i.proto, ICMP | ICMPV6) {
         // A translated error: the outer addresses are the connection's.
-        o.quoted(out).ok_or("a forwarded ICMP error quotes nothing")?;
+        o.quoted(out)
+            .ok_or("a forwarded ICMP error quotes nothing")?;
         return Ok(Outcome::Forwarded);
     }
     rewritten(w, inp, &i, out, &o)
@@ -257,7 +258,11 @@ pub fn decap(w: &World, case: &Case, action: u32, out: &[u8], moved: [u64; 3]) -
     if i.tagged || !tunnel || !w.decap_addrs.contains(&i.dst) {
         return Err("decapsulated a frame that is no tunnel to its addresses".into());
     }
-    let et: &[u8] = if i.proto == IPIP { &[8, 0] } else { &[0x86, 0xdd] };
+    let et: &[u8] = if i.proto == IPIP {
+        &[8, 0]
+    } else {
+        &[0x86, 0xdd]
+    };
     let want: Vec<u8> = inp[..12]
         .iter()
         .chain(et)
@@ -398,11 +403,13 @@ mod tests {
         ] {
             assert!(director(&w, &c, XDP_REDIRECT, &good, &m).is_err(), "{m:?}");
         }
-        assert!(director(&w, &c, 0, &good, &one("nat_fwd")).is_err(), "ABORTED");
-        // A frame that is no service's: passed untouched, or it is a fault.
-        let other = case(
-            Frame::tcp((ip("10.2.0.1"), 5000), (ip("10.0.0.1"), 22), ACK).macs(PEER, EXT),
+        assert!(
+            director(&w, &c, 0, &good, &one("nat_fwd")).is_err(),
+            "ABORTED"
         );
+        // A frame that is no service's: passed untouched, or it is a fault.
+        let other =
+            case(Frame::tcp((ip("10.2.0.1"), 5000), (ip("10.0.0.1"), 22), ACK).macs(PEER, EXT));
         assert!(director(&w, &other, XDP_DROP, &other.frame, &one("pass")).is_err());
         let mut changed = other.frame.clone();
         changed[0] ^= 1;

@@ -159,7 +159,11 @@ impl Gen {
                 };
                 let proto = self.pick(&[TCP, UDP]);
                 let f = self.l4_frame(proto, c, dst);
-                (f.macs(ext.peer, ext.mac).build(), ext.ifindex, "not a service's".into())
+                (
+                    f.macs(ext.peer, ext.mac).build(),
+                    ext.ifindex,
+                    "not a service's".into(),
+                )
             }
             // A NAT real server's reply.
             4 | 5 => {
@@ -174,7 +178,11 @@ impl Gen {
                 let r = self.pick(&s.reals);
                 let c = (self.client(s.vip.is_ipv6()), self.port());
                 let f = self.l4_frame(s.proto, r, c);
-                (f.macs(int.peer, int.mac).build(), int.ifindex, "NAT reply".into())
+                (
+                    f.macs(int.peer, int.mac).build(),
+                    int.ifindex,
+                    "NAT reply".into(),
+                )
             }
             // ICMP errors quoting a (tracked or not) connection's packet.
             6 | 7 => self.icmp_error(),
@@ -185,10 +193,14 @@ impl Gen {
                 if self.chance(50) {
                     let s = self.service();
                     let f = if let IpAddr::V4(v) = s.vip {
-                        let IpAddr::V4(c) = self.client(false) else { unreachable!() };
+                        let IpAddr::V4(c) = self.client(false) else {
+                            unreachable!()
+                        };
                         icmp4_error(ext.peer, ext.mac, c, v, 8, 0, [0, 1, 0, 1], b"ping")
                     } else {
-                        let IpAddr::V6(c) = self.client(true) else { unreachable!() };
+                        let IpAddr::V6(c) = self.client(true) else {
+                            unreachable!()
+                        };
                         let IpAddr::V6(v) = s.vip else { unreachable!() };
                         icmp6_error(ext.peer, ext.mac, c, v, 128, 0, [0, 1, 0, 1], b"ping")
                     };
@@ -215,9 +227,19 @@ impl Gen {
         let inside = self.chance(50);
         let (quoted, from, to, link) = if inside {
             let r = self.pick(&s.reals);
-            (self.l4_frame(s.proto, client, r), self.router(v6), client.0, &int)
+            (
+                self.l4_frame(s.proto, client, r),
+                self.router(v6),
+                client.0,
+                &int,
+            )
         } else {
-            (self.l4_frame(s.proto, (s.vip, s.port), client), self.router(v6), s.vip, &ext)
+            (
+                self.l4_frame(s.proto, (s.vip, s.port), client),
+                self.router(v6),
+                s.vip,
+                &ext,
+            )
         };
         let q = quoted.build();
         let hl = if v6 { 40 } else { 20 };
@@ -234,7 +256,10 @@ impl Gen {
             }
             _ => unreachable!("one family"),
         };
-        let what = format!("ICMP error from {}", if inside { "inside" } else { "outside" });
+        let what = format!(
+            "ICMP error from {}",
+            if inside { "inside" } else { "outside" }
+        );
         (f, link.ifindex, what)
     }
 

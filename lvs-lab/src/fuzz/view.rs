@@ -67,13 +67,21 @@ pub fn view_at(f: &[u8], l3: usize, et: u16, tagged: bool) -> Option<View> {
             let ihl = ((h[0] & 0x0f) as usize * 4).max(20);
             let a = |o: usize| IpAddr::V4(Ipv4Addr::new(h[o], h[o + 1], h[o + 2], h[o + 3]));
             let frag = be16(h, 6) & 0x3fff != 0;
-            (false, ihl, h[9], a(12), a(16), h[8], be16(h, 2) as usize, frag)
+            (
+                false,
+                ihl,
+                h[9],
+                a(12),
+                a(16),
+                h[8],
+                be16(h, 2) as usize,
+                frag,
+            )
         }
         ETH_P_IPV6 => {
             let h = f.get(l3..l3 + 40)?;
-            let a = |o: usize| {
-                IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&h[o..o + 16]).unwrap()))
-            };
+            let a =
+                |o: usize| IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&h[o..o + 16]).unwrap()));
             let len = be16(h, 4) as usize + 40;
             (true, 40, h[6], a(8), a(24), h[7], len, false)
         }
@@ -102,7 +110,9 @@ pub fn view_at(f: &[u8], l3: usize, et: u16, tagged: bool) -> Option<View> {
 impl View {
     /// The IPv4 header checksum verifies (always true for IPv6).
     pub fn ip_csum_ok(&self, f: &[u8]) -> bool {
-        self.v6 || f.get(self.l3..self.l3 + self.ihl).is_some_and(|h| checksum(h) == 0)
+        self.v6
+            || f.get(self.l3..self.l3 + self.ihl)
+                .is_some_and(|h| checksum(h) == 0)
     }
 
     /// The L4 (TCP, UDP, ICMP, ICMPv6) checksum of the IP packet's payload

@@ -86,7 +86,11 @@ fn install(f: &Fixture, w: &World) {
         .services
         .iter()
         .map(|s| {
-            let proto = if s.proto == TCP { Proto::Tcp } else { Proto::Udp };
+            let proto = if s.proto == TCP {
+                Proto::Tcp
+            } else {
+                Proto::Udp
+            };
             let method = match s.method {
                 FMethod::Nat => Method::Masq,
                 FMethod::Dr => Method::Route,
@@ -99,7 +103,11 @@ fn install(f: &Fixture, w: &World) {
     f.services(services);
     // Connections to track: each service from each tracked port.
     for s in &w.services {
-        let client = if s.vip.is_ipv4() { ip(CLIENT) } else { ip(CLIENT6) };
+        let client = if s.vip.is_ipv4() {
+            ip(CLIENT)
+        } else {
+            ip(CLIENT6)
+        };
         for port in TRACKED {
             let fr = if s.proto == TCP {
                 Frame::tcp((client, port), (s.vip, s.port), SYN)
@@ -160,12 +168,7 @@ fn hex(b: &[u8]) -> String {
 
 /// Runs `case` through the director and decap, checking both; director
 /// outputs that are tunnelled go through decap too.
-fn one(
-    ctx: &Ctx,
-    w: &World,
-    case: &Case,
-    report: &mut Report,
-) {
+fn one(ctx: &Ctx, w: &World, case: &Case, report: &mut Report) {
     // The kernel hands XDP no frame shorter than an Ethernet header, and
     // BPF_PROG_TEST_RUN refuses one.
     if case.frame.len() < 14 {
@@ -178,7 +181,12 @@ fn one(
     let after = sum(&ctx.counters);
     let out = r.out.unwrap_or_default();
     match check::director(w, case, r.action, &out, &moved(&before, &after)) {
-        Ok(o) => *report.outcomes.entry(format!("director {o:?}")).or_default() += 1,
+        Ok(o) => {
+            *report
+                .outcomes
+                .entry(format!("director {o:?}"))
+                .or_default() += 1
+        }
         Err(e) => fail(report, "director", case, &out, &e),
     }
     let decap_case = |c: &Case, report: &mut Report| {
@@ -186,17 +194,24 @@ fn one(
         let r = progtest::test_run(ctx.decap_prog, &c.frame, c.ifindex, 1, true)
             .expect("BPF_PROG_TEST_RUN (decap)");
         let after = ctx.decap.counters().expect("DECAP_COUNTERS");
-        let d = [after[0] - before[0], after[1] - before[1], after[2] - before[2]];
+        let d = [
+            after[0] - before[0],
+            after[1] - before[1],
+            after[2] - before[2],
+        ];
         let out = r.out.unwrap_or_default();
         match check::decap(w, c, r.action, &out, d) {
-            Ok(Outcome::Forwarded) => *report.outcomes.entry("decap stripped".into()).or_default() += 1,
+            Ok(Outcome::Forwarded) => {
+                *report.outcomes.entry("decap stripped".into()).or_default() += 1
+            }
             Ok(_) => *report.outcomes.entry("decap passed".into()).or_default() += 1,
             Err(e) => fail(report, "decap", c, &out, &e),
         }
     };
     decap_case(case, report);
     let tunnelled = out.len() > 23
-        && ((out[12..14] == [8, 0] && out[23] == 4) || (out[12..14] == [0x86, 0xdd] && out[20] == 41));
+        && ((out[12..14] == [8, 0] && out[23] == 4)
+            || (out[12..14] == [0x86, 0xdd] && out[20] == 41));
     if (r.action == XDP_REDIRECT || r.action == XDP_TX) && tunnelled {
         let c = Case {
             frame: out.clone(),
@@ -234,7 +249,8 @@ fn fuzz(frames: u64, seed: u64) -> Report {
     let f = fixture_with("fz", &Plan::seed(), Default::default());
     let w = world(&f);
     install(&f, &w);
-    let decap = decap::Loaded::load(&f.pin.join("decap"), &w.decap_addrs).expect("the decap program");
+    let decap =
+        decap::Loaded::load(&f.pin.join("decap"), &w.decap_addrs).expect("the decap program");
     let counters = PerCpuArray::try_from(Map::PerCpuArray(
         MapData::from_pin(f.pin.join(names::COUNTERS)).unwrap(),
     ))
@@ -299,10 +315,24 @@ fn frames_meet_the_invariants() {
         "seed {seed}: {} of {} frames broke an invariant (LVS_FUZZ_SEED={seed} replays them):\n{}",
         r.failures.len(),
         r.frames,
-        r.failures.iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join("\n")
+        r.failures
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     // Every kind of outcome was reached: the generator exercises the paths.
-    for kind in ["director Passed", "director Forwarded", "director Answered", "decap stripped"] {
-        assert!(r.outcomes.contains_key(kind), "no frame ended as {kind}: {:?}", r.outcomes);
+    for kind in [
+        "director Passed",
+        "director Forwarded",
+        "director Answered",
+        "decap stripped",
+    ] {
+        assert!(
+            r.outcomes.contains_key(kind),
+            "no frame ended as {kind}: {:?}",
+            r.outcomes
+        );
     }
 }

@@ -140,7 +140,11 @@ fn icmp_errors_whose_ip_length_cuts_the_quote_are_not_translated() {
         let mut cut = err6.clone();
         cut[18..20].copy_from_slice(&(plen as u16).to_be_bytes());
         let (action, out) = f.run(&cut, f.link_index("int0"));
-        assert_eq!((action, out), (XDP_PASS, cut.clone()), "payload length {plen}");
+        assert_eq!(
+            (action, out),
+            (XDP_PASS, cut.clone()),
+            "payload length {plen}"
+        );
     }
 }
 
@@ -193,7 +197,9 @@ fn frames_not_addressed_to_the_link_pass_and_are_counted() {
         [0x02, 0, 0, 0, 0x47, 0x99],
     ] {
         let b = syn(40100, 80).macs(CLIENT_MAC, dst).build();
-        let d = deltas(&f, || assert_eq!(f.run(&b, ext), (XDP_PASS, b.clone()), "{dst:x?}"));
+        let d = deltas(&f, || {
+            assert_eq!(f.run(&b, ext), (XDP_PASS, b.clone()), "{dst:x?}")
+        });
         assert_eq!(d, [("rx", 1), ("foreign_mac", 1)], "{dst:x?}");
     }
     // An established flow the per-CPU cache serves: the same rule.
@@ -218,15 +224,22 @@ fn ttl_is_decremented_on_every_method() {
     let s = syn(40300, 80);
     let (action, out) = f.run(&s.build(), ext);
     assert_eq!((action, out), (XDP_REDIRECT, dec_ttl(&dnat(&s).build())));
-    let reply = Frame::tcp((ip(RS), 8080), (ip(CLIENT), 40300), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
+    let reply =
+        Frame::tcp((ip(RS), 8080), (ip(CLIENT), 40300), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
     let mut want = reply.clone().macs(DIR_EXT_MAC, CLIENT_MAC);
     want.src = ip(VIP);
     if let L4::Tcp { sport, .. } = &mut want.l4 {
         *sport = 80;
     }
-    assert_eq!(f.run(&reply.build(), int), (XDP_REDIRECT, dec_ttl(&want.build())));
+    assert_eq!(
+        f.run(&reply.build(), int),
+        (XDP_REDIRECT, dec_ttl(&want.build()))
+    );
     let s6 = Frame::tcp((ip(CLIENT6), 40300), (ip(VIP6), 80), SYN).macs(CLIENT_MAC, DIR_EXT_MAC);
-    assert_eq!(f.run(&s6.build(), ext), (XDP_REDIRECT, dec_ttl(&dnat(&s6).build())));
+    assert_eq!(
+        f.run(&s6.build(), ext),
+        (XDP_REDIRECT, dec_ttl(&dnat(&s6).build()))
+    );
     // DR: the frame, MACs and TTL.
     let d = syn(40300, 81).build();
     let mut want = dec_ttl(&d);
@@ -239,7 +252,12 @@ fn ttl_is_decremented_on_every_method() {
     assert_eq!(action, XDP_REDIRECT);
     assert_eq!(out[14 + 8], 64, "outer TTL");
     assert_eq!(&out[34..], &dec_ttl(&t)[14..], "inner packet, TTL one less");
-    let inner: Vec<u8> = out[..12].iter().chain(&[8, 0]).chain(&out[34..]).copied().collect();
+    let inner: Vec<u8> = out[..12]
+        .iter()
+        .chain(&[8, 0])
+        .chain(&out[34..])
+        .copied()
+        .collect();
     let p = parse(&inner);
     assert!(p.is_some_and(|p| p.ip_csum_ok && p.l4_csum_ok && p.ttl == 63));
 }
@@ -276,7 +294,8 @@ fn ttl_one_is_answered_with_time_exceeded_never_forwarded() {
         assert_eq!(out, want, "time exceeded from the VIP, quoting the packet");
     }
     // IPv6: hop limit 1.
-    let mut s6 = Frame::tcp((ip(CLIENT6), 40400), (ip(VIP6), 80), SYN).macs(CLIENT_MAC, DIR_EXT_MAC);
+    let mut s6 =
+        Frame::tcp((ip(CLIENT6), 40400), (ip(VIP6), 80), SYN).macs(CLIENT_MAC, DIR_EXT_MAC);
     s6.ttl = 1;
     let b = s6.build();
     let (action, out) = f.run(&b, ext);
@@ -296,7 +315,8 @@ fn ttl_one_is_answered_with_time_exceeded_never_forwarded() {
     // A NAT reply with TTL 1 goes untranslated to the kernel, which
     // answers the real server as a router does.
     assert_eq!(f.run(&syn(40500, 80).build(), ext).0, XDP_REDIRECT);
-    let mut reply = Frame::tcp((ip(RS), 8080), (ip(CLIENT), 40500), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
+    let mut reply =
+        Frame::tcp((ip(RS), 8080), (ip(CLIENT), 40500), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
     reply.ttl = 1;
     let b = reply.build();
     let d = deltas(&f, || assert_eq!(f.run(&b, int), (XDP_PASS, b.clone())));
@@ -349,16 +369,24 @@ fn fragments_and_extension_headers_to_a_vip_pass_untouched() {
     let f = fixture();
     let ext = f.link_index("ext0");
     let good = syn(40800, 80).build();
-    for (name, flags) in [("first fragment", 0x2000u16), ("later fragment", 0x00b9), ("last fragment", 0x0010)] {
+    for (name, flags) in [
+        ("first fragment", 0x2000u16),
+        ("later fragment", 0x00b9),
+        ("last fragment", 0x0010),
+    ] {
         let mut b = good.clone();
         b[20..22].copy_from_slice(&flags.to_be_bytes());
         fix_ipv4_checksum(&mut b);
-        let d = deltas(&f, || assert_eq!(f.run(&b, ext), (XDP_PASS, b.clone()), "{name}"));
+        let d = deltas(&f, || {
+            assert_eq!(f.run(&b, ext), (XDP_PASS, b.clone()), "{name}")
+        });
         assert_eq!(d, [("rx", 1), ("fragment", 1)], "{name}");
     }
     // IPv6: hop-by-hop options, routing, fragment and destination options
     // headers in front of TCP (8 bytes each, next header TCP).
-    let s6 = Frame::tcp((ip(CLIENT6), 40800), (ip(VIP6), 80), SYN).macs(CLIENT_MAC, DIR_EXT_MAC).build();
+    let s6 = Frame::tcp((ip(CLIENT6), 40800), (ip(VIP6), 80), SYN)
+        .macs(CLIENT_MAC, DIR_EXT_MAC)
+        .build();
     for ext_hdr in [0u8, 43, 44, 60] {
         let mut b = s6[..54].to_vec();
         b[20] = ext_hdr;
@@ -366,7 +394,13 @@ fn fragments_and_extension_headers_to_a_vip_pass_untouched() {
         b[18..20].copy_from_slice(&plen.to_be_bytes());
         b.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0]);
         b.extend_from_slice(&s6[54..]);
-        let d = deltas(&f, || assert_eq!(f.run(&b, ext), (XDP_PASS, b.clone()), "next header {ext_hdr}"));
+        let d = deltas(&f, || {
+            assert_eq!(
+                f.run(&b, ext),
+                (XDP_PASS, b.clone()),
+                "next header {ext_hdr}"
+            )
+        });
         assert_eq!(d, [("rx", 1), ("pass", 1)], "next header {ext_hdr}");
     }
     assert_eq!(f.counter(counters::NEW_CONN), 0);

@@ -166,6 +166,9 @@ pub fn fixture(tag: &str, sizes: Sizes) -> Result<Fixture> {
         let base = load_bench_object(pin)?;
         Ok(Loaded { dir, base })
     })?;
+    // The links' MACs, as `lvs load` writes them: frames to another MAC
+    // are passed.
+    fx.enter(|| fx.dir.sync_link_macs())??;
     let mut nat = VirtualService::new(
         ServiceAddr {
             proto: Proto::Tcp,

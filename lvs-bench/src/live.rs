@@ -171,6 +171,7 @@ impl Live {
         let g0 = gen.ifindex("g0")?;
         let pin = lab.pin_dir()?;
         let director = Director::load(&pin, Sizes::default(), Default::default())?;
+        dir.enter(|| director.sync_link_macs())??;
         let base = crate::fixture::load_bench_object(&pin)?;
         let mut t = Tables::open(&pin)?;
         let mut snap = t.snapshot()?;

@@ -39,15 +39,6 @@ pub fn director(ctx: &XdpContext) -> u32 {
     // this context field, which the verifier refuses.
     slot.ingress = unsafe { (*ctx.ctx).ingress_ifindex };
     slot.fib_in = slot.ingress;
-    // A frame to another MAC (broadcast, multicast, another host's) is
-    // not routed to us: the kernel would not forward it, nor do we. The
-    // parser read the Ethernet header, so 14 bytes are there.
-    let to_us =
-        parse::ptr_at::<[u8; 14]>(ctx, 0).is_some_and(|e| to_link(e as usize, slot.ingress));
-    if !to_us {
-        count(counters::FOREIGN_MAC);
-        return Verdict::PASS.xdp();
-    }
     if slot.tagged {
         // The FIB knows a VLAN's addresses and routes on its sub-interface;
         // a VLAN the director has none for is not its traffic.
@@ -70,7 +61,19 @@ pub fn director(ctx: &XdpContext) -> u32 {
     // frame stays live below them, and the chosen real server is passed in
     // a per-CPU slot rather than on the stack. That keeps the verifier's
     // combined stack (512 bytes over the call chain) in bounds.
-    let v = if p.key.proto == parse::PROTO_ICMP || p.key.proto == parse::PROTO_ICMPV6 {
+    let icmp = p.key.proto == parse::PROTO_ICMP || p.key.proto == parse::PROTO_ICMPV6;
+    if !icmp && !maybe_ours(&p.key.dst, p.key.dport) && !maybe_ours(&p.key.src, p.key.sport) {
+        count(counters::PASS);
+        return Verdict::PASS.xdp();
+    }
+    // A frame to another MAC (broadcast, multicast, another host's) is
+    // not routed to us: the kernel would not forward it, nor do we. The
+    // parser read the Ethernet header, so 14 bytes are there.
+    if !parse::ptr_at::<[u8; 14]>(ctx, 0).is_some_and(|e| to_link(e as usize, p.ingress)) {
+        count(counters::FOREIGN_MAC);
+        return Verdict::PASS.xdp();
+    }
+    let v = if icmp {
         match icmp::errors::handle(ctx, p) {
             // Not an error of a tracked connection: the stack's.
             Verdict::PASS => {
@@ -79,9 +82,6 @@ pub fn director(ctx: &XdpContext) -> u32 {
             }
             v => v,
         }
-    } else if !maybe_ours(&p.key.dst, p.key.dport) && !maybe_ours(&p.key.src, p.key.sport) {
-        count(counters::PASS);
-        return Verdict::PASS.xdp();
     } else {
         match svc::lookup(p) {
             Some(s) => match flow::established(p, s) {

@@ -193,11 +193,6 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
     if !frame_holds(ctx, ETH_HLEN + tot) {
         return None;
     }
-    // The shared path's rules, in the same order: a frame to another MAC,
-    // or with a bad header checksum, is passed and counted there.
-    if !to_link(start, unsafe { (*ctx.ctx).ingress_ifindex }) || !header_ok(start) {
-        return None;
-    }
     let proto = load::<u8>(start + ETH_HLEN + 9);
     // The parser's rules: a TCP data offset of at least 5 words that fits
     // in the IP packet; a whole UDP header.
@@ -229,11 +224,8 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
     let s = FLOW_CACHE.get_ptr_mut(hash::cache_slot(src, dst, ports, proto, BITS))?;
     // SAFETY: this CPU's own slot; nothing else touches it during the run.
     let s = unsafe { &*s };
-    // (Loaded again where used: fewer values live across the checks
-    // keep the entry point's stack frame small.)
     let ingress = unsafe { (*ctx.ctx).ingress_ifindex };
     if !acked
-        || load::<u8>(start + IP_TTL) <= 1
         || s.kind == KIND_EMPTY
         || s.src != src
         || s.dst != dst
@@ -244,13 +236,23 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
         || unsafe { bpf_jiffies64() }.wrapping_sub(s.at) >= SLOT_TTL
     {
         // Not a cached flow. To no service and from no NAT real server:
-        // not ours, passed here; anything else takes the shared path.
+        // not ours, passed here whatever its MAC or header checksum
+        // (nothing of ours reads it; counted `pass`); anything else takes
+        // the shared path.
         if !maybe_ours(&[dst, 0, 0, 0], (ports >> 16) as u16)
             && !maybe_ours(&[src, 0, 0, 0], ports as u16)
         {
             bump(counts, counters::PASS, 1);
             return Some(XDP_PASS);
         }
+        return None;
+    }
+    // A cached flow's packet meets the shared path's rules before it is
+    // forwarded: to the link's MAC, a valid header checksum, TTL > 1;
+    // otherwise the shared path passes (or answers) and counts it. (The
+    // TTL is loaded again where used: fewer values live across the checks
+    // keep the entry point's stack frame small.)
+    if !to_link(start, ingress) || !header_ok(start) || load::<u8>(start + IP_TTL) <= 1 {
         return None;
     }
     let real = REALS.get(s.real)?;

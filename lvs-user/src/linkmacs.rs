@@ -19,6 +19,8 @@ use crate::{hops::rtnl::Rtnl, tables::names};
 #[derive(Default)]
 pub struct LinkMacs {
     written: BTreeMap<u32, LinkMac>,
+    /// A link beyond the array was reported once (not every second).
+    warned: bool,
 }
 
 impl LinkMacs {
@@ -26,7 +28,7 @@ impl LinkMacs {
     /// into the `LINK_MACS` pinned under `pin`, and clears the entries of
     /// links that are gone since the last sync. Returns how many links
     /// have an entry. A link whose ifindex does not fit the array is an
-    /// error (nothing else is left unwritten).
+    /// error, the first time (nothing else is left unwritten).
     pub fn sync(&mut self, pin: &Path) -> Result<usize> {
         let links = Rtnl::new()
             .and_then(|mut r| r.links())
@@ -51,7 +53,7 @@ impl LinkMacs {
         }
         let n = want.len();
         self.written = want;
-        if let Some(i) = too_big {
+        if let Some(i) = too_big.filter(|_| !std::mem::replace(&mut self.warned, true)) {
             bail!(
                 "link index {i} is beyond the {MAX_IFINDEX} links whose MACs the director knows: \
                  its frames are passed to the kernel"

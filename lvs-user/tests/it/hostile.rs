@@ -405,3 +405,55 @@ fn fragments_and_extension_headers_to_a_vip_pass_untouched() {
     }
     assert_eq!(f.counter(counters::NEW_CONN), 0);
 }
+
+/// `LINK_MACS[ifindex]` of the director pinned at `pin`.
+fn link_mac(pin: &std::path::Path, ifindex: u32) -> lvs_common::LinkMac {
+    use aya::maps::{Array, Map, MapData};
+    let m = MapData::from_pin(pin.join(lvs::tables::names::LINK_MACS)).expect("LINK_MACS");
+    let a: Array<MapData, lvs_common::LinkMac> = Array::try_from(Map::Array(m)).unwrap();
+    a.get(&ifindex, 0).unwrap()
+}
+
+#[test]
+fn lvs_load_keeps_every_links_mac() {
+    if !require_root("hostile") {
+        return;
+    }
+    use crate::common::{lan_director, wait_until};
+    let d = lan_director("hmac", lvs_lab::lan::LanConfig::default(), false, &[]).unwrap();
+    let ns = &d.lan.director;
+    let eth0 = ns.ifindex("eth0").unwrap();
+    let pin = d.lan.pin_dir();
+    // Written before the director was attached (the lab's DR traffic
+    // works: `tests/it/dr.rs`); here the entry itself.
+    assert_eq!(
+        link_mac(pin, eth0),
+        lvs_common::LinkMac::new(d.mac(ns)),
+        "eth0's MAC at start"
+    );
+    // A changed MAC reaches the data path within the daemon's second.
+    let new = [0x02, 0, 0, 0, 0x47, 0xaa];
+    ns.sh(&format!("ip link set eth0 address {}", mac_str(&new)))
+        .unwrap();
+    assert!(
+        wait_until(std::time::Duration::from_secs(3), || link_mac(pin, eth0)
+            == lvs_common::LinkMac::new(new)),
+        "LINK_MACS follows a link's new MAC"
+    );
+    // A new link gets its entry too.
+    ns.sh("ip link add hm0 type veth peer name hm1 && ip link set hm0 address 02:00:00:00:99:01")
+        .unwrap();
+    let hm0 = ns.ifindex("hm0").unwrap();
+    assert!(
+        wait_until(std::time::Duration::from_secs(3), || link_mac(pin, hm0)
+            == lvs_common::LinkMac::new([0x02, 0, 0, 0, 0x99, 0x01])),
+        "a new link's MAC is written"
+    );
+    // And a removed one's is cleared.
+    ns.sh("ip link del hm0").unwrap();
+    assert!(
+        wait_until(std::time::Duration::from_secs(3), || link_mac(pin, hm0).set
+            == 0),
+        "a removed link's entry is cleared"
+    );
+}

@@ -4,8 +4,8 @@
 //! packet that arrived with TTL / hop limit <= 1, as IPVS's
 //! `decrement_ttl`. The packet is turned into the error in place, from the
 //! address it was sent to (the VIP), and bounced out of the link it came
-//! in on. Only untagged, option-less packets are quoted; others are
-//! dropped (`xmit_err`).
+//! in on. IPv4 options are quoted with the header; tagged frames are not
+//! answered (dropped, `xmit_err`).
 
 use aya_ebpf::{
     helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
@@ -109,16 +109,19 @@ fn put_eth(ctx: &XdpContext, macs: &[u8; 12], ethertype: u16) -> Option<()> {
 // Separate calls: each builder gets a frame of its own.
 #[inline(never)]
 fn error4(ctx: &XdpContext, p: &Packet, head: &[u8; 8], macs: &[u8; 12]) -> Option<()> {
-    // Only option-less headers are quoted; anything else is dropped.
-    if p.l4_off != p.l3_off + 20 || p.l3_off != ETH_HLEN {
+    // The quote is the header with its options and 8 bytes more (RFC 792);
+    // untagged frames only, anything else is dropped.
+    let opts = (p.l4_off - p.l3_off).wrapping_sub(20);
+    if p.l3_off != ETH_HLEN || opts > 40 {
         return None;
     }
-    reshape(ctx, 20 + 8, ETH_HLEN + 20 + 8 + QUOTE4)?;
+    let len = 20 + 8 + QUOTE4 + opts;
+    reshape(ctx, 20 + 8, ETH_HLEN + len)?;
     put_eth(ctx, macs, 0x0800)?;
     let ip = bytes::<20>(ctx, ETH_HLEN)?;
     *ip = [0; 20];
     ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((20 + 8 + QUOTE4) as u16).to_be_bytes());
+    ip[2..4].copy_from_slice(&(len as u16).to_be_bytes());
     ip[8] = 64;
     ip[9] = 1;
     ip[12..16].copy_from_slice(&p.key.dst[0].to_ne_bytes());
@@ -127,8 +130,19 @@ fn error4(ctx: &XdpContext, p: &Packet, head: &[u8; 8], macs: &[u8; 12]) -> Opti
     ip[10..12].copy_from_slice(&c.to_ne_bytes());
     let icmp = bytes::<{ 8 + QUOTE4 }>(ctx, ETH_HLEN + 20)?;
     icmp[..8].copy_from_slice(head);
-    let c = csum::checksum(icmp);
-    icmp[2..4].copy_from_slice(&c.to_ne_bytes());
+    let mut sum = csum::sum(icmp, 0);
+    // The quote's bytes past the first 28 (as many as the options),
+    // summed in words: every offset here is even, so the sum is the same.
+    for i in 0..10usize {
+        if i * 4 >= opts {
+            break;
+        }
+        let w = ptr_at::<u32>(ctx, ETH_HLEN + 20 + 8 + QUOTE4 + i * 4)?;
+        let v = unsafe { w.read_unaligned() };
+        sum += (v & 0xffff) as u64 + (v >> 16) as u64;
+    }
+    let icmp = bytes::<{ 8 + QUOTE4 }>(ctx, ETH_HLEN + 20)?;
+    icmp[2..4].copy_from_slice(&(!csum::fold(sum)).to_ne_bytes());
     Some(())
 }
 

@@ -293,6 +293,26 @@ fn ttl_one_is_answered_with_time_exceeded_never_forwarded() {
         );
         assert_eq!(out, want, "time exceeded from the VIP, quoting the packet");
     }
+    // With IP options: the quote is the header with them, and 8 bytes.
+    let mut s = syn(40450, 80);
+    s.ttl = 1;
+    let b = with_ip_options(&s.build(), &[1, 1, 1, 0, 1, 1, 1, 1]);
+    let d = deltas(&f, || {
+        let (action, out) = f.run(&b, ext);
+        assert_eq!(action, XDP_TX, "TTL 1 with options: answered");
+        let want = icmp4_error(
+            DIR_EXT_MAC,
+            CLIENT_MAC,
+            v4(VIP),
+            v4(CLIENT),
+            11,
+            0,
+            [0; 4],
+            &b[14..14 + 28 + 8],
+        );
+        assert_eq!(out, want, "time exceeded quoting the options");
+    });
+    assert!(d.contains(&("ttl_exceeded", 1)), "{d:?}");
     // IPv6: hop limit 1.
     let mut s6 =
         Frame::tcp((ip(CLIENT6), 40400), (ip(VIP6), 80), SYN).macs(CLIENT_MAC, DIR_EXT_MAC);

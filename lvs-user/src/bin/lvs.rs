@@ -109,6 +109,17 @@ enum Cmd {
         #[arg(long)]
         pin_path: Option<PathBuf>,
     },
+    /// Health-check the virtual servers of a keepalived.conf; with
+    /// `--test`, only validate the file (as `keepalived -t`): exit 0, or
+    /// print `FILE:LINE: …` and exit 1.
+    Check {
+        /// keepalived.conf (keepalived.conf(5): its virtual_server blocks).
+        #[arg(long)]
+        config: PathBuf,
+        /// Only validate the file; apply and check nothing.
+        #[arg(long)]
+        test: bool,
+    },
 }
 
 /// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case)
@@ -141,6 +152,37 @@ fn print_counters(dir: &Path) -> Result<()> {
     }
     // A closed pipe (`lvs stats | head`) is not an error worth a panic.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), out.as_bytes());
+    Ok(())
+}
+
+/// `lvs check --config FILE --test`: the file parsed and validated, its
+/// warnings and skipped blocks on stderr, nothing applied.
+fn check_config(path: &Path, test: bool) -> Result<()> {
+    let cfg = lvs::keepalived::load(path)?;
+    if !cfg.skipped.is_empty() {
+        eprintln!(
+            "lvs: {}: skipped {} (keepalived's other parts: run keepalived beside lvs for VRRP)",
+            path.display(),
+            cfg.skipped.join(", ")
+        );
+    }
+    for w in &cfg.warnings {
+        eprintln!("lvs: warning: {w}");
+    }
+    if !test {
+        anyhow::bail!("lvs check without --test (running the checker) is not implemented yet");
+    }
+    let reals: usize = cfg
+        .virtual_servers
+        .iter()
+        .map(|v| v.real_servers.len())
+        .sum();
+    println!(
+        "{}: configuration OK: {} virtual servers, {} real servers",
+        path.display(),
+        cfg.virtual_servers.len(),
+        reals
+    );
     Ok(())
 }
 
@@ -207,6 +249,7 @@ fn main() {
                 decap::run(ifaces, xdp_mode.into(), &dir).await
             }
             Cmd::Stats { pin_path } => print_counters(&tables::pin_path(pin_path.as_deref())),
+            Cmd::Check { config, test } => check_config(&config, test),
         }
     });
     if let Err(e) = result {

@@ -70,6 +70,9 @@ pub struct LoadOpts {
     /// `--detach-on-exit`: SIGTERM/SIGINT detach the director and remove
     /// its pins (as `lvs unload`), instead of leaving it forwarding.
     pub detach_on_exit: bool,
+    /// `--config FILE`: keepalived.conf's virtual servers, health-checked
+    /// (`crate::health`).
+    pub config: Option<PathBuf>,
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -394,6 +397,12 @@ pub fn remove_pins(dir: &Path) {
 /// `lvs load`: attach the director (or adopt the one pinned at the pin
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
+    // A configuration that does not parse stops the load before anything.
+    let ka = opts
+        .config
+        .as_deref()
+        .map(crate::health::load)
+        .transpose()?;
     let life = Life::prepare(&opts)?;
     let mut bpf = load_director(
         life.work_dir(),
@@ -402,10 +411,15 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         opts.tunnel,
         &opts.timeouts,
     )?;
-    serve(&mut bpf, &opts, life).await
+    serve(&mut bpf, &opts, life, ka).await
 }
 
-async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
+async fn serve(
+    bpf: &mut Ebpf,
+    opts: &LoadOpts,
+    mut life: Life,
+    ka: Option<crate::keepalived::KaConfig>,
+) -> Result<()> {
     spawn_logger(bpf);
     crate::tables::Tables::open(life.work_dir())
         .and_then(|mut t| t.mark_existing())
@@ -416,6 +430,9 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     life.attach(prog, opts)?;
+    // The configuration's services are in the tables before ready; the
+    // checker then runs on a thread of its own.
+    let _health = crate::health::start_with(opts, ka, life.work_dir())?;
     let mut neighbours = Neighbours::default();
     let mut sweeper = Sweeper::new(&opts.pin_dir);
     // Without it DR and TUN still work through the FIB, if forwarding is

@@ -79,6 +79,10 @@ enum Cmd {
         /// `lvs unload`) instead of leaving it forwarding.
         #[arg(long)]
         detach_on_exit: bool,
+        /// keepalived.conf: apply its virtual servers before saying ready,
+        /// then health-check their real servers (SIGHUP re-reads it).
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// Detach the director pinned at the pin path and remove its pins,
     /// tables and connections (refused while an `lvs load` serves it).
@@ -119,6 +123,10 @@ enum Cmd {
         /// Only validate the file; apply and check nothing.
         #[arg(long)]
         test: bool,
+        /// Without --test: the director whose tables the checker keeps
+        /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs].
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
     },
 }
 
@@ -170,7 +178,8 @@ fn check_config(path: &Path, test: bool) -> Result<()> {
         eprintln!("lvs: warning: {w}");
     }
     if !test {
-        anyhow::bail!("lvs check without --test (running the checker) is not implemented yet");
+        // The caller runs the checker.
+        return Ok(());
     }
     let reals: usize = cfg
         .virtual_servers
@@ -208,6 +217,7 @@ fn main() {
                 tunnel_mtu,
                 timeouts,
                 detach_on_exit,
+                config,
             } => {
                 let mut tunnel = TunnelOpts {
                     mtu: tunnel_mtu,
@@ -233,6 +243,7 @@ fn main() {
                     tunnel,
                     timeouts,
                     detach_on_exit,
+                    config,
                 })
                 .await
             }
@@ -249,7 +260,17 @@ fn main() {
                 decap::run(ifaces, xdp_mode.into(), &dir).await
             }
             Cmd::Stats { pin_path } => print_counters(&tables::pin_path(pin_path.as_deref())),
-            Cmd::Check { config, test } => check_config(&config, test),
+            Cmd::Check {
+                config,
+                test,
+                pin_path,
+            } => match check_config(&config, test) {
+                Ok(()) if !test => {
+                    let dir = tables::pin_path(pin_path.as_deref());
+                    lvs::health::run_beside(&config, lvs::health::load, &dir).await
+                }
+                r => r,
+            },
         }
     });
     if let Err(e) = result {

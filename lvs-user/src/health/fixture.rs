@@ -26,6 +26,7 @@ pub fn http_checker(addr: &str) -> Checker {
                 path: "/health".into(),
                 status_codes: vec![],
                 digest: None,
+                virtualhost: None,
             }],
             http_protocol: "1.0".into(),
             enable_sni: false,
@@ -38,6 +39,7 @@ pub fn http_checker(addr: &str) -> Checker {
         delay_before_retry: Duration::from_secs(1),
         delay_loop: Duration::from_secs(1),
         warmup: Duration::ZERO,
+        alpha: false,
     }
 }
 
@@ -101,5 +103,9 @@ pub fn sorry(addr: &str, inhibit: bool) -> SorryServer {
 }
 
 pub fn config(v: Vec<VirtualServer>) -> KaConfig {
-    KaConfig { virtual_servers: v }
+    KaConfig {
+        virtual_servers: v,
+        warnings: Vec::new(),
+        skipped: Vec::new(),
+    }
 }

@@ -37,9 +37,11 @@ pub async fn check(c: &Checker, h: &HttpCheck) -> Probe {
     Probe::up(last)
 }
 
-/// keepalived's Host header: the virtualhost, else the address checked.
-fn host(c: &Checker, h: &HttpCheck) -> String {
-    match &h.virtualhost {
+/// keepalived's Host header: the url's virtualhost (the parser resolved
+/// it from the checker's, the real or virtual server's), else the
+/// address checked.
+fn host(c: &Checker, h: &HttpCheck, url: &Url) -> String {
+    match url.virtualhost.as_ref().or(h.virtualhost.as_ref()) {
         Some(v) => v.clone(),
         None => match c.connect {
             std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
@@ -54,7 +56,7 @@ async fn get(c: &Checker, h: &HttpCheck, url: &Url) -> Result<String, String> {
         .map_err(|e| format!("connect: {e}"))?;
     if h.tls {
         let sni = if h.enable_sni {
-            h.virtualhost.as_deref()
+            url.virtualhost.as_deref().or(h.virtualhost.as_deref())
         } else {
             None
         };
@@ -79,7 +81,7 @@ where
     };
     let req = Request::get(url.path.as_str())
         .version(version)
-        .header(HOST, host(c, h))
+        .header(HOST, host(c, h, url))
         .header(USER_AGENT, "KeepAliveClient")
         .header(CONNECTION, "close")
         .body(Empty::<Bytes>::new())
@@ -153,6 +155,7 @@ mod tests {
             path: "/".into(),
             status_codes: codes,
             digest: None,
+            virtualhost: None,
         }
     }
 

@@ -132,3 +132,32 @@ pub async fn run_beside(config_path: &Path, load: Loader, pin_dir: &Path) -> Res
     engine.run(hup, stop).await;
     Ok(())
 }
+
+/// Reads keepalived.conf (the parser's `FILE:LINE: …` on error), saying
+/// what it skipped and warned about.
+pub fn load(path: &Path) -> Result<KaConfig> {
+    let cfg = crate::keepalived::load(path)?;
+    if !cfg.skipped.is_empty() {
+        log::info!(
+            "{}: skipped {} (VRRP stays keepalived's job: run `keepalived --vrrp` beside lvs)",
+            path.display(),
+            cfg.skipped.join(", ")
+        );
+    }
+    for w in &cfg.warnings {
+        log::warn!("{w}");
+    }
+    Ok(cfg)
+}
+
+/// `lvs load --config`'s hook: [`start`] if a configuration was given.
+pub fn start_with(
+    opts: &crate::loader::LoadOpts,
+    cfg: Option<KaConfig>,
+    work_dir: &Path,
+) -> Result<Option<Running>> {
+    match (&opts.config, cfg) {
+        (Some(path), Some(cfg)) => start(path, load, cfg, work_dir, &opts.pin_dir).map(Some),
+        _ => Ok(None),
+    }
+}

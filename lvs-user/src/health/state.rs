@@ -66,13 +66,14 @@ fn fmt_rs(vs: &VirtualServer, rs: &SocketAddr) -> String {
 }
 
 impl RealState {
-    /// A server as a fresh start sees it: up, unless `alpha`, when every
-    /// checker starts failed. A server without checkers is always up.
+    /// A server as a fresh start sees it: up, unless a checker has
+    /// `alpha`, which starts failed. A server without checkers is always
+    /// up.
     pub fn start(rs: &RealServer, now: SystemTime) -> RealState {
-        let up = !rs.alpha || rs.checkers.is_empty();
+        let checkers: Vec<(bool, bool)> = rs.checkers.iter().map(|c| (!c.alpha, false)).collect();
         RealState {
-            alive: up,
-            checkers: rs.checkers.iter().map(|_| (up, false)).collect(),
+            alive: checkers.iter().all(|&(u, _)| u),
+            checkers,
             weight: rs.weight,
             since: now,
             last: if rs.checkers.is_empty() {
@@ -138,7 +139,7 @@ impl ServiceState {
         if was_up == up {
             // keepalived runs the notify of the state a first check
             // confirms when that state is down (or alpha).
-            if !has_run && (rs.alpha || !up) {
+            if !has_run && (rs.checkers[ci].alpha || !up) {
                 self.notify(ri, rs, &mut fx);
             }
             return fx;
@@ -362,7 +363,7 @@ mod tests {
     fn alpha_starts_failed_until_a_success() {
         let mut vs = lab();
         for r in &mut vs.real_servers {
-            r.alpha = true;
+            r.checkers[0].alpha = true;
             r.notify_down = Some("down".into());
         }
         let (mut st, _) = ServiceState::start(&vs, now());
@@ -442,7 +443,7 @@ mod tests {
             &("192.168.47.9:80".into(), 0)
         );
         for r in &mut vs.real_servers {
-            r.alpha = true;
+            r.checkers[0].alpha = true;
         }
         let (st, fx) = ServiceState::start(&vs, now());
         assert_eq!(

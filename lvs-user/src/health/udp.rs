@@ -24,8 +24,7 @@ pub async fn check(c: &Checker, u: &UdpCheck, budget: Duration) -> Probe {
     let mut buf = vec![0u8; 65536];
     match &u.require_reply {
         Some(want) => match sock.recv(&mut buf).await {
-            Ok(n) if buf[..n].starts_with(want) => Probe::up(format!("reply of {n} bytes")),
-            Ok(n) => Probe::down(format!("reply of {n} bytes does not match")),
+            Ok(n) => reply(u, want, &buf[..n]),
             Err(e) => Probe::down(format!("recv: {e}")),
         },
         None => {
@@ -38,5 +37,51 @@ pub async fn check(c: &Checker, u: &UdpCheck, budget: Duration) -> Probe {
                 Err(_) => Probe::up("no error"),
             }
         }
+    }
+}
+
+/// keepalived's test of a reply: its length within min/max_reply_length,
+/// and equal to `want` over the shorter of the two (an empty `want`
+/// takes any reply).
+pub fn reply(u: &UdpCheck, want: &[u8], got: &[u8]) -> Probe {
+    let n = got.len();
+    if (n as u64) < u.min_reply_length as u64 || (n as u64) > u.max_reply_length as u64 {
+        return Probe::down(format!(
+            "reply of {n} bytes, not {}-{}",
+            u.min_reply_length, u.max_reply_length
+        ));
+    }
+    let m = n.min(want.len());
+    if got[..m] != want[..m] {
+        return Probe::down(format!("reply of {n} bytes does not match"));
+    }
+    Probe::up(format!("reply of {n} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replies() {
+        let u = UdpCheck {
+            payload: b"ping".to_vec(),
+            require_reply: Some(b"pong".to_vec()),
+            min_reply_length: 0,
+            max_reply_length: 255,
+        };
+        assert!(reply(&u, b"pong", b"pong!").ok);
+        assert!(reply(&u, b"pong", b"po").ok, "over the shorter");
+        assert!(!reply(&u, b"pong", b"ping").ok);
+        assert!(reply(&u, b"", b"anything").ok);
+        assert!(
+            !reply(&u, b"", &[0u8; 256]).ok,
+            "longer than max_reply_length"
+        );
+        let strict = UdpCheck {
+            min_reply_length: 4,
+            ..u
+        };
+        assert!(!reply(&strict, b"pong", b"po").ok);
     }
 }

@@ -209,14 +209,17 @@ impl Engine {
         }
     }
 
-    /// Hands the tables to the applier if they changed.
+    /// Hands the tables to the applier if they changed, after the status
+    /// file says why: `lvsadm --health` never lags behind the tables.
     fn publish(&mut self) {
         let want = tables(&self.cfg, &self.states);
         if want != self.sent {
+            self.sent = want.clone();
+            self.status_dirty = true;
+            self.write_status();
             if let Some(tx) = &self.to_applier {
-                let _ = tx.send(want.clone());
+                let _ = tx.send(want);
             }
-            self.sent = want;
         }
     }
 

@@ -567,3 +567,6 @@ fn tcp_check_on_dr_beside_a_director() {
         "the status file goes with the checker"
     );
 }
+
+mod probes;
+mod scale;

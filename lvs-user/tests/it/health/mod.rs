@@ -250,6 +250,8 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
         .unwrap_or_else(|| panic!("rs1 not back: {}", d.listing()));
     let answers: Vec<String> = (0..4).map(|_| d.get()).collect();
     assert!(answers.iter().any(|a| a == "rs1\n"), "{answers:?}");
+    // Back in its old slot: the old connection never noticed.
+    assert_eq!(old.get("/").unwrap(), "rs1\n");
     assert!(d.director_log().contains(&format!(
         "Adding service [{}]:tcp:80 to VS [192.168.47.128]:tcp:80",
         rs_ip(0)

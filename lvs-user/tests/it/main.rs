@@ -14,6 +14,7 @@ mod hops;
 mod icmp;
 mod ipv6;
 mod jumbo;
+mod kaconf;
 mod life;
 mod lvsadm;
 mod mixed;

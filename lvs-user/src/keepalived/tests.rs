@@ -124,7 +124,10 @@ fn defaults_are_keepalived_s_per_checker() {
     );
     let s = Duration::from_secs;
     assert_eq!((vs.delay_loop, vs.connect_timeout), (s(60), s(5)));
-    assert_eq!((vs.quorum, vs.hysteresis, vs.alpha, vs.omega), (1, 0, false, false));
+    assert_eq!(
+        (vs.quorum, vs.hysteresis, vs.alpha, vs.omega),
+        (1, 0, false, false)
+    );
     assert_eq!(vs.persistence, None);
     let rs = &vs.real_servers[0];
     assert_eq!((rs.weight, rs.method), (1, Method::Masq));
@@ -149,17 +152,36 @@ fn defaults_are_keepalived_s_per_checker() {
         assert_eq!(c.connect, sa("10.0.1.1:80"));
         assert_eq!((c.bind, c.bind_port, c.alpha), (None, None, false));
     }
-    let CheckKind::Http(h) = &rs.checkers[1].kind else { panic!() };
-    assert_eq!((h.http_protocol.as_str(), h.tls, h.enable_sni), ("1.0", false, false));
-    assert_eq!(h.urls[0].status_codes, [200..=299]);
-    assert_eq!((h.urls[0].digest.as_ref(), h.virtualhost.as_ref()), (None, None));
-    let CheckKind::Misc(m) = &rs.checkers[2].kind else { panic!() };
-    assert_eq!((m.timeout, m.dynamic), (s(60), false));
-    let CheckKind::Dns(d) = &rs.checkers[3].kind else { panic!() };
-    assert_eq!((d.qtype.as_str(), d.name.as_str()), ("SOA", "."));
-    let CheckKind::Udp(u) = &rs.checkers[4].kind else { panic!() };
+    let CheckKind::Http(h) = &rs.checkers[1].kind else {
+        panic!()
+    };
     assert_eq!(
-        (u.payload.len(), &u.require_reply, u.min_reply_length, u.max_reply_length),
+        (h.http_protocol.as_str(), h.tls, h.enable_sni),
+        ("1.0", false, false)
+    );
+    assert_eq!(h.urls[0].status_codes, [200..=299]);
+    assert_eq!(
+        (h.urls[0].digest.as_ref(), h.virtualhost.as_ref()),
+        (None, None)
+    );
+    let CheckKind::Misc(m) = &rs.checkers[2].kind else {
+        panic!()
+    };
+    assert_eq!((m.timeout, m.dynamic), (s(60), false));
+    let CheckKind::Dns(d) = &rs.checkers[3].kind else {
+        panic!()
+    };
+    assert_eq!((d.qtype.as_str(), d.name.as_str()), ("SOA", "."));
+    let CheckKind::Udp(u) = &rs.checkers[4].kind else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            u.payload.len(),
+            &u.require_reply,
+            u.min_reply_length,
+            u.max_reply_length
+        ),
         (0, &None, 0, 255)
     );
 }
@@ -212,28 +234,45 @@ fn values_are_inherited_virtual_real_checker() {
     let s = Duration::from_secs;
     assert!(vs.alpha && vs.inhibit_on_failure);
     let r1 = &vs.real_servers[0];
-    assert_eq!((r1.weight, r1.method, r1.alpha, r1.delay_loop), (4, Method::Route, true, s(9)));
+    assert_eq!(
+        (r1.weight, r1.method, r1.alpha, r1.delay_loop),
+        (4, Method::Route, true, s(9))
+    );
     assert!(r1.inhibit_on_failure);
     assert_eq!(r1.warmup, Duration::from_millis(1500));
     let http = &r1.checkers[0];
-    assert_eq!((http.retry, http.connect_timeout, http.delay_loop), (6, s(2), s(9)));
+    assert_eq!(
+        (http.retry, http.connect_timeout, http.delay_loop),
+        (6, s(2), s(9))
+    );
     assert_eq!(http.delay_before_retry, Duration::from_millis(500));
     assert!(!http.alpha);
-    let CheckKind::Http(h) = &http.kind else { panic!() };
+    let CheckKind::Http(h) = &http.kind else {
+        panic!()
+    };
     assert_eq!(h.virtualhost.as_deref(), Some("rs.example"));
     assert_eq!(h.urls[0].virtualhost.as_deref(), Some("url.example"));
     assert_eq!(h.urls[1].virtualhost.as_deref(), Some("rs.example"));
     let tcp = &r1.checkers[1];
     assert_eq!(tcp.connect, sa("10.0.2.1:8080"));
-    assert_eq!((tcp.retry, tcp.delay_loop, tcp.warmup), (0, s(3), Duration::from_millis(1500)));
+    assert_eq!(
+        (tcp.retry, tcp.delay_loop, tcp.warmup),
+        (0, s(3), Duration::from_millis(1500))
+    );
     assert!(tcp.alpha);
     // No port: the service's; an IPv4 TUN server in an IPv4 service.
     let r2 = &vs.real_servers[1];
-    assert_eq!((r2.addr, r2.weight, r2.method), (sa("10.0.1.2:80"), 0, Method::Tunnel));
+    assert_eq!(
+        (r2.addr, r2.weight, r2.method),
+        (sa("10.0.1.2:80"), 0, Method::Tunnel)
+    );
     assert!(!r2.inhibit_on_failure);
     assert_eq!(r2.checkers[0].retry, 5);
     let real = r2.real();
-    assert_eq!((real.port, real.weight, real.method), (80, 0, Method::Tunnel));
+    assert_eq!(
+        (real.port, real.weight, real.method),
+        (80, 0, Method::Tunnel)
+    );
 }
 
 #[test]
@@ -254,13 +293,22 @@ fn sorry_server_persistence_and_flags() {
     assert_eq!(vs.key.proto, Proto::Udp);
     assert_eq!(vs.key.port, 0);
     let pers = vs.persistence.unwrap();
-    assert_eq!((pers.timeout, pers.netmask), (360, "255.255.0.0".parse().unwrap()));
+    assert_eq!(
+        (pers.timeout, pers.netmask),
+        (360, "255.255.0.0".parse().unwrap())
+    );
     assert_eq!(vs.sched_flags, lvs_common::SH_PORT);
     let sorry = vs.sorry_server.as_ref().unwrap();
-    assert_eq!((sorry.addr, sorry.method, sorry.inhibit), (sa("10.0.9.9:0"), Method::Route, false));
+    assert_eq!(
+        (sorry.addr, sorry.method, sorry.inhibit),
+        (sa("10.0.9.9:0"), Method::Route, false)
+    );
     assert_eq!(sorry.real(false).weight, 1);
     let svc = vs.service();
-    assert_eq!((svc.sched, svc.persistence, svc.reals.len()), (Scheduler::Sh, vs.persistence, 0));
+    assert_eq!(
+        (svc.sched, svc.persistence, svc.reals.len()),
+        (Scheduler::Sh, vs.persistence, 0)
+    );
     // Only sh takes sh-port.
     let e = p("virtual_server 10.0.0.1 80 {
             lvs_sched rr
@@ -271,7 +319,10 @@ fn sorry_server_persistence_and_flags() {
             }
         }")
     .unwrap_err();
-    assert_eq!(e, "k.conf:3: sh-port: applies only to the sh scheduler, not rr");
+    assert_eq!(
+        e,
+        "k.conf:3: sh-port: applies only to the sh scheduler, not rr"
+    );
 }
 
 #[test]
@@ -318,8 +369,10 @@ fn refusals_name_the_keyword_and_line() {
 
 #[test]
 fn skipped_blocks_and_warnings() {
-    let c = p("global_defs {\n router_id x\n}\nvrrp_instance A {\n}\nvrrp_instance B {\n}\n\
-               virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n}\n")
+    let c = p(
+        "global_defs {\n router_id x\n}\nvrrp_instance A {\n}\nvrrp_instance B {\n}\n\
+               virtual_server 10.0.0.1 80 {\n real_server 10.0.1.1 80 {\n }\n}\n",
+    )
     .unwrap();
     assert_eq!(c.skipped, ["global_defs", "vrrp_instance"]);
     assert_eq!(
@@ -331,5 +384,8 @@ fn skipped_blocks_and_warnings() {
         ]
     );
     let vs = &c.virtual_servers[0];
-    assert_eq!((vs.key.proto, vs.sched, vs.method), (Proto::Udp, Scheduler::Wlc, Method::Masq));
+    assert_eq!(
+        (vs.key.proto, vs.sched, vs.method),
+        (Proto::Udp, Scheduler::Wlc, Method::Masq)
+    );
 }

@@ -36,6 +36,9 @@ pub mod format;
 pub mod restore;
 pub mod support;
 
+#[cfg(test)]
+mod props;
+
 pub use command::Command;
 
 /// ipvsadm's `fail(2, ...)`: a bad command line.

@@ -120,7 +120,7 @@ impl RawChecker {
                 return Ok(());
             }
             "connect_port" if connection => {
-                self.connect_port = Some(values::port(one(k)?).map_err(|m| bad(k, m))?);
+                self.connect_port = Some(nonzero_port(k)?);
                 return Ok(());
             }
             "bindto" if connection => {
@@ -128,7 +128,7 @@ impl RawChecker {
                 return Ok(());
             }
             "bind_port" if connection => {
-                self.bind_port = Some(values::port(one(k)?).map_err(|m| bad(k, m))?);
+                self.bind_port = Some(nonzero_port(k)?);
                 return Ok(());
             }
             "bind_if" | "fwmark" | "log_all_failures"
@@ -152,7 +152,8 @@ impl RawChecker {
                         _ => return Err(bad(k, format!("'{v}' is not 1.0, 1.0C or 1.1"))),
                     };
                 }
-                "enable_sni" if h.tls => h.enable_sni = opt_bool(k)?,
+                // keepalived takes it in HTTP_GET too, where it does nothing.
+                "enable_sni" => h.enable_sni = opt_bool(k)?,
                 "fast_recovery" => {
                     return Err(bad(k, "is not supported by lvs-xdp's checker".into()))
                 }
@@ -265,23 +266,17 @@ impl RawChecker {
             }
             _ => {}
         }
-        if self.bind.is_some_and(|b| b.is_ipv4() != addr.is_ipv4())
-            && self
-                .connect_ip
-                .is_none_or(|i| i.is_ipv4() != self.bind.is_some_and(|b| b.is_ipv4()))
-        {
+        let target = self.connect_ip.unwrap_or(addr.ip());
+        if self.bind.is_some_and(|b| b.is_ipv4() != target.is_ipv4()) {
             return Err(bad(
                 &self.stmt,
-                "bindto is not of the address family it connects to".into(),
+                format!("bindto is not of the address family of {target}, which it connects to"),
             ));
         }
         Ok(Checker {
             origin: origin(&self.stmt),
             kind,
-            connect: SocketAddr::new(
-                self.connect_ip.unwrap_or(addr.ip()),
-                self.connect_port.unwrap_or(addr.port()),
-            ),
+            connect: SocketAddr::new(target, self.connect_port.unwrap_or(addr.port())),
             bind: self.bind,
             bind_port: self.bind_port,
             connect_timeout: c
@@ -294,6 +289,11 @@ impl RawChecker {
             alpha: c.alpha.unwrap_or(false),
         })
     }
+}
+
+/// `connect_port` / `bind_port`: 1–65535, as keepalived.
+fn nonzero_port(k: &Stmt) -> Result<u16, ConfigError> {
+    uint(k, 1, 65535).map(|p| p as u16)
 }
 
 /// `misc_path`'s command line: one quoted word as it is, several words
@@ -352,7 +352,7 @@ fn url(s: &Stmt) -> Result<Url, ConfigError> {
                 for a in &k.args {
                     let (lo, hi) = a.split_once('-').unwrap_or((a, a));
                     let code = |v: &str| {
-                        values::uint(v, 100, 999)
+                        values::uint(v, 100, 599)
                             .map(|c| c as u16)
                             .map_err(|m| bad(k, m))
                     };

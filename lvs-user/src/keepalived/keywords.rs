@@ -158,7 +158,7 @@ pub fn one(s: &Stmt) -> Result<&str, ConfigError> {
     }
 }
 
-/// A keyword that takes nothing (`alpha` at the virtual-server level).
+/// A keyword that takes nothing (`misc_dynamic`, `sh-port`, …).
 pub fn flag(s: &Stmt) -> Result<bool, ConfigError> {
     no_block(s)?;
     match s.args.as_slice() {
@@ -399,9 +399,11 @@ fn virtual_server(s: &Stmt, cx: &mut Cx) -> Result<VirtualServer, ConfigError> {
                 });
             }
             "persistence_granularity" => pgr = Some((k, one(k)?)),
-            "alpha" => common.alpha = Some(flag(k)?),
-            "omega" => omega = flag(k)?,
-            "inhibit_on_failure" => common.inhibit = Some(flag(k)?),
+            // keepalived.conf(5) gives these no value at this level; a
+            // <BOOL> is taken as at the real server's.
+            "alpha" => common.alpha = Some(opt_bool(k)?),
+            "omega" => omega = opt_bool(k)?,
+            "inhibit_on_failure" => common.inhibit = Some(opt_bool(k)?),
             "quorum" => quorum = uint(k, 1, u64::from(u32::MAX))? as u32,
             "hysteresis" => hysteresis = uint(k, 0, u64::from(u32::MAX))? as u32,
             "quorum_up" => quorum_up = Some(script(k, &quorum_up)?),
@@ -663,9 +665,14 @@ fn real_server(s: &Stmt) -> Result<RawRs, ConfigError> {
 /// `weight`: ipvsadm's 0–65535.
 fn real_weight(k: &Stmt) -> Result<u32, ConfigError> {
     let w = one(k)?;
-    values::uint(w, 0, MAX_WEIGHT)
-        .map(|w| w as u32)
-        .map_err(|_| bad(k, format!("'{w}' is outside ipvsadm's range 0-65535")))
+    match values::uint(w, 0, u64::MAX) {
+        Ok(v) if v <= MAX_WEIGHT => Ok(v as u32),
+        Ok(_) => Err(bad(k, format!("'{w}' is outside ipvsadm's range 0-65535"))),
+        Err(m) if m.contains("negative") => {
+            Err(bad(k, format!("'{w}' is outside ipvsadm's range 0-65535")))
+        }
+        Err(m) => Err(bad(k, m)),
+    }
 }
 
 /// The port a real or sorry server gets: its own, or the service's when

@@ -60,3 +60,6 @@ pub fn parse_str(text: &str, name: &Path) -> Result<KaConfig, ConfigError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod props;

@@ -15,6 +15,7 @@ mod hops;
 mod icmp;
 mod ipv6;
 mod jumbo;
+mod kaconf;
 mod life;
 mod lvsadm;
 mod mixed;

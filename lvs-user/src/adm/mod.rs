@@ -211,7 +211,12 @@ pub fn run_with<S: Store>(
             let st = crate::health::status::read(&pin)
                 .map_err(|e| Error::list(format!("lvsadm: {e:#}")))?;
             let now = crate::health::status::unix(std::time::SystemTime::now());
-            let _ = stdout.write_all(crate::health::show::health(st.as_ref(), now).as_bytes());
+            let only = match &cmd {
+                Command::List(o) => o.service.as_ref(),
+                _ => None,
+            };
+            let text = crate::health::show::health(st.as_ref(), now, only);
+            let _ = stdout.write_all(text.as_bytes());
         }
         Ok(())
     });

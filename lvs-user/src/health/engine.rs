@@ -58,6 +58,8 @@ pub struct Engine {
     sent: Vec<VirtualService>,
     to_applier: Option<std_mpsc::Sender<Vec<VirtualService>>>,
     status_dirty: bool,
+    /// A verdict changed a state since the tables were last computed.
+    changed: bool,
 }
 
 /// The tables `cfg` in `states` stand for.
@@ -157,6 +159,7 @@ impl Engine {
             sent: applied,
             to_applier: spawned.is_ok().then_some(atx),
             status_dirty: true,
+            changed: false,
         }
     }
 
@@ -204,7 +207,15 @@ impl Engine {
         };
         self.status_dirty = true;
         if let Some(up) = r.verdict {
+            // A verdict changes at most its own server and the service's
+            // quorum and sorry server: only then are the tables recomputed.
+            let key = |st: &ServiceState| {
+                let real = &st.reals[r.rs];
+                (real.alive, real.weight, st.quorum_up, st.sorry_active)
+            };
+            let before = key(st);
             let fx = st.verdict(vs, r.rs, r.ck, up, r.probe.weight, SystemTime::now());
+            self.changed |= key(st) != before;
             carry_out(fx);
         }
     }
@@ -212,6 +223,9 @@ impl Engine {
     /// Hands the tables to the applier if they changed, after the status
     /// file says why: `lvsadm --health` never lags behind the tables.
     fn publish(&mut self) {
+        if !std::mem::take(&mut self.changed) {
+            return;
+        }
         let want = tables(&self.cfg, &self.states);
         if want != self.sent {
             self.sent = want.clone();
@@ -238,6 +252,7 @@ impl Engine {
         self.states = states;
         self.spawn_checkers();
         self.status_dirty = true;
+        self.changed = true;
         self.publish();
     }
 
@@ -351,6 +366,9 @@ fn applier(
     rx: std_mpsc::Receiver<Vec<VirtualService>>,
 ) {
     let mut pending: Option<Vec<VirtualService>> = None;
+    // A failure is logged once until it changes or ends (a director that
+    // is gone would otherwise log every second).
+    let mut failing: Option<String> = None;
     loop {
         let next = match &pending {
             None => match rx.recv() {
@@ -372,9 +390,18 @@ fn applier(
         }
         let Some(want) = pending.take() else { continue };
         match apply::apply(dir, Some(&applied), &want) {
-            Ok(_) => applied = want,
+            Ok(_) => {
+                applied = want;
+                if failing.take().is_some() {
+                    log::info!("health checker: the tables follow the checks again");
+                }
+            }
             Err(e) => {
-                log::warn!("health checker: cannot change the tables (will retry): {e:#}");
+                let msg = format!("{e:#}");
+                if failing.as_ref() != Some(&msg) {
+                    log::warn!("health checker: cannot change the tables (retrying): {msg}");
+                }
+                failing = Some(msg);
                 pending = Some(want);
             }
         }

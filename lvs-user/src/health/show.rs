@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use super::status::{alive, Status};
 use crate::adm::format::addr_port;
-use crate::model::Proto;
+use crate::model::{Proto, ServiceAddr};
 
 /// "12s", "5m02s", "3h04m", "2d03h".
 pub fn age(secs: u64) -> String {
@@ -22,7 +22,7 @@ pub fn age(secs: u64) -> String {
 
 /// The health section for `st` (`None`: no checker publishes for this
 /// director), ages from `now` (seconds since the epoch).
-pub fn health(st: Option<&Status>, now: u64) -> String {
+pub fn health(st: Option<&Status>, now: u64, only: Option<&ServiceAddr>) -> String {
     let Some(st) = st else {
         return "Health: no checker runs for this director \
                 (lvs load --config FILE, or lvs check --config FILE)\n"
@@ -46,7 +46,11 @@ pub fn health(st: Option<&Status>, now: u64) -> String {
         out,
         "  -> RemoteAddress:Port           State      Weight Since    Last check"
     );
-    for (k, up) in &st.services {
+    for (k, up) in st
+        .services
+        .iter()
+        .filter(|(k, _)| only.is_none_or(|o| o == k))
+    {
         let proto = match k.proto {
             Proto::Tcp => "TCP",
             Proto::Udp => "UDP",
@@ -80,7 +84,6 @@ pub fn health(st: Option<&Status>, now: u64) -> String {
 mod tests {
     use super::*;
     use crate::health::status::Real;
-    use crate::model::ServiceAddr;
 
     #[test]
     fn ages() {
@@ -112,7 +115,7 @@ mod tests {
                 last: "HTTP_GET 192.168.47.2:80: /health: status 500 (2 ms)".into(),
             }],
         };
-        let text = health(Some(&st), 1001);
+        let text = health(Some(&st), 1001, None);
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].ends_with("updated 1s ago"), "{text}");
         assert_eq!(lines[3], "TCP  192.168.47.128:80 up");
@@ -121,6 +124,9 @@ mod tests {
             "  -> 192.168.47.2:80              down       0      13s      \
              HTTP_GET 192.168.47.2:80: /health: status 500 (2 ms)"
         );
-        assert!(health(None, 0).contains("no checker"));
+        assert!(health(None, 0, None).contains("no checker"));
+        let other = ServiceAddr { port: 81, ..k };
+        assert_eq!(health(Some(&st), 1001, Some(&other)).lines().count(), 3);
+        assert_eq!(health(Some(&st), 1001, Some(&k)), text);
     }
 }

@@ -570,5 +570,45 @@ fn tcp_check_on_dr_beside_a_director() {
     );
 }
 
+/// A file that does not parse stops `lvs load --config` before anything
+/// is loaded, and `lvs check` without a director says so.
+#[test]
+fn a_broken_file_stops_the_load_and_nothing_is_pinned() {
+    if !require_root("health bad config") {
+        return;
+    }
+    let seed = lab("hcbad", 1);
+    let path = seed.lab.workdir().join("keepalived.conf");
+    std::fs::write(
+        &path,
+        "virtual_server 192.168.47.128 80 {\n    lvs_sched rr\n    no_such_keyword 1\n}\n",
+    )
+    .unwrap();
+    let mut cmd = seed.director.command(LVS);
+    cmd.args(["load", "--iface", "ens33", "--pin-path"])
+        .arg(seed.pin_dir())
+        .arg("--config")
+        .arg(&path);
+    let out = lvs_lab::run_timeout(&mut cmd, T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("{}:3:", path.display())), "{err}");
+    assert_eq!(
+        std::fs::read_dir(seed.pin_dir()).map_or(0, |d| d.count()),
+        0,
+        "nothing pinned"
+    );
+    std::fs::write(&path, seed_conf("", &[real(rs_ip(0), 80, "", http_get())])).unwrap();
+    let mut cmd = seed.director.command(LVS);
+    cmd.args(["check", "--config"])
+        .arg(&path)
+        .arg("--pin-path")
+        .arg(seed.pin_dir());
+    let out = lvs_lab::run_timeout(&mut cmd, T).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("no director at"), "{err}");
+}
+
 mod probes;
 mod scale;

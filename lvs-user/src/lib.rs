@@ -14,6 +14,7 @@ pub mod loader;
 pub mod model;
 pub mod neigh;
 pub mod progtest;
+pub mod rules;
 pub mod schedtab;
 pub mod stats;
 pub mod sweeper;

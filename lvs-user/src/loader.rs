@@ -73,6 +73,8 @@ pub struct LoadOpts {
     /// `--config FILE`: keepalived.conf's virtual servers, health-checked
     /// (`crate::health`).
     pub config: Option<PathBuf>,
+    /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
+    pub rules: Option<PathBuf>,
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -318,7 +320,7 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 
 /// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
 /// `cpus` possible CPUs (the others keep the object's).
-pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 13] {
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 14] {
     // The connection-sized LRU maps get room for the kernel's per-CPU free
     // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
     let lru = lru_entries(s.max_conns, cpus);
@@ -332,6 +334,7 @@ pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 13] {
         (names::REAL_CONNS, s.max_reals),
         (names::REAL_STATS, s.max_reals),
         (names::REAL_HOPS, s.max_reals),
+        (names::REAL_VIEWS, s.max_reals),
         // Twice the reals: a member list is rewritten into a fresh region
         // before the old one is released.
         (names::DESTS, s.max_reals.saturating_mul(2)),
@@ -397,7 +400,13 @@ pub fn remove_pins(dir: &Path) {
 /// `lvs load`: attach the director (or adopt the one pinned at the pin
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
-    // A configuration that does not parse stops the load before anything.
+    // A bad rules file or configuration stops the start before anything
+    // is loaded.
+    let rules = opts
+        .rules
+        .as_deref()
+        .map(crate::rules::Rules::read)
+        .transpose()?;
     let ka = opts
         .config
         .as_deref()
@@ -411,19 +420,23 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         opts.tunnel,
         &opts.timeouts,
     )?;
-    serve(&mut bpf, &opts, life, ka).await
+    serve(&mut bpf, &opts, life, rules, ka).await
 }
 
 async fn serve(
     bpf: &mut Ebpf,
     opts: &LoadOpts,
     mut life: Life,
+    rules: Option<crate::rules::Rules>,
     ka: Option<crate::keepalived::KaConfig>,
 ) -> Result<()> {
     spawn_logger(bpf);
     crate::tables::Tables::open(life.work_dir())
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
+    if let Some(r) = &rules {
+        crate::rules::apply_at_boot(life.work_dir(), r)?;
+    }
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
@@ -454,6 +467,10 @@ async fn serve(
         h.sync(Duration::from_secs(1));
     }
     life.publish(opts)?;
+    // With --config, SIGHUP is the health checker's (it re-reads that).
+    if opts.config.is_none() {
+        crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));

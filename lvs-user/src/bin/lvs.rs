@@ -81,8 +81,22 @@ enum Cmd {
         detach_on_exit: bool,
         /// keepalived.conf: apply its virtual servers before saying ready,
         /// then health-check their real servers (SIGHUP re-reads it).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rules")]
         config: Option<PathBuf>,
+        /// An `ipvsadm -S` file: the table, applied as one change before
+        /// the director reports ready (a bad file stops the start); SIGHUP
+        /// applies it again, as `lvs apply` does.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Make the running director's table equal to an `ipvsadm -S` file,
+    /// as one change: what both have keeps its connections, counts and
+    /// scheduler position; the rest is deleted as `-D`/`-d` do.
+    Apply {
+        file: PathBuf,
+        /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs]
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
     },
     /// Detach the director pinned at the pin path and remove its pins,
     /// tables and connections (refused while an `lvs load` serves it).
@@ -217,6 +231,7 @@ fn main() {
                 timeouts,
                 detach_on_exit,
                 config,
+                rules,
             } => {
                 let mut tunnel = TunnelOpts {
                     mtu: tunnel_mtu,
@@ -243,9 +258,13 @@ fn main() {
                     timeouts,
                     detach_on_exit,
                     config,
+                    rules,
                 })
                 .await
             }
+            Cmd::Apply { file, pin_path } => lvs::rules::Rules::read(&file)
+                .and_then(|r| lvs::rules::apply(&tables::pin_path(pin_path.as_deref()), &r))
+                .map(|line| println!("lvs apply: {line}")),
             Cmd::Unload { pin_path } => {
                 lvs::life::unload(&tables::pin_path(pin_path.as_deref())).map(|m| println!("{m}"))
             }
@@ -335,5 +354,15 @@ mod tests {
             ]
         );
         assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--timeout", "x=1"]).is_err());
+    }
+
+    #[test]
+    fn config_and_rules_are_exclusive() {
+        let both = [
+            "lvs", "load", "-i", "eth0", "--config", "k.conf", "--rules", "r",
+        ];
+        let e = Cli::try_parse_from(both).err().expect("refused");
+        assert!(e.to_string().contains("cannot be used with"), "{e}");
+        assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--config", "k.conf"]).is_ok());
     }
 }

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod apply;
 mod capacity;
 mod conns;
 mod dr;
@@ -25,3 +26,4 @@ mod prog_run;
 mod sched;
 mod static_neigh;
 mod tunnel;
+mod txn;

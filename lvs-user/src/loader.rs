@@ -445,7 +445,7 @@ async fn serve(
     life.attach(prog, opts)?;
     // The configuration's services are in the tables before ready; the
     // checker then runs on a thread of its own.
-    let _health = crate::health::start_with(opts, ka, life.work_dir())?;
+    let health = crate::health::start_with(opts, ka, life.work_dir())?;
     let mut neighbours = Neighbours::default();
     let mut sweeper = Sweeper::new(&opts.pin_dir);
     // Without it DR and TUN still work through the FIB, if forwarding is
@@ -496,6 +496,8 @@ async fn serve(
             }
         }
     }
+    // The checker's status goes first: what follows may take a while.
+    drop(health);
     if let Some(h) = &mut hops {
         h.stop();
     }

@@ -19,19 +19,10 @@ use anyhow::{anyhow, Context, Result};
 
 use crate::model::{Proto, ServiceAddr};
 
-/// Where the status files live.
-pub const RUN_DIR: &str = "/run/lvs";
-
-/// The status file of the director pinned at `pin_dir`:
-/// `/sys/fs/bpf/lvs` → `/run/lvs/sys_fs_bpf_lvs.health`.
+/// The status file of the director pinned at `pin_dir`, beside its daemon
+/// lock: `/sys/fs/bpf/lvs` → `/run/lvs/health-%2Fsys%2Ffs%2Fbpf%2Flvs`.
 pub fn path(pin_dir: &Path) -> PathBuf {
-    let name: String = pin_dir
-        .to_string_lossy()
-        .trim_matches('/')
-        .chars()
-        .map(|c| if c == '/' { '_' } else { c })
-        .collect();
-    Path::new(RUN_DIR).join(format!("{name}.health"))
+    crate::life::lock::run_dir().join(format!("health-{}", crate::life::lock::encode(pin_dir)))
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,8 +151,11 @@ impl Status {
 /// Writes `st` for `pin_dir`, atomically (a temporary file renamed).
 pub fn write(pin_dir: &Path, st: &Status) -> Result<()> {
     let p = path(pin_dir);
-    std::fs::create_dir_all(RUN_DIR).with_context(|| format!("cannot create {RUN_DIR}"))?;
-    let tmp = p.with_extension(format!("health.{}", std::process::id()));
+    let run = crate::life::lock::run_dir();
+    std::fs::create_dir_all(&run).with_context(|| format!("cannot create {}", run.display()))?;
+    let mut tmp = p.clone().into_os_string();
+    tmp.push(format!(".{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, st.encode()).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, &p).with_context(|| format!("cannot rename to {}", p.display()))
 }
@@ -195,10 +189,8 @@ mod tests {
 
     #[test]
     fn paths_are_named_from_the_pin_dir() {
-        assert_eq!(
-            path(Path::new("/sys/fs/bpf/lvs")),
-            Path::new("/run/lvs/sys_fs_bpf_lvs.health")
-        );
+        assert!(path(Path::new("/sys/fs/bpf/lvs")).ends_with("health-%2Fsys%2Ffs%2Fbpf%2Flvs"));
+        assert_ne!(path(Path::new("/a_b")), path(Path::new("/a/b")));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::{
 const ANSWERING: usize = 667;
 const SILENT: usize = 333;
 /// The window over which checks are counted.
-const WINDOW: Duration = Duration::from_secs(5);
+const WINDOW: Duration = Duration::from_secs(6);
 
 fn answering(i: usize) -> String {
     format!("10.77.{}.{}", i / 200, i % 200 + 1)
@@ -151,7 +151,13 @@ fn a_thousand_servers_every_second_a_third_silent() {
             out.matches("-> 10.78.").count(),
         )
     };
-    assert_eq!(members(), (ANSWERING, SILENT), "all applied at start");
+    // Applied at start, the silent ones perhaps already removed (the
+    // director waits up to 3 s for their neighbours before it is ready).
+    assert_eq!(
+        members().0,
+        ANSWERING,
+        "all answering servers applied at start"
+    );
 
     // The silent third goes: delay_loop + connect_timeout + 1 s, plus
     // the first checks' spread over the first second.
@@ -170,6 +176,12 @@ fn a_thousand_servers_every_second_a_third_silent() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let removed_after = start.elapsed();
+    let log = lvs.output();
+    assert_eq!(
+        log.matches("Removing service [10.78.").count(),
+        SILENT,
+        "each silent server removed once, in keepalived's words"
+    );
 
     // Checks keep their pace: over WINDOW, each answering server is
     // checked about once a second (each check takes its own time, and
@@ -196,8 +208,10 @@ fn a_thousand_servers_every_second_a_third_silent() {
          lvs load's CPU: {cpu:.1}% of one core",
         total as f64 / secs
     );
+    // At most 1.5 s between checks of any server (delay_loop 1 s plus
+    // the check and a loaded machine's scheduling).
     assert!(
-        min >= WINDOW.as_secs() - 1,
+        min >= 4,
         "a server was checked only {min} times in {secs:.1} s"
     );
     assert_eq!(members(), (ANSWERING, 0), "nothing answering was removed");

@@ -570,6 +570,73 @@ fn tcp_check_on_dr_beside_a_director() {
     );
 }
 
+/// The same over IPv6: a v6 virtual server with v6 real servers, their
+/// addresses in keepalived's words and in the listing.
+#[test]
+fn ipv6_real_servers_are_checked_and_removed() {
+    if !require_root("health ipv6") {
+        return;
+    }
+    use lvs_lab::seed::{rs_ip6, VIP6};
+    let conf = format!(
+        "virtual_server {VIP6} 80 {{
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol TCP
+{}{}}}
+",
+        real(rs_ip6(0), 80, "", http_get()),
+        real(rs_ip6(1), 80, "", http_get())
+    );
+    let seed = SeedLab::with_config(
+        "hcv6",
+        SeedConfig {
+            real_servers: 2,
+            ipv6: true,
+        },
+    )
+    .unwrap();
+    seed.director
+        .sysctl("net.ipv6.conf.all.forwarding", "1")
+        .unwrap();
+    let (_web, health): (Vec<_>, Vec<_>) = seed
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let st = Arc::new(AtomicU16::new(200));
+            let s = servers::http_health(
+                ns,
+                sa("[::]:80"),
+                &format!("rs{}\n", i + 1),
+                "/health",
+                st.clone(),
+            )
+            .unwrap();
+            (s, st)
+        })
+        .unzip();
+    let d = Checked::start(seed, &conf);
+    let r1 = format!("[{}]:80", rs_ip6(0));
+    assert!(line_of(&d.listing(), &r1).is_some(), "{}", d.listing());
+    let vip = SocketAddr::new(VIP6.into(), 80);
+    health[0].store(500, Ordering::SeqCst);
+    within(BOUND + Duration::from_secs(2), || {
+        line_of(&d.listing(), &r1).is_none()
+    })
+    .unwrap_or_else(|| panic!("rs1 still listed: {}", d.listing()));
+    for _ in 0..4 {
+        assert_eq!(clients::http_get(&d.seed.client, vip, T).unwrap(), "rs2\n");
+    }
+    assert!(d.director_log().contains(&format!(
+        "Removing service [{}]:tcp:80 from VS [{VIP6}]:tcp:80",
+        rs_ip6(0)
+    )));
+    let h = d.adm(&["-L", "-n", "--health"]);
+    assert!(h.contains(&format!("-> {r1}")), "{h}");
+}
+
 /// A file that does not parse stops `lvs load --config` before anything
 /// is loaded, and `lvs check` without a director says so.
 #[test]

@@ -637,6 +637,57 @@ fn ipv6_real_servers_are_checked_and_removed() {
     assert!(h.contains(&format!("-> {r1}")), "{h}");
 }
 
+/// A UDP service with UDP_CHECK: a real server whose process stopped (the
+/// port answers ICMP unreachable) is removed; the other answers alone.
+#[test]
+fn udp_check_on_a_udp_service() {
+    if !require_root("health udp") {
+        return;
+    }
+    // payload "ping", and the answer must start with "rs".
+    let udp = "UDP_CHECK {
+            payload 70696e67
+            require_reply 7273
+            connect_timeout 1
+            retry 1
+            delay_before_retry 1
+        }";
+    let conf = format!(
+        "virtual_server 192.168.47.128 53 {{
+    delay_loop 1
+    lvs_sched rr
+    lvs_method NAT
+    protocol UDP
+{}{}}}
+",
+        real(rs_ip(0), 53, "", udp),
+        real(rs_ip(1), 53, "", udp)
+    );
+    let seed = lab("hcudp", 2);
+    let mut srv: Vec<_> = seed
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| servers::udp(ns, sa("0.0.0.0:53"), &format!("rs{}", i + 1)).unwrap())
+        .collect();
+    let d = Checked::start(seed, &conf);
+    let r1 = format!("{}:53", rs_ip(0));
+    assert!(line_of(&d.listing(), &r1).is_some(), "{}", d.listing());
+    srv.remove(0);
+    within(BOUND + Duration::from_secs(2), || {
+        line_of(&d.listing(), &r1).is_none()
+    })
+    .unwrap_or_else(|| panic!("rs1 still listed: {}", d.listing()));
+    for _ in 0..4 {
+        let a = clients::udp_request(&d.seed.client, d.seed.vip(53), "q", T).unwrap();
+        assert_eq!(a, "rs2");
+    }
+    assert!(d.director_log().contains(&format!(
+        "Removing service [{}]:udp:53 from VS [192.168.47.128]:udp:53",
+        rs_ip(0)
+    )));
+}
+
 /// A file that does not parse stops `lvs load --config` before anything
 /// is loaded, and `lvs check` without a director says so.
 #[test]

@@ -197,14 +197,23 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
     if !require_root("health http_get") {
         return;
     }
+    let seed = lab("hcget", 2);
+    let (down, up) = (
+        seed.lab.workdir().join("rs1-down"),
+        seed.lab.workdir().join("rs1-up"),
+    );
+    let notify = format!(
+        "notify_down \"/bin/touch {}\"\n        notify_up \"/bin/touch {}\"",
+        down.display(),
+        up.display()
+    );
     let conf = seed_conf(
         "",
         &[
-            real(rs_ip(0), 80, "", http_get()),
+            real(rs_ip(0), 80, &notify, http_get()),
             real(rs_ip(1), 80, "", http_get()),
         ],
     );
-    let seed = lab("hcget", 2);
     let (_web, health) = health_web(&seed);
     let d = Checked::start(seed, &conf);
     // Applied before the director said it was ready.
@@ -237,6 +246,8 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
         rs_ip(0)
     )));
 
+    within(T, || down.exists()).expect("notify_down ran");
+    assert!(!up.exists(), "notify_up has not run");
     // No new connection reaches rs1.
     for _ in 0..6 {
         assert_eq!(d.get(), "rs2\n");
@@ -250,6 +261,7 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
         .unwrap_or_else(|| panic!("rs1 not back: {}", d.listing()));
     let answers: Vec<String> = (0..4).map(|_| d.get()).collect();
     assert!(answers.iter().any(|a| a == "rs1\n"), "{answers:?}");
+    within(T, || up.exists()).expect("notify_up ran");
     // Back in its old slot: the old connection never noticed.
     assert_eq!(old.get("/").unwrap(), "rs1\n");
     assert!(d.director_log().contains(&format!(

@@ -94,17 +94,18 @@ fn first_delay(c: &Checker, key: usize) -> Duration {
 /// up (or has not run) is retried `retry` times `delay_before_retry`
 /// apart before it counts; a down checker is only looked at every
 /// `delay_loop`.
-async fn checker_loop(
-    c: Checker,
+async fn checker_loop<F: std::future::Future<Output = probe::Probe>>(
+    c: &Checker,
     mut up: bool,
     first: Duration,
+    mut run: impl FnMut() -> F,
     mut send: impl FnMut(Option<bool>, probe::Probe) -> bool,
 ) {
     tokio::time::sleep(first).await;
     let mut has_run = false;
     let mut tries = 0u32;
     loop {
-        let p = probe::run(&c).await;
+        let p = run().await;
         let (verdict, next) = if p.ok {
             tries = 0;
             (Some(true), c.delay_loop)
@@ -187,7 +188,14 @@ impl Engine {
                         })
                         .is_ok()
                     };
-                    self.tasks.spawn(checker_loop(c.clone(), up, first, send));
+                    let c = std::sync::Arc::new(c.clone());
+                    self.tasks.spawn(async move {
+                        let run = || {
+                            let c = c.clone();
+                            async move { probe::run(&c).await }
+                        };
+                        checker_loop(&c, up, first, run, send).await
+                    });
                 }
             }
         }
@@ -405,5 +413,74 @@ fn applier(
                 pending = Some(want);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::fixture::http_checker;
+    use std::{cell::RefCell, collections::VecDeque};
+
+    /// The verdicts a checker loop sends for scripted results (true: the
+    /// run succeeded), starting up or down.
+    fn verdicts(retry: u32, up: bool, script: &[bool]) -> Vec<Option<bool>> {
+        let mut c = http_checker("192.0.2.1:80");
+        c.retry = retry;
+        c.delay_loop = Duration::from_millis(1);
+        c.delay_before_retry = Duration::from_millis(1);
+        let script = RefCell::new(script.iter().copied().collect::<VecDeque<bool>>());
+        let sent = RefCell::new(Vec::new());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(checker_loop(
+            &c,
+            up,
+            Duration::ZERO,
+            || {
+                let ok = script.borrow_mut().pop_front().unwrap_or(true);
+                async move {
+                    if ok {
+                        probe::Probe::up("ok")
+                    } else {
+                        probe::Probe::down("fail")
+                    }
+                }
+            },
+            |v, _| {
+                sent.borrow_mut().push(v);
+                !script.borrow().is_empty()
+            },
+        ));
+        sent.into_inner()
+    }
+
+    #[test]
+    fn a_failure_counts_after_its_retries() {
+        // Up, retry 2: two failures are tries, the third the verdict.
+        assert_eq!(
+            verdicts(2, true, &[false, false, false, true]),
+            [None, None, Some(false), Some(true)]
+        );
+        // A success between tries starts the count again.
+        assert_eq!(
+            verdicts(1, true, &[false, true, false, false]),
+            [None, Some(true), None, Some(false)]
+        );
+        // retry 0: the first failure counts.
+        assert_eq!(verdicts(0, true, &[false, true]), [Some(false), Some(true)]);
+    }
+
+    #[test]
+    fn a_down_checker_is_not_retried_once_it_has_run() {
+        // Alpha (starts down): its first failure is still retried, as
+        // keepalived retries a checker that has not run.
+        assert_eq!(
+            verdicts(1, false, &[false, false, false, false]),
+            [None, Some(false), Some(false), Some(false)]
+        );
+        assert_eq!(verdicts(3, false, &[true]), [Some(true)]);
     }
 }

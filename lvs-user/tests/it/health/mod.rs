@@ -285,6 +285,27 @@ fn inhibit_on_failure_sets_weight_0_and_keeps_the_connection() {
     let seed = lab("hcinh", 2);
     let (_web, health) = health_web(&seed);
     let d = Checked::start(seed, &conf);
+    // What an operator adds with lvsadm is not the checker's: it stays,
+    // in the checked service too.
+    d.adm(&["-A", "-t", "192.168.47.128:8080", "-s", "wlc"]);
+    d.adm(&[
+        "-a",
+        "-t",
+        "192.168.47.128:8080",
+        "-r",
+        &format!("{}:8080", rs_ip(1)),
+        "-m",
+    ]);
+    d.adm(&[
+        "-a",
+        "-t",
+        VS,
+        "-r",
+        &format!("{}:81", rs_ip(1)),
+        "-m",
+        "-w",
+        "0",
+    ]);
     let mut old = d.conn_to("rs1\n");
     health[0].store(500, Ordering::SeqCst);
     let took = within(BOUND + Duration::from_secs(2), || {
@@ -292,6 +313,10 @@ fn inhibit_on_failure_sets_weight_0_and_keeps_the_connection() {
     })
     .unwrap_or_else(|| panic!("rs1 not at weight 0: {}", d.listing()));
     assert!(took <= BOUND, "{took:?}");
+    let l = d.listing();
+    assert!(l.contains("TCP  192.168.47.128:8080 wlc"), "{l}");
+    assert_eq!(weight_of(&l, &format!("{}:8080", rs_ip(1))), Some(1), "{l}");
+    assert_eq!(weight_of(&l, &format!("{}:81", rs_ip(1))), Some(0), "{l}");
     assert!(d.director_log().contains(&format!(
         "Disabling service [{}]:tcp:80 of VS [192.168.47.128]:tcp:80",
         rs_ip(0)

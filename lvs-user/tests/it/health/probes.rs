@@ -28,7 +28,7 @@ use tokio::{
 
 const TIMEOUT: Duration = Duration::from_secs(1);
 /// What scheduling may add to a check's bound on a loaded machine.
-const SLACK: Duration = Duration::from_millis(400);
+const SLACK: Duration = Duration::from_millis(700);
 
 fn checker(kind: CheckKind, connect: SocketAddr) -> Checker {
     Checker {

@@ -73,6 +73,9 @@ pub struct LoadOpts {
     pub detach_on_exit: bool,
     /// `--metrics ADDR:PORT`: serve Prometheus text at `/metrics`.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--config FILE`: keepalived.conf's virtual servers, health-checked
+    /// (`crate::health`).
+    pub config: Option<PathBuf>,
     /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
     pub rules: Option<PathBuf>,
 }
@@ -416,11 +419,17 @@ pub fn remove_pins(dir: &Path) {
 /// `lvs load`: attach the director (or adopt the one pinned at the pin
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
-    // A bad rules file stops the start before anything is loaded.
+    // A bad rules file or configuration stops the start before anything
+    // is loaded.
     let rules = opts
         .rules
         .as_deref()
         .map(crate::rules::Rules::read)
+        .transpose()?;
+    let ka = opts
+        .config
+        .as_deref()
+        .map(crate::health::load)
         .transpose()?;
     let life = Life::prepare(&opts)?;
     let mut bpf = load_director(
@@ -430,7 +439,7 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         opts.tunnel,
         &opts.timeouts,
     )?;
-    serve(&mut bpf, &opts, life, rules).await
+    serve(&mut bpf, &opts, life, rules, ka).await
 }
 
 async fn serve(
@@ -438,6 +447,7 @@ async fn serve(
     opts: &LoadOpts,
     mut life: Life,
     rules: Option<crate::rules::Rules>,
+    ka: Option<crate::keepalived::KaConfig>,
 ) -> Result<()> {
     spawn_logger(bpf);
     crate::tables::Tables::open(life.work_dir())
@@ -459,6 +469,9 @@ async fn serve(
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     life.attach(prog, opts)?;
+    // The configuration's services are in the tables before ready; the
+    // checker then runs on a thread of its own.
+    let health = crate::health::start_with(opts, ka, life.work_dir())?;
     let mut neighbours = Neighbours::default();
     let mut sweeper = Sweeper::new(&opts.pin_dir);
     // Without it DR and TUN still work through the FIB, if forwarding is
@@ -482,7 +495,10 @@ async fn serve(
     // Every signal's handler is in place before readiness is announced: a
     // SIGHUP or SIGTERM right after READY=1 must not meet the default action.
     let sig = stop_signals()?;
-    crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
+    // With --config, SIGHUP is the health checker's (it re-reads that).
+    if opts.config.is_none() {
+        crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
+    }
     life.publish(opts)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
@@ -517,6 +533,8 @@ async fn serve(
             }
         }
     }
+    // The checker's status goes first: what follows may take a while.
+    drop(health);
     if let Some(h) = &mut hops {
         h.stop();
     }

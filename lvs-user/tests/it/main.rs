@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adm_hostile;
 mod capacity;
 mod conns;
 mod dr;

@@ -392,3 +392,231 @@ fn twenty_concurrent_lvsadm_end_as_a_serial_run() {
     assert!(serial.contains("-a -t 10.80.7.50:80 -r 10.81.7.50:80 -m -w 50\n"));
     assert!(!serial.contains("-A -t 10.80.7.49:80"));
 }
+
+// ------------------------------------------------------------------------
+// Argument errors against the real ipvsadm 1.31.
+//
+// Debian's ipvsadm initialises IPVS before it parses anything, so on this
+// kernel it only says "Can't initialize ipvs". Under `shim/ipvs_sockopt.c`
+// (LD_PRELOAD), which answers its IPVS socket options, it parses; both
+// programs then run on the same generated argument vectors, in a network
+// namespace of their own (a host name they try to resolve reaches no
+// server), with argv[0] "ipvsadm", and must report the same errors with
+// the same exit statuses.
+
+mod against_ipvsadm {
+    use std::cell::Cell;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use crate::common::LVSADM;
+
+    const IPVSADM: &str = "/usr/sbin/ipvsadm";
+
+    /// The shim, built with the system's C compiler.
+    fn shim(dir: &Path) -> PathBuf {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/shim/ipvs_sockopt.c");
+        let so = dir.join("ipvs_sockopt.so");
+        let out = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O2", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .arg("-ldl")
+            .output()
+            .expect("cc");
+        assert!(
+            out.status.success(),
+            "cc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        so
+    }
+
+    /// (exit status, stderr) of `ipvsadm argv…` in a new network
+    /// namespace, `ipvsadm` being found first in `bin` (where the test puts
+    /// either program under that name, so that both see argv[0] "ipvsadm").
+    fn run(bin: &Path, argv: &[String], env: &[(&str, &Path)]) -> (i32, String) {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["-n", "--", "ipvsadm"]).args(argv).env(
+            "PATH",
+            format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        );
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = lvs_lab::run_timeout(&mut cmd, std::time::Duration::from_secs(20)).expect("run");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    const VALUES: &[&str] = &[
+        "10.0.0.1:80",
+        "10.0.0.1",
+        "192.168.47.128:80",
+        "10.1.0.1:8080",
+        "[fd00::1]:80",
+        "fd00::1",
+        "[fd00::1",
+        "1.2.3.4:99999",
+        "1.2.3.4:0",
+        "1.2.3",
+        "300",
+        "0",
+        "-1",
+        "65535",
+        "4294967296",
+        "2678401",
+        "rr",
+        "wlc",
+        "sh",
+        "mh",
+        "xyz",
+        "sh-port,flag-1",
+        "mh-port",
+        "255.255.255.0",
+        "64",
+        "129",
+        "ipip",
+        "gue",
+        "master",
+        "backup",
+        "eth0",
+        "x",
+        "",
+        "-",
+        "--",
+        "1.2.3.4:80:80",
+        "0x10",
+        "1e3",
+        "08",
+    ];
+
+    fn value() -> impl Strategy<Value = String> {
+        proptest::sample::select(VALUES).prop_map(String::from)
+    }
+
+    fn argv() -> impl Strategy<Value = Vec<String>> {
+        let opts: Vec<(&'static str, &'static [char], bool)> =
+            lvs::adm::args::option_spellings().collect();
+        let item = (proptest::sample::select(opts), value(), 0..4u8).prop_map(
+            |((long, short, takes), v, how)| match (short.first(), takes, how) {
+                (_, true, 0) => vec![format!("--{long}"), v],
+                (_, true, 1) => vec![format!("--{long}={v}")],
+                (Some(c), true, 2) => vec![format!("-{c}"), v],
+                (Some(c), true, _) => vec![format!("-{c}{v}")],
+                (Some(c), false, 2) => vec![format!("-{c}")],
+                _ => vec![format!("--{long}")],
+            },
+        );
+        const CMDS: &[&str] = &[
+            "-A", "-E", "-D", "-C", "-a", "-e", "-d", "-L", "-l", "-Z", "--set", "-S",
+        ];
+        (
+            proptest::option::weighted(0.9, proptest::sample::select(CMDS)),
+            proptest::collection::vec(item, 0..6),
+        )
+            .prop_map(|(cmd, items)| {
+                let mut v: Vec<String> = cmd.map(String::from).into_iter().collect();
+                v.extend(items.into_iter().flatten());
+                v
+            })
+    }
+
+    /// A weight ipvsadm 1.31 takes (up to 2^31-1) and lvsadm does not:
+    /// the tables follow the 0–65535 of older ipvsadm and of the issue.
+    fn big_weight(argv: &[String]) -> bool {
+        argv.iter().any(|a| {
+            a.trim_start_matches("-w")
+                .trim_start_matches("--weight=")
+                .parse::<u64>()
+                .is_ok_and(|w| (65_536..=i32::MAX as u64).contains(&w))
+        }) || argv.windows(2).any(|w| {
+            (w[0] == "-w" || w[0] == "--weight")
+                && w[1]
+                    .parse::<u64>()
+                    .is_ok_and(|w| (65_536..=i32::MAX as u64).contains(&w))
+        })
+    }
+
+    #[test]
+    fn argument_errors_are_ipvsadm_s_word_for_word() {
+        if !lvs_lab::require_root("ipvsadm under a shim, in its own network namespace") {
+            return;
+        }
+        assert!(
+            Path::new(IPVSADM).exists(),
+            "{IPVSADM} is missing (`cargo xtask setup`)"
+        );
+        let dir = std::env::temp_dir().join(format!("lvs-ipvsadm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let so = shim(&dir);
+        // Each program under the name ipvsadm, in a directory of its own.
+        let (real, ours) = (dir.join("real"), dir.join("ours"));
+        for (d, target) in [(&real, Path::new(IPVSADM)), (&ours, Path::new(LVSADM))] {
+            std::fs::create_dir_all(d).unwrap();
+            let _ = std::fs::remove_file(d.join("ipvsadm"));
+            std::os::unix::fs::symlink(target, d.join("ipvsadm")).unwrap();
+        }
+        // The shim works: ipvsadm parses (and the error is the same).
+        let bad: Vec<String> = ["-A", "-t", "x"].map(String::from).into();
+        let want = (
+            2,
+            "illegal virtual server address[:port] specified\n".to_string(),
+        );
+        assert_eq!(run(&real, &bad, &[("LD_PRELOAD", &so)]), want);
+        assert_eq!(run(&ours, &bad, &[]), want);
+
+        let no_tables = dir.join("no-director");
+        let mut runner = TestRunner::new(Config {
+            cases: 400,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let (same_errors, both_parse) = (Cell::new(0), Cell::new(0));
+        let result = runner.run(&argv(), |argv| {
+            let (ic, ierr) = run(&real, &argv, &[("LD_PRELOAD", &so)]);
+            let (lc, lerr) = run(&ours, &argv, &[("LVS_PIN_PATH", &no_tables)]);
+            // lvsadm refuses firewall marks and SCTP as soon as it meets
+            // the option (with its own reason), where ipvsadm may go on to
+            // another error or to none.
+            let refused = lerr.starts_with("lvsadm: -f (firewall-mark")
+                || lerr.starts_with("lvsadm: --sctp-service");
+            if ic != 0 {
+                if refused || (ic == 2 && lc == 2 && big_weight(&argv)) {
+                    return Ok(());
+                }
+                prop_assert_eq!((ic, &ierr), (lc, &lerr), "ipvsadm {:?}", argv);
+                same_errors.set(same_errors.get() + 1);
+            } else if lc != 0 {
+                // Parsed by both: lvsadm then refuses what the data path
+                // lacks, or finds no director.
+                let known = refused
+                    || lerr.contains("not implemented yet")
+                    || lerr.contains("is not supported")
+                    || lerr.contains(&*no_tables.to_string_lossy())
+                    || (lc == 2 && big_weight(&argv));
+                prop_assert!(
+                    known,
+                    "ipvsadm {:?} is accepted, lvsadm says ({}) {}",
+                    argv,
+                    lc,
+                    lerr
+                );
+                both_parse.set(both_parse.get() + 1);
+            }
+            Ok(())
+        });
+        let _ = std::fs::remove_dir_all(&dir);
+        if let Err(e) = result {
+            panic!("{e}");
+        }
+        let (same, parse) = (same_errors.get(), both_parse.get());
+        eprintln!("{same} identical errors, {parse} command lines both parse");
+        assert!(same >= 100 && parse >= 10, "{same} {parse}");
+    }
+}

@@ -73,6 +73,8 @@ impl Lab {
     }
 }
 
+// The child is reaped by wait4 (for its rusage), not by Child::wait.
+#[allow(clippy::zombie_processes)]
 fn adm_run(pin: &Path, args: &[&str], stdin: &[u8], timeout: Duration) -> Run {
     let start = Instant::now();
     let mut child = Command::new(LVSADM)

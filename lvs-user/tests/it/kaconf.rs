@@ -425,3 +425,48 @@ fn skipped_blocks_are_named_once() {
         )
     );
 }
+
+/// keepalived's own sample files (Debian ships them with the package): the
+/// LVS ones are accepted as keepalived accepts them, or refused by name
+/// for what lvs-xdp does not do. Samples that are VRRP only are skipped
+/// whole (their errors are keepalived's business).
+#[test]
+fn keepalived_s_samples() {
+    let dir = Path::new("/usr/share/doc/keepalived/samples");
+    if !dir.exists() {
+        eprintln!("SKIPPED: {} is not installed (docs excluded from the image?)", dir.display());
+        return;
+    }
+    let accepted = [
+        "keepalived.conf.HTTP_GET.port",
+        "keepalived.conf.UDP_CHECK",
+        "keepalived.conf.inhibit",
+        "keepalived.conf.misc_check",
+        "keepalived.conf.misc_check_arg",
+        "keepalived.conf.quorum",
+        "keepalived.conf.sample",
+        "keepalived.conf.status_code",
+        "keepalived.conf.virtualhost",
+    ];
+    let refused = [
+        ("keepalived.conf.IPv6", "virtual_server_group is not supported"),
+        ("keepalived.conf.PING_CHECK", "PING_CHECK: this checker is not implemented"),
+        ("keepalived.conf.SMTP_CHECK", "SMTP_CHECK: this checker is not implemented"),
+        ("keepalived.conf.fwmark", "fwmark services are not supported"),
+        ("keepalived.conf.virtual_server_group", "virtual_server_group is not supported"),
+        ("keepalived.conf.conditional_conf", "conditional configuration ('@high')"),
+    ];
+    for name in accepted {
+        let f = dir.join(name);
+        let (kc, kout) = keepalived(&f);
+        assert_eq!(kc, 0, "{name}: {kout}");
+        let (code, out, err) = lvs_check(&f);
+        assert_eq!(code, 0, "{name}: {err}");
+        assert!(out.contains("configuration OK: 1 virtual servers"), "{name}: {out}");
+    }
+    for (name, why) in refused {
+        let (code, _, err) = lvs_check(&dir.join(name));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert!(err.contains(why), "{name}: {err}");
+    }
+}

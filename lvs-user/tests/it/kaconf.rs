@@ -15,8 +15,11 @@
 //!   value); lvs defaults it the same way and says so, exit 0.
 //!
 //! keepalived runs as `keepalived -t -e -f FILE`: `-t` only parses (it
-//! needs no IPVS and no running instance; it writes no pid file), `-e`
-//! makes a missing include an error, as it always is for lvs.
+//! needs no IPVS and no running instance; it writes no pid file and
+//! signals nothing), `-e` makes a missing include an error, as it always
+//! is for lvs; as root it runs in a network namespace of its own
+//! (`unshare -n`, with an `eth0` (a veth) for the files' vrrp_instance), where
+//! its host-name lookup reaches no server.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,11 +51,26 @@ fn keepalived(file: &Path) -> (i32, String) {
         Path::new(KEEPALIVED).exists(),
         "{KEEPALIVED} is missing: `cargo xtask setup` installs Debian's keepalived, the referee"
     );
-    let (code, out, err) = run(Command::new(KEEPALIVED)
-        .arg("-t")
-        .arg("-e")
-        .arg("-f")
-        .arg(file));
+    // keepalived looks its host name up, and checks that a vrrp_instance's
+    // interface exists: as root it runs in a network namespace of its own
+    // (no lookup leaves the machine) holding just the files' `eth0`, so
+    // its verdict does not depend on the host's links.
+    // SAFETY: geteuid has no preconditions.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        let mut c = Command::new("unshare");
+        c.args([
+            "-n",
+            "--",
+            "sh",
+            "-c",
+            "ip link add eth0 type veth peer name eth0-peer && exec \"$0\" \"$@\"",
+            KEEPALIVED,
+        ]);
+        c
+    } else {
+        Command::new(KEEPALIVED)
+    };
+    let (code, out, err) = run(cmd.arg("-t").arg("-e").arg("-f").arg(file));
     (code, out + &err)
 }
 
@@ -434,7 +452,10 @@ fn skipped_blocks_are_named_once() {
 fn keepalived_s_samples() {
     let dir = Path::new("/usr/share/doc/keepalived/samples");
     if !dir.exists() {
-        eprintln!("SKIPPED: {} is not installed (docs excluded from the image?)", dir.display());
+        eprintln!(
+            "SKIPPED: {} is not installed (docs excluded from the image?)",
+            dir.display()
+        );
         return;
     }
     let accepted = [
@@ -449,12 +470,30 @@ fn keepalived_s_samples() {
         "keepalived.conf.virtualhost",
     ];
     let refused = [
-        ("keepalived.conf.IPv6", "virtual_server_group is not supported"),
-        ("keepalived.conf.PING_CHECK", "PING_CHECK: this checker is not implemented"),
-        ("keepalived.conf.SMTP_CHECK", "SMTP_CHECK: this checker is not implemented"),
-        ("keepalived.conf.fwmark", "fwmark services are not supported"),
-        ("keepalived.conf.virtual_server_group", "virtual_server_group is not supported"),
-        ("keepalived.conf.conditional_conf", "conditional configuration ('@high')"),
+        (
+            "keepalived.conf.IPv6",
+            "virtual_server_group is not supported",
+        ),
+        (
+            "keepalived.conf.PING_CHECK",
+            "PING_CHECK: this checker is not implemented",
+        ),
+        (
+            "keepalived.conf.SMTP_CHECK",
+            "SMTP_CHECK: this checker is not implemented",
+        ),
+        (
+            "keepalived.conf.fwmark",
+            "fwmark services are not supported",
+        ),
+        (
+            "keepalived.conf.virtual_server_group",
+            "virtual_server_group is not supported",
+        ),
+        (
+            "keepalived.conf.conditional_conf",
+            "conditional configuration ('@high')",
+        ),
     ];
     for name in accepted {
         let f = dir.join(name);
@@ -462,7 +501,10 @@ fn keepalived_s_samples() {
         assert_eq!(kc, 0, "{name}: {kout}");
         let (code, out, err) = lvs_check(&f);
         assert_eq!(code, 0, "{name}: {err}");
-        assert!(out.contains("configuration OK: 1 virtual servers"), "{name}: {out}");
+        assert!(
+            out.contains("configuration OK: 1 virtual servers"),
+            "{name}: {out}"
+        );
     }
     for (name, why) in refused {
         let (code, _, err) = lvs_check(&dir.join(name));

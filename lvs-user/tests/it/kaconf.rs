@@ -512,3 +512,170 @@ fn keepalived_s_samples() {
         assert!(err.contains(why), "{name}: {err}");
     }
 }
+
+/// What lvs refuses on purpose where keepalived accepts (the README's
+/// list): words after a keyword's value, weights above 65535, a virtual
+/// server twice, scripts as another user, what lvs-xdp does not do.
+const LVS_ONLY: &[&str] = &[
+    "takes one value, not",
+    "takes no value",
+    "takes at most one value",
+    "no more",
+    "is outside ipvsadm's range 0-65535",
+    "is defined twice",
+    "running a script as another user",
+    "not supported",
+    "not implemented",
+];
+
+/// keepalived as the referee on mutated good files: a word of a line
+/// replaced, a word added, a line deleted or doubled (in the virtual
+/// servers only: global_defs is keepalived's, and skipped by lvs). Whatever
+/// keepalived refuses, lvs refuses too or warns about the same default;
+/// whatever lvs alone refuses is one of its listed differences.
+#[test]
+fn keepalived_agrees_on_mutated_files() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+    const WORDS: &[&str] = &[
+        "{",
+        "}",
+        "0",
+        "1",
+        "-1",
+        "3",
+        "65536",
+        "2.5",
+        "0.0",
+        "yes",
+        "no",
+        "abc",
+        "10.0.0.1",
+        "fd00::9",
+        "NAT",
+        "DR",
+        "TUN",
+        "rr",
+        "wrr",
+        "sh",
+        "80",
+        "0",
+        "200-299",
+        "1.1",
+        "TXT",
+        "weight",
+        "alpha",
+        "retry",
+        "quorum",
+        "hysteresis",
+        "inhibit_on_failure",
+        "lvs_method",
+        "delay_loop",
+        "connect_port",
+        "connect_ip",
+        "persistence_timeout",
+        "misc_dynamic",
+        "virtualhost",
+        "sorry_server",
+        "real_server",
+        "TCP_CHECK",
+        "url",
+        "path",
+        "#",
+    ];
+    let files: Vec<String> = [
+        "lab.conf",
+        "virtual_server.conf",
+        "checkers.conf",
+        "ipv6_tun.conf",
+    ]
+    .iter()
+    .map(|f| std::fs::read_to_string(dir().join("good").join(f)).unwrap())
+    .collect();
+    let work = std::env::temp_dir().join(format!("lvs-kadiff-{}", std::process::id()));
+    std::fs::create_dir_all(&work).unwrap();
+    let file = work.join("m.conf");
+
+    let op = (
+        0..4u8,
+        any::<proptest::sample::Index>(),
+        any::<proptest::sample::Index>(),
+        proptest::sample::select(WORDS),
+    );
+    let case = (0..files.len(), proptest::collection::vec(op, 1..3));
+    let mut runner = TestRunner::new(Config {
+        cases: 300,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let agreed = std::cell::Cell::new((0, 0));
+    let result = runner.run(&case, |(f, ops)| {
+        let text = &files[f];
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        // Mutate only from the first virtual_server on.
+        let from = lines
+            .iter()
+            .position(|l| l.starts_with("virtual_server"))
+            .unwrap();
+        for (kind, a, b, w) in ops {
+            let n = lines.len() - from;
+            if n == 0 {
+                break;
+            }
+            let i = from + a.index(n);
+            let mut words: Vec<String> = lines[i].split_whitespace().map(String::from).collect();
+            match kind {
+                0 if !words.is_empty() => {
+                    let j = b.index(words.len());
+                    words[j] = w.to_string();
+                    lines[i] = words.join(" ");
+                }
+                1 => {
+                    words.push(w.to_string());
+                    lines[i] = words.join(" ");
+                }
+                2 => {
+                    lines.remove(i);
+                }
+                _ => {
+                    let l = lines[i].clone();
+                    lines.insert(i, l);
+                }
+            }
+        }
+        let text = lines.join("\n") + "\n";
+        std::fs::write(&file, &text).unwrap();
+        let (kc, kout) = keepalived(&file);
+        let (lc, _, lerr) = lvs_check(&file);
+        let warned = lerr.contains("lvs: warning: ");
+        let (mut both_ok, mut both_refuse) = agreed.get();
+        match (kc == 0, lc == 0) {
+            (true, true) if !warned => both_ok += 1,
+            (false, false) => both_refuse += 1,
+            (false, true) if warned => both_refuse += 1,
+            (true, false) | (true, true) => {
+                let ours = LVS_ONLY.iter().any(|p| lerr.contains(p));
+                if !ours {
+                    return Err(TestCaseError::fail(format!(
+                        "keepalived accepts, lvs says {lerr}\n{text}"
+                    )));
+                }
+            }
+            (false, true) => {
+                return Err(TestCaseError::fail(format!(
+                    "keepalived refuses ({kout}), lvs accepts\n{text}"
+                )))
+            }
+        }
+        agreed.set((both_ok, both_refuse));
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&work);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    let (ok, refuse) = agreed.get();
+    eprintln!("{ok} mutated files valid for both, {refuse} refused by both");
+    assert!(ok >= 30 && refuse >= 30, "{ok} {refuse}");
+}

@@ -34,6 +34,12 @@ const TOOLS: &[(&str, &str)] = &[
     ("promtool", "prometheus"),
     ("bird", "bird2"),
     ("birdc", "bird2"),
+    // lvsadm's argument errors are checked against the real ipvsadm, run
+    // under an LD_PRELOAD shim (built with cc) in its own network
+    // namespace (unshare).
+    ("ipvsadm", "ipvsadm"),
+    ("cc", "gcc"),
+    ("unshare", "util-linux"),
 ];
 
 #[derive(Clone, Copy, PartialEq)]

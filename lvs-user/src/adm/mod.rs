@@ -360,10 +360,7 @@ fn execute<S: Store>(
                 .map_err(|e| Error::op(format!("lvsadm: can't zero the counters: {e:#}")))
         }
         Command::Restore => {
-            let mut input = String::new();
-            stdin
-                .read_to_string(&mut input)
-                .map_err(|e| Error::op(format!("lvsadm: can't read the rules from stdin: {e}")))?;
+            let input = restore::read_input(stdin)?;
             let new = restore::restore(&snap, &input, prog, resolve)?;
             commit(&mut store, &snap, &new)
         }

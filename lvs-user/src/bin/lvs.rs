@@ -338,6 +338,16 @@ mod tests {
     }
 
     #[test]
+    fn check_takes_a_config_and_test() {
+        let cli = Cli::try_parse_from(["lvs", "check", "--config", "k.conf", "--test"]).unwrap();
+        let Cmd::Check { config, test, .. } = cli.cmd else {
+            panic!("not a check command");
+        };
+        assert_eq!((config, test), (PathBuf::from("k.conf"), true));
+        assert!(Cli::try_parse_from(["lvs", "check", "--test"]).is_err());
+    }
+
+    #[test]
     fn the_cli_takes_repeated_timeouts() {
         let cli = Cli::try_parse_from([
             "lvs",

@@ -29,6 +29,8 @@ pub struct RawChecker {
     common: Common,
     /// `misc_timeout` given (else the delay_loop).
     misc_timeout: Option<Duration>,
+    /// DNS_CHECK's `name` seen (keepalived refuses a second).
+    dns_name_given: bool,
 }
 
 /// The checker `s` is, or None if `s` is no checker keyword.
@@ -84,6 +86,7 @@ pub fn parse(s: &Stmt) -> Result<Option<RawChecker>, ConfigError> {
         bind_port: None,
         common: Common::default(),
         misc_timeout: None,
+        dns_name_given: false,
     };
     for k in block {
         c.keyword(k)?;
@@ -214,7 +217,16 @@ impl RawChecker {
                     }
                     d.qtype = t;
                 }
-                "name" => d.name = one(k)?.to_string(),
+                "name" => {
+                    if self.dns_name_given {
+                        // keepalived: "DNS_CHECK name already specified".
+                        return Err(bad(k, "is given twice".into()));
+                    }
+                    self.dns_name_given = true;
+                    let n = one(k)?;
+                    dns_name(n).map_err(|m| bad(k, m))?;
+                    d.name = n.to_string();
+                }
                 _ => return Err(unknown(k, &k.key, Some(&within))),
             },
         }
@@ -291,6 +303,26 @@ impl RawChecker {
     }
 }
 
+/// A DNS name to query: `.`, or labels of 1–63 characters (at most 253
+/// in all), with or without the final dot.
+fn dns_name(n: &str) -> Result<(), String> {
+    if n == "." {
+        return Ok(());
+    }
+    let body = n.strip_suffix('.').unwrap_or(n);
+    if body.is_empty() || body.len() > 253 {
+        return Err(format!("'{n}' is not a DNS name"));
+    }
+    match body.split('.').find(|l| l.is_empty() || l.len() > 63) {
+        Some("") => Err(format!("'{n}' has an empty label")),
+        Some(l) => Err(format!(
+            "'{n}' has a label longer than 63 characters ({})",
+            l.len()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// `connect_port` / `bind_port`: 1–65535, as keepalived.
 fn nonzero_port(k: &Stmt) -> Result<u16, ConfigError> {
     uint(k, 1, 65535).map(|p| p as u16)
@@ -335,6 +367,10 @@ fn url(s: &Stmt) -> Result<Url, ConfigError> {
         match k.key.as_str() {
             "path" => u.path = one(k)?.to_string(),
             "digest" => {
+                if u.digest.is_some() {
+                    // keepalived: "Digest … is a duplicate".
+                    return Err(bad(k, "is given twice in one url".into()));
+                }
                 let d = one(k)?.to_ascii_lowercase();
                 if d.len() != 32 || !d.bytes().all(|b| b.is_ascii_hexdigit()) {
                     return Err(bad(
@@ -345,10 +381,8 @@ fn url(s: &Stmt) -> Result<Url, ConfigError> {
                 u.digest = Some(d);
             }
             "status_code" => {
+                // Alone, it leaves the default (keepalived takes it so).
                 crate::keepalived::keywords::no_block(k)?;
-                if k.args.is_empty() {
-                    return Err(bad(k, "needs a code or range".into()));
-                }
                 for a in &k.args {
                     let (lo, hi) = a.split_once('-').unwrap_or((a, a));
                     let code = |v: &str| {

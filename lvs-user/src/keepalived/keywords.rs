@@ -399,11 +399,11 @@ fn virtual_server(s: &Stmt, cx: &mut Cx) -> Result<VirtualServer, ConfigError> {
                 });
             }
             "persistence_granularity" => pgr = Some((k, one(k)?)),
-            // keepalived.conf(5) gives these no value at this level; a
-            // <BOOL> is taken as at the real server's.
-            "alpha" => common.alpha = Some(opt_bool(k)?),
-            "omega" => omega = opt_bool(k)?,
-            "inhibit_on_failure" => common.inhibit = Some(opt_bool(k)?),
+            // No value at this level (keepalived ignores one: `alpha no`
+            // would switch alpha on there; here it is refused).
+            "alpha" => common.alpha = Some(flag(k)?),
+            "omega" => omega = flag(k)?,
+            "inhibit_on_failure" => common.inhibit = Some(flag(k)?),
             "quorum" => quorum = uint(k, 1, u64::from(u32::MAX))? as u32,
             "hysteresis" => hysteresis = uint(k, 0, u64::from(u32::MAX))? as u32,
             "quorum_up" => quorum_up = Some(script(k, &quorum_up)?),
@@ -450,7 +450,10 @@ fn virtual_server(s: &Stmt, cx: &mut Cx) -> Result<VirtualServer, ConfigError> {
     let vmethod = match vmethod {
         Some(m) => m,
         None => {
-            if reals.iter().any(|r| r.method.is_none()) || sorry.is_some() {
+            // keepalived warns only when a server takes the default.
+            if reals.iter().any(|r| r.method.is_none())
+                || (sorry.is_some() && sorry_method.is_none())
+            {
                 cx.warn(
                     s,
                     "no lvs_method set: NAT, as keepalived defaults it".into(),

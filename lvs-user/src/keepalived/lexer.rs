@@ -32,8 +32,11 @@ use super::ConfigError;
 
 /// How deep includes may nest (a file including itself stops here).
 pub const MAX_DEPTH: usize = 16;
-/// The most text one configuration may hold, includes counted.
-pub const MAX_BYTES: usize = 64 << 20;
+/// The most text one configuration may hold, includes counted: far more
+/// than any real one (1 000 real servers with checkers are ~0.5 MiB),
+/// and a bound on the parser's memory (its tokens cost a few times the
+/// text).
+pub const MAX_BYTES: usize = 16 << 20;
 
 /// Where a word is: the file (shared by its words) and the line (from 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,8 +109,16 @@ fn read(path: &Path, from: Option<&Pos>, bytes: &mut usize) -> Result<String, Co
             msg,
         },
     };
-    let data =
-        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+    // Never more than the limit, whatever the file is (`include
+    // /dev/zero` has no end).
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            use std::io::Read;
+            f.take((MAX_BYTES - (*bytes).min(MAX_BYTES)) as u64 + 1)
+                .read_to_end(&mut data)
+        })
+        .map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     *bytes += data.len();
     if *bytes > MAX_BYTES {
         return Err(fail(format!(
@@ -463,6 +474,12 @@ mod tests {
         let e = lex_file(&dir.join("loop.conf")).unwrap_err();
         assert!(e.msg.contains("nest more than"), "{e}");
         assert_eq!(e.line, 1);
+        std::fs::write(dir.join("zero.conf"), "a\ninclude /dev/zero\n").unwrap();
+        let e = lex_file(&dir.join("zero.conf")).unwrap_err();
+        assert_eq!(
+            (e.line, e.msg.as_str()),
+            (2, "the configuration exceeds 16 MiB with /dev/zero")
+        );
         let e = lex_file(&dir.join("none.conf")).unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.msg.ends_with("no such file"), "{e}");

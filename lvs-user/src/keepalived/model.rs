@@ -47,7 +47,10 @@ pub struct VirtualServer {
     /// `delay_loop` (default 60 s): the period of every checker below.
     pub delay_loop: Duration,
     /// Defaults the real servers' checkers inherit when they set none:
-    /// `connect_timeout`, `retry`, `delay_before_retry`, `warmup`.
+    /// `connect_timeout`, `retry`, `delay_before_retry`, `warmup` (when
+    /// unset here: 5 s, 1, 1 s and the delay_loop — but every [`Checker`]
+    /// holds its own resolved values, with its kind's defaults; read
+    /// those).
     pub connect_timeout: Duration,
     pub retry: u32,
     pub delay_before_retry: Duration,

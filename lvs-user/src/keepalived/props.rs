@@ -145,9 +145,10 @@ fn apply(text: &str, m: &Mutation) -> String {
 }
 
 /// An empty directory to parse in, so that a mutated `include` finds
-/// nothing (and reads nothing of the machine's).
+/// nothing (and reads nothing of the machine's); one name for every run,
+/// so that none is left per run.
 fn empty_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("lvs-kaprops-{}", std::process::id()));
+    let d = std::env::temp_dir().join("lvs-kaprops-empty");
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -350,6 +350,11 @@ fn refusals_name_the_keyword_and_line() {
         (rs("  UDP_CHECK {\n   require_reply 12xx\n  }"), "k.conf:7: require_reply: ignored nibbles"),
         (rs("  UDP_CHECK {\n   min_reply_length 9\n   max_reply_length 8\n  }"), "k.conf:6: UDP_CHECK: min_reply_length is above"),
         (rs("  TCP_CHECK 1 {\n  }"), "k.conf:6: TCP_CHECK: takes no value before its block"),
+        (rs("  DNS_CHECK {\n   name a..b\n  }"), "k.conf:7: name: 'a..b' has an empty label"),
+        (rs("  DNS_CHECK {\n   name ab.com\n   name cd.com\n  }"), "k.conf:8: name: is given twice"),
+        (rs(&format!("  DNS_CHECK {{\n   name {}.com\n  }}", "a".repeat(64))), "k.conf:7: name: 'aaaa"),
+        (rs("  HTTP_GET {\n   url {\n    path /\n    digest 9b3a0c85a887a256d6939da88aabd8cd\n    \
+             digest 9b3a0c85a887a256d6939da88aabd8ce\n   }\n  }"), "k.conf:10: digest: is given twice in one url"),
         (rs("  TCP_CHECK"), "k.conf:6: TCP_CHECK: needs a block"),
         (vs(" hashed\n real_server 10.0.1.1 80 {\n }"), "k.conf:5: 'hashed': hashed is not supported"),
         (vs(" protocol SCTP"), "k.conf:5: protocol: SCTP is not implemented yet"),
@@ -388,4 +393,38 @@ fn skipped_blocks_and_warnings() {
         (vs.key.proto, vs.sched, vs.method),
         (Proto::Udp, Scheduler::Wlc, Method::Masq)
     );
+}
+
+#[test]
+fn dns_names_and_a_bare_status_code() {
+    let vs = one_vs(
+        "virtual_server 10.0.0.1 53 {
+            lvs_sched rr
+            lvs_method NAT
+            protocol UDP
+            real_server 10.0.1.1 53 {
+                DNS_CHECK {
+                    name a.com
+                }
+                DNS_CHECK {
+                    name .
+                }
+                HTTP_GET {
+                    url {
+                        path /
+                        status_code
+                    }
+                }
+            }
+        }",
+    );
+    // keepalived 2.2.7 calls a one-letter label "empty": lvs does not.
+    let CheckKind::Dns(d) = &vs.real_servers[0].checkers[0].kind else {
+        panic!()
+    };
+    assert_eq!(d.name, "a.com");
+    let CheckKind::Http(h) = &vs.real_servers[0].checkers[2].kind else {
+        panic!()
+    };
+    assert_eq!(h.urls[0].status_codes, [200..=299]);
 }

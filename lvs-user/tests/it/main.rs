@@ -7,6 +7,7 @@
 
 mod common;
 
+mod adm_hostile;
 mod apply;
 mod capacity;
 mod conns;

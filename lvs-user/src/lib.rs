@@ -18,6 +18,7 @@ pub mod rate;
 pub mod schedtab;
 pub mod stats;
 pub mod sweeper;
+pub mod sync;
 pub mod tables;
 pub mod testbed;
 pub mod vlan;

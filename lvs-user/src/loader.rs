@@ -369,7 +369,7 @@ pub fn load_director(
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     prog.load().map_err(|e| explain(e, progs::DIRECTOR))?;
-    for name in [progs::CONN_EXPIRE, progs::CONN_FIX] {
+    for name in [progs::CONN_EXPIRE, progs::CONN_FIX, crate::sync::PROG] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?
@@ -417,6 +417,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         .context("marking the tables' addresses in the address filter")?;
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
+    let _sync = crate::sync::start(life.work_dir(), &opts.pin_dir, bpf)?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?

@@ -16,8 +16,10 @@ use anyhow::{anyhow, bail, Result};
 /// `IP_VS_SYNC_GROUP`, `IP_VS_SYNC_PORT`.
 pub const DEFAULT_GROUP: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 81);
 pub const DEFAULT_PORT: u16 = 8848;
-/// ipvsadm's default sync ID (its usage text: "default=255").
-pub const DEFAULT_SYNCID: u8 = 255;
+/// The sync ID without `--syncid`: ipvsadm zeroes its `ipvs_daemon_t`
+/// and sends 0 (its usage text says 255, its code does not set it); a
+/// backup of sync ID 0 takes every sync ID, as the kernel's does.
+pub const DEFAULT_SYNCID: u8 = 0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Role {

@@ -119,7 +119,8 @@ pub fn start(maps_dir: &Path, pin_dir: &Path, bpf: &mut Ebpf) -> Result<Running>
 /// program is pinned for a moment and opened from the pin, which is then
 /// removed (the open handle keeps it loaded).
 fn own_program(maps_dir: &Path, bpf: &mut Ebpf) -> Result<Xdp> {
-    let pin = maps_dir.join(format!(".{PROG}-{}", std::process::id()));
+    // bpffs takes no dot in a name.
+    let pin = maps_dir.join(format!("{PROG}_handoff_{}", std::process::id()));
     let prog = bpf
         .program_mut(PROG)
         .ok_or_else(|| anyhow!("object has no {PROG} program"))?;

@@ -24,4 +24,5 @@ mod prog_run;
 mod rate;
 mod sched;
 mod static_neigh;
+mod sync;
 mod tunnel;

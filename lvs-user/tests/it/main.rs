@@ -26,3 +26,4 @@ mod sched;
 mod static_neigh;
 mod sync;
 mod tunnel;
+mod vrrp;

@@ -331,3 +331,102 @@ fn hex(s: &str) -> Vec<u8> {
         .map(|b| u8::from_str_radix(b, 16).unwrap())
         .collect()
 }
+
+#[test]
+fn persistence_templates_follow_the_connections_to_the_backup() {
+    if !require_root("namespace tests") {
+        return;
+    }
+    let (lab, _procs) = pair("syncp", 2);
+    let vip = format!("{VIP}:82");
+    for d in [&lab.a, &lab.b] {
+        let adm = |args: &[&str]| d.lvsadm(Path::new(LVSADM), args).unwrap();
+        adm(&["-A", "-t", &vip, "-s", "rr", "-p", "300"]);
+        for i in 0..2 {
+            adm(&["-a", "-t", &vip, "-r", &format!("{}:8082", rs_ip(i)), "-m"]);
+        }
+    }
+    let _servers: Vec<servers::Server> = lab
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let any = SocketAddr::from(([0, 0, 0, 0], 8082));
+            servers::echo_line(ns, any, &format!("rs{}", i + 1)).unwrap()
+        })
+        .collect();
+    let hold = |d: &HaDirector| {
+        d.ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
+            .unwrap();
+        d.ns.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
+            .unwrap();
+    };
+    hold(&lab.a);
+    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
+        let args = [
+            "--start-daemon",
+            role,
+            "--mcast-interface",
+            INSIDE_IF,
+            "--syncid",
+            SYNC_ID,
+        ];
+        assert_eq!(adm_raw(d, &args).0, 0);
+    }
+    // Eight clients, one connection each: rr alternates their templates
+    // between the two servers.
+    let clients: Vec<std::net::IpAddr> = (11..19u8)
+        .map(|i| std::net::Ipv4Addr::new(192, 168, 47, i).into())
+        .collect();
+    for c in &clients {
+        lab.client
+            .ip(&["addr", "add", &format!("{c}/24"), "dev", OUTSIDE_IF])
+            .unwrap();
+    }
+    let to = SocketAddr::new(VIP.into(), 82);
+    let open = |from: std::net::IpAddr, tag: &str| -> (TcpConn, String) {
+        let mut c = TcpConn::connect_from(&lab.client, from, to, Duration::from_secs(3)).unwrap();
+        c.stream()
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let a = c.ask(tag).unwrap();
+        (c, a.split(' ').next().unwrap().to_string())
+    };
+    let mut before: Vec<(TcpConn, String)> = clients.iter().map(|c| open(*c, "x")).collect();
+    let servers_of: Vec<String> = before.iter().map(|b| b.1.clone()).collect();
+    assert!(servers_of.contains(&"rs1".to_string()) && servers_of.contains(&"rs2".to_string()));
+    assert!(
+        wait_until(Duration::from_secs(10), || conn_rows(&lab.b)
+            .iter()
+            .filter(|r| r.2 == vip && r.0 == "ESTABLISHED")
+            .count()
+            == clients.len()),
+        "{:#?}",
+        conn_rows(&lab.b)
+    );
+    // The takeover, by hand: the master's links down, the addresses on
+    // the backup, the neighbours asked again.
+    lab.a.fail().unwrap();
+    hold(&lab.b);
+    lab.client
+        .ip(&["neigh", "flush", "dev", OUTSIDE_IF])
+        .unwrap();
+    for ns in &lab.rs {
+        ns.ip(&["neigh", "flush", "dev", OUTSIDE_IF]).unwrap();
+    }
+    // The old connections carry on; a new connection of each client, in
+    // the reverse order (so that rr alone would give each the other
+    // server), goes where the synced template says.
+    for (c, rs) in before.iter_mut() {
+        assert_eq!(c.ask("y").unwrap(), format!("{rs} y"));
+    }
+    let after: Vec<String> = clients
+        .iter()
+        .rev()
+        .map(|c| open(*c, "z").1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    assert_eq!(after, servers_of, "the templates did not follow");
+}

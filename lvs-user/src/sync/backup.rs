@@ -112,8 +112,16 @@ impl Backup {
         };
         self.counters.messages += 1;
         self.counters.skipped += d.skipped as u64;
+        let timeouts = match maps.config() {
+            Ok(c) => c.timeouts,
+            Err(e) => {
+                log::warn!("sync backup: {e:#}");
+                self.counters.refused += d.entries.len() as u64;
+                return;
+            }
+        };
         for e in &d.entries {
-            match apply(maps, e, now) {
+            match apply(maps, e, &timeouts, now) {
                 Ok(Outcome::Conn) => self.counters.conns += 1,
                 Ok(Outcome::Template) => self.counters.templates += 1,
                 Ok(Outcome::Unknown) => self.counters.unknown += 1,
@@ -135,7 +143,7 @@ pub fn last_seen_for(now: u64, left: u32, local: u32) -> u64 {
     now.saturating_sub((local - left) as u64 * NS)
 }
 
-fn apply(maps: &mut SyncMaps, e: &Entry, now: u64) -> anyhow::Result<Outcome> {
+fn apply(maps: &mut SyncMaps, e: &Entry, timeouts: &[u32], now: u64) -> anyhow::Result<Outcome> {
     let family = if e.is_v6() { AF_INET6 } else { AF_INET };
     let key = lvs_common::ServiceKey {
         addr: addr_words(e.vaddr),
@@ -167,12 +175,7 @@ fn apply(maps: &mut SyncMaps, e: &Entry, now: u64) -> anyhow::Result<Outcome> {
     } else {
         state::UDP
     };
-    let local = maps
-        .config()?
-        .timeouts
-        .get(st as usize)
-        .copied()
-        .unwrap_or(60);
+    let local = timeouts.get(st as usize).copied().unwrap_or(60);
     let mut word = st as u32;
     if st == state::ESTABLISHED && e.protocol == PROTO_TCP {
         word |= CONN_F_ACTIVE;

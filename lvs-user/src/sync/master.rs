@@ -177,11 +177,11 @@ impl Master {
         let mut conns = Vec::new();
         let mut uses: HashSet<PersistKey> = HashSet::new();
         let mut known = HashMap::new();
+        // One read per real server per walk, not per connection.
+        let mut reals: HashMap<u32, Option<Real>> = HashMap::new();
         for (k, c) in maps.connections() {
-            let Some(r) = maps
-                .real(c.real)
-                .filter(|r| r.generation == c.real_generation)
-            else {
+            let r = *reals.entry(c.real).or_insert_with(|| maps.real(c.real));
+            let Some(r) = r.filter(|r| r.generation == c.real_generation) else {
                 continue;
             };
             let st = (c.st & CONN_STATE_MASK) as u8;

@@ -430,3 +430,62 @@ fn persistence_templates_follow_the_connections_to_the_backup() {
         .collect();
     assert_eq!(after, servers_of, "the templates did not follow");
 }
+
+#[test]
+fn an_ipv6_group_and_another_port_carry_the_sync() {
+    if !require_root("namespace tests") {
+        return;
+    }
+    let (lab, _procs) = pair("sync6", 2);
+    let _servers = echo_servers(&lab);
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
+        .unwrap();
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
+        .unwrap();
+    let opts = [
+        "--mcast-interface",
+        INSIDE_IF,
+        "--syncid",
+        SYNC_ID,
+        "--mcast-group",
+        "ff02::81",
+        "--mcast-port",
+        "9848",
+        "--mcast-ttl",
+        "2",
+    ];
+    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
+        let args: Vec<&str> = ["--start-daemon", role].iter().chain(&opts).copied().collect();
+        assert_eq!(adm_raw(d, &args), (0, String::new(), String::new()));
+    }
+    // The IPv6 headers leave 1500 - 48 bytes.
+    assert_eq!(
+        adm_raw(&lab.a, &["-L", "--daemon"]).1,
+        "master sync daemon (mcast=eth1, syncid=7, maxlen=1452, group=ff02::81, port=9848, ttl=2)\n"
+    );
+    let conns: Vec<TcpConn> = (0..5)
+        .map(|i| {
+            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
+            c.ask(&format!("v6 {i}")).unwrap();
+            c
+        })
+        .collect();
+    let ours: BTreeSet<String> = conns
+        .iter()
+        .map(|c| c.local_addr().unwrap().to_string())
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(10), || conn_rows(&lab.b)
+            .iter()
+            .filter(|r| ours.contains(&r.1) && r.0 == "ESTABLISHED")
+            .count()
+            == 5),
+        "{:#?}\n{:?}",
+        conn_rows(&lab.b),
+        control::stats(&lab.b.pin_dir)
+    );
+}

@@ -14,11 +14,13 @@
 //!   rs1 eth0 192.168.211.129/24, rs2 .130, …   default via 192.168.211.128
 //! ```
 //!
-//! Each director has its own pin directory; `keepalived` (VRRP only) is
-//! run by the tests with [`HaLab::keepalived`].
+//! IPv6 alongside: 2001:db8:47::/64 outside (client ::1, dira ::2, dirb
+//! ::3, VIP6 ::128), 2001:db8:211::/64 inside (dira ::2, dirb ::3,
+//! gateway ::128, rs1 ::129, …). Each director has its own pin directory;
+//! `keepalived` (VRRP only) is run by the tests with [`HaLab::keepalived`].
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     process::Command,
 };
@@ -46,6 +48,8 @@ pub const DIR_B: (Ipv4Addr, Ipv4Addr) = (
     Ipv4Addr::new(192, 168, 47, 3),
     Ipv4Addr::new(192, 168, 211, 3),
 );
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x47, 0, 0, 0, 0, 0x128);
+pub const GATEWAY6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x211, 0, 0, 0, 0, 0x128);
 pub const OUTSIDE_IF: &str = "eth0";
 pub const INSIDE_IF: &str = "eth1";
 const OUTSIDE_BRIDGE: &str = "br0";
@@ -54,6 +58,11 @@ const INSIDE_BRIDGE: &str = "br1";
 /// Real server `i` (0-based): 192.168.211.129 + i.
 pub fn rs_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::new(192, 168, 211, 129 + i as u8)
+}
+
+/// Real server `i`'s IPv6 address: 2001:db8:211::129, ::12a, …
+pub fn rs_ip6(i: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0x2001, 0xdb8, 0x211, 0, 0, 0, 0, 0x129 + i as u16)
 }
 
 /// One director of the pair.
@@ -129,6 +138,7 @@ impl HaLab {
         switch.bridge(INSIDE_BRIDGE)?;
         lab.bridge_port(&switch, OUTSIDE_BRIDGE, "p-client", &client, OUTSIDE_IF)?;
         client.addr(OUTSIDE_IF, &format!("{CLIENT_IP}/24"))?;
+        client.addr(OUTSIDE_IF, "2001:db8:47::1/64")?;
         let mut dirs = Vec::new();
         for (role, addrs) in [("dira", DIR_A), ("dirb", DIR_B)] {
             let ns = lab.ns(role)?;
@@ -149,7 +159,10 @@ impl HaLab {
             )?;
             ns.addr(OUTSIDE_IF, &format!("{}/24", addrs.0))?;
             ns.addr(INSIDE_IF, &format!("{}/24", addrs.1))?;
-            enable_forwarding(&ns, false)?;
+            let last = addrs.0.octets()[3];
+            ns.addr(OUTSIDE_IF, &format!("2001:db8:47::{last}/64"))?;
+            ns.addr(INSIDE_IF, &format!("2001:db8:211::{last}/64"))?;
+            enable_forwarding(&ns, true)?;
             for dev in ["all", OUTSIDE_IF, INSIDE_IF] {
                 ns.sysctl(&format!("net.ipv4.conf.{dev}.send_redirects"), "0")?;
             }
@@ -168,6 +181,8 @@ impl HaLab {
             )?;
             ns.addr(OUTSIDE_IF, &format!("{}/24", rs_ip(i)))?;
             ns.route_default(&GATEWAY.to_string())?;
+            ns.addr(OUTSIDE_IF, &format!("{}/64", rs_ip6(i)))?;
+            ns.route_default(&GATEWAY6.to_string())?;
             rs.push(ns);
         }
         let b = dirs.pop().expect("two directors");

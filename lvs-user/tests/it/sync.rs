@@ -459,7 +459,11 @@ fn an_ipv6_group_and_another_port_carry_the_sync() {
         "2",
     ];
     for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
-        let args: Vec<&str> = ["--start-daemon", role].iter().chain(&opts).copied().collect();
+        let args: Vec<&str> = ["--start-daemon", role]
+            .iter()
+            .chain(&opts)
+            .copied()
+            .collect();
         assert_eq!(adm_raw(d, &args), (0, String::new(), String::new()));
     }
     // The IPv6 headers leave 1500 - 48 bytes.
@@ -488,4 +492,83 @@ fn an_ipv6_group_and_another_port_carry_the_sync() {
         conn_rows(&lab.b),
         control::stats(&lab.b.pin_dir)
     );
+}
+
+#[test]
+fn ipv6_connections_are_synced() {
+    if !require_root("namespace tests") {
+        return;
+    }
+    use lvs_lab::ha::{rs_ip6, GATEWAY6, VIP6};
+    let (lab, _procs) = pair("sync6c", 2);
+    let vip = format!("[{VIP6}]:80");
+    for d in [&lab.a, &lab.b] {
+        let adm = |args: &[&str]| d.lvsadm(Path::new(LVSADM), args).unwrap();
+        adm(&["-A", "-t", &vip, "-s", "rr"]);
+        for i in 0..2 {
+            adm(&[
+                "-a",
+                "-t",
+                &vip,
+                "-r",
+                &format!("[{}]:8086", rs_ip6(i)),
+                "-m",
+            ]);
+        }
+    }
+    let _servers: Vec<servers::Server> = lab
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let any: SocketAddr = "[::]:8086".parse().unwrap();
+            servers::echo_line(ns, any, &format!("rs{}", i + 1)).unwrap()
+        })
+        .collect();
+    lab.a.ns.addr(OUTSIDE_IF, &format!("{VIP6}/128")).unwrap();
+    lab.a
+        .ns
+        .addr(INSIDE_IF, &format!("{GATEWAY6}/128"))
+        .unwrap();
+    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
+        let args = [
+            "--start-daemon",
+            role,
+            "--mcast-interface",
+            INSIDE_IF,
+            "--syncid",
+            SYNC_ID,
+        ];
+        assert_eq!(adm_raw(d, &args).0, 0);
+    }
+    let to = SocketAddr::new(VIP6.into(), 80);
+    let mut conns: Vec<(TcpConn, String)> = (0..6)
+        .map(|i| {
+            let mut c = TcpConn::connect(&lab.client, to, Duration::from_secs(3)).unwrap();
+            let a = c.ask(&format!("six {i}")).unwrap();
+            (c, a.split(' ').next().unwrap().to_string())
+        })
+        .collect();
+    let rows = |d: &HaDirector| -> BTreeSet<Row> {
+        conn_rows(d)
+            .into_iter()
+            .filter(|r| r.2 == vip && r.0 == "ESTABLISHED")
+            .collect()
+    };
+    let on_master = rows(&lab.a);
+    assert_eq!(on_master.len(), 6, "{on_master:#?}");
+    assert!(
+        wait_until(Duration::from_secs(10), || rows(&lab.b) == on_master),
+        "backup {:#?}, master {on_master:#?}",
+        conn_rows(&lab.b)
+    );
+    // The backup's counts of the IPv6 service are the master's.
+    let v6_counts = |d: &HaDirector| {
+        d.lvsadm(Path::new(LVSADM), &["-L", "-n", "-t", &vip])
+            .unwrap()
+    };
+    assert_eq!(v6_counts(&lab.b), v6_counts(&lab.a));
+    for (c, rs) in &mut conns {
+        assert!(c.ask("more").unwrap().starts_with(rs.as_str()));
+    }
 }

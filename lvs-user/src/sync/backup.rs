@@ -88,7 +88,7 @@ impl Counters {
 }
 
 enum Outcome {
-    Conn,
+    Conn(FlowKey, u64),
     Template,
     Unknown,
     Refused,
@@ -97,6 +97,12 @@ enum Outcome {
 #[derive(Default)]
 pub struct Backup {
     pub counters: Counters,
+    /// Connections this backup inserted, with the last-seen time it
+    /// wrote: a master running beside it (both roles at once, as IPVS
+    /// allows) does not send back what it only learnt and saw no packet
+    /// of since (IPVS's master syncs only on packets it forwards; without
+    /// this two directors would keep each other's idle entries alive).
+    pub learned: std::collections::HashMap<FlowKey, u64>,
 }
 
 impl Backup {
@@ -122,7 +128,10 @@ impl Backup {
         };
         for e in &d.entries {
             match apply(maps, e, &timeouts, now) {
-                Ok(Outcome::Conn) => self.counters.conns += 1,
+                Ok(Outcome::Conn(k, seen)) => {
+                    self.learned.insert(k, seen);
+                    self.counters.conns += 1
+                }
                 Ok(Outcome::Template) => self.counters.templates += 1,
                 Ok(Outcome::Unknown) => self.counters.unknown += 1,
                 Ok(Outcome::Refused) => self.counters.refused += 1,
@@ -199,7 +208,7 @@ fn apply(maps: &mut SyncMaps, e: &Entry, timeouts: &[u32], now: u64) -> anyhow::
         },
     };
     Ok(if maps.insert_connection(&s)? {
-        Outcome::Conn
+        Outcome::Conn(s.key, s.conn.last_seen)
     } else {
         Outcome::Refused
     })

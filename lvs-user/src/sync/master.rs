@@ -166,8 +166,15 @@ pub struct Master {
 
 impl Master {
     /// One walk at `now` (`CLOCK_MONOTONIC` ns): the entries to send,
-    /// templates first.
-    pub fn walk(&mut self, maps: &SyncMaps, now: u64) -> anyhow::Result<(Vec<Entry>, Walked)> {
+    /// templates first. Connections in `learned` (inserted by a backup
+    /// beside this master, with the last-seen time it wrote) are not sent
+    /// while no packet refreshed them; `learned` is pruned to the table.
+    pub fn walk(
+        &mut self,
+        maps: &SyncMaps,
+        now: u64,
+        learned: &mut HashMap<FlowKey, u64>,
+    ) -> anyhow::Result<(Vec<Entry>, Walked)> {
         let cfg = maps.config()?;
         let services: HashMap<u32, (ServiceKey, Service)> = maps
             .services()
@@ -177,6 +184,7 @@ impl Master {
         let mut conns = Vec::new();
         let mut uses: HashSet<PersistKey> = HashSet::new();
         let mut known = HashMap::new();
+        let mut still = HashSet::new();
         // One read per real server per walk, not per connection.
         let mut reals: HashMap<u32, Option<Real>> = HashMap::new();
         for (k, c) in maps.connections() {
@@ -185,6 +193,16 @@ impl Master {
                 continue;
             };
             let st = (c.st & CONN_STATE_MASK) as u8;
+            match learned.get(&k) {
+                // As the backup wrote it: nothing to tell.
+                Some(seen) if *seen == c.last_seen => {
+                    still.insert(k);
+                    continue;
+                }
+                // A packet refreshed it here: this director's own now.
+                Some(_) => _ = learned.remove(&k),
+                None => {}
+            }
             let prev = self.known.get(&k).copied();
             let first_seen = prev.map_or(c.last_seen, |p| p.first_seen);
             let mut sent = prev.and_then(|p| p.sent);
@@ -203,6 +221,7 @@ impl Master {
             known.insert(k, Known { first_seen, sent });
         }
         self.known = known;
+        learned.retain(|k, _| still.contains(k));
         let mut out = Vec::new();
         let mut templates = HashMap::new();
         for (pk, t) in maps.templates() {

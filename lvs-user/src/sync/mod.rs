@@ -287,9 +287,12 @@ impl Daemon {
     /// The master's walk: everything due, in messages of at most maxlen.
     fn walk(&mut self) {
         let Some(m) = self.master.as_mut() else {
+            // Without a master nobody reads `learned`: forget it.
+            self.received.learned.clear();
             return;
         };
-        let (entries, walked) = match m.master.walk(&self.maps, monotonic_ns()) {
+        let learned = &mut self.received.learned;
+        let (entries, walked) = match m.master.walk(&self.maps, monotonic_ns(), learned) {
             Ok(x) => x,
             Err(e) => {
                 log::warn!("sync master: {e:#}");

@@ -572,3 +572,49 @@ fn ipv6_connections_are_synced() {
         assert!(c.ask("more").unwrap().starts_with(rs.as_str()));
     }
 }
+
+#[test]
+fn both_roles_at_once_send_nothing_back() {
+    if !require_root("namespace tests") {
+        return;
+    }
+    let (lab, _procs) = pair("syncdual", 2);
+    let _servers = echo_servers(&lab);
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
+        .unwrap();
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
+        .unwrap();
+    // Master and backup on both directors, as IPVS allows.
+    for d in [&lab.a, &lab.b] {
+        for role in ["master", "backup"] {
+            let args = [
+                "--start-daemon",
+                role,
+                "--mcast-interface",
+                INSIDE_IF,
+                "--syncid",
+                SYNC_ID,
+            ];
+            assert_eq!(adm_raw(d, &args).0, 0);
+        }
+        assert_eq!(adm_raw(d, &["-L", "--daemon"]).1.lines().count(), 2);
+    }
+    let _conns: Vec<TcpConn> = (0..10)
+        .map(|i| {
+            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
+            c.ask(&format!("dual {i}")).unwrap();
+            c
+        })
+        .collect();
+    let synced = |d: &HaDirector| control::stats(&d.pin_dir).unwrap().0.conns;
+    assert!(wait_until(Duration::from_secs(10), || synced(&lab.b) >= 10));
+    // B learnt them and saw no packet of them: it sends none back to A,
+    // whatever walks go by.
+    std::thread::sleep(Duration::from_secs(3));
+    let (_, sent_b) = control::stats(&lab.b.pin_dir).unwrap();
+    assert_eq!((synced(&lab.a), sent_b.conns), (0, 0));
+}

@@ -18,11 +18,13 @@
 //!   entries are never sent); a UDP flow once its last-seen time moved
 //!   after the walk that first met it (more than one packet, a second or
 //!   more apart: a one-packet flood is never sent);
-//! - the period: the refresh rule, with the timeout's half (at least
-//!   10 s) as the period: a connection with traffic since it was last sent
-//!   is sent again once half its timeout went by, so an entry the master
-//!   keeps alive never expires on the backup, and an idle one expires on
-//!   both at about the same time;
+//! - the period: a connection with traffic since it was last sent is sent
+//!   again [`PERIOD_S`] (10 s) later, or half its timeout if that is
+//!   shorter (at least 1 s) — IPVS re-sends a busy connection every 50
+//!   packets, so this is within its traffic; an entry the master keeps
+//!   alive never expires on the backup, an idle one expires on both at
+//!   about the same time, and a backup that was away (a failed master
+//!   coming back) learns every active connection within the period;
 //! - a state change is sent at the next walk (within a second).
 //!
 //! Templates are sent only for connections that are sent (a flood does
@@ -76,10 +78,14 @@ pub fn wanted(proto: u8, st: u8, moved: bool) -> bool {
     }
 }
 
-/// The refresh period of an entry of timeout `timeout_s`: half of it, at
-/// least 10 s.
+/// How often a connection with traffic is sent again (IPVS's
+/// `sync_period` in time rather than packets).
+pub const PERIOD_S: u64 = 10;
+
+/// The refresh period of an entry of timeout `timeout_s`: [`PERIOD_S`],
+/// or half the timeout if shorter, at least 1 s.
 pub fn refresh_ns(timeout_s: u32) -> u64 {
-    (timeout_s as u64 / 2).max(10) * NS
+    (timeout_s as u64 / 2).clamp(1, PERIOD_S) * NS
 }
 
 /// Whether an entry past the threshold is sent now: never sent, sent in
@@ -306,18 +312,19 @@ mod tests {
         assert!(due(s(100), state::FIN_WAIT, 0, 101 * NS, 900));
         // Idle since it was sent: never again (it expires on both).
         assert!(!due(s(100), state::ESTABLISHED, 99 * NS, 10_000 * NS, 900));
-        // Busy: again after half the timeout...
-        assert!(!due(s(100), state::ESTABLISHED, 500 * NS, 549 * NS, 900));
-        assert!(due(s(100), state::ESTABLISHED, 500 * NS, 550 * NS, 900));
-        // ...at least 10 s apart, however short the timeout.
+        // Busy: again after the period...
+        assert!(!due(s(100), state::ESTABLISHED, 105 * NS, 109 * NS, 900));
+        assert!(due(s(100), state::ESTABLISHED, 105 * NS, 110 * NS, 900));
+        // ...or half a shorter timeout, at least a second.
         let closed = Some(Sent {
             state: state::CLOSE,
             at: 100 * NS,
         });
-        assert!(!due(closed, state::CLOSE, 105 * NS, 109 * NS, 10));
-        assert!(due(closed, state::CLOSE, 105 * NS, 110 * NS, 10));
-        assert_eq!(refresh_ns(10), 10 * NS);
-        assert_eq!(refresh_ns(900), 450 * NS);
+        assert!(!due(closed, state::CLOSE, 101 * NS, 104 * NS, 10));
+        assert!(due(closed, state::CLOSE, 101 * NS, 105 * NS, 10));
+        assert_eq!(refresh_ns(10), 5 * NS);
+        assert_eq!(refresh_ns(900), 10 * NS);
+        assert_eq!(refresh_ns(1), NS);
     }
 
     #[test]

@@ -225,7 +225,13 @@ impl Daemon {
             Request::Stop(role) => {
                 let was = match role {
                     Role::Master => self.master.take().map(|m| m.cfg),
-                    Role::Backup => self.backup.take().map(|b| b.cfg),
+                    Role::Backup => {
+                        // A master from now on tells its own backup
+                        // everything, learnt or not (the role switch of a
+                        // takeover).
+                        self.received.learned.clear();
+                        self.backup.take().map(|b| b.cfg)
+                    }
                 };
                 match was {
                     Some(cfg) => {

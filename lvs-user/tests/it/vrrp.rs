@@ -6,7 +6,9 @@
 //! long-lived NAT connections go through the master; the backup lists them
 //! before the takeover; the master fails as machines fail (its links go
 //! down); the backup takes both addresses and forwards every connection to
-//! the same real server: no reset, data continues.
+//! the same real server: no reset, data continues. Then the old master
+//! comes back, learns as backup what was opened meanwhile, takes over again
+//! after its preempt delay, and every connection carries on through it.
 
 use std::{path::Path, time::Duration};
 
@@ -42,7 +44,10 @@ exit 0
 }
 
 /// keepalived.conf of one director of the pair.
-fn keepalived_conf(script: &Path, name: &str, state: &str, priority: u8) -> String {
+/// Both instances start BACKUP (the higher priority becomes master);
+/// `preempt_delay` gives a returning master's backup daemon time to learn
+/// the connections opened while it was away before it takes over again.
+fn keepalived_conf(script: &Path, name: &str, priority: u8) -> String {
     let s = script.display();
     format!(
         "global_defs {{
@@ -62,7 +67,8 @@ vrrp_sync_group LVS {{
 }}
 
 vrrp_instance VIP {{
-    state {state}
+    state BACKUP
+    preempt_delay {PREEMPT_DELAY}
     interface {OUTSIDE_IF}
     virtual_router_id 47
     priority {priority}
@@ -73,7 +79,8 @@ vrrp_instance VIP {{
 }}
 
 vrrp_instance GATEWAY {{
-    state {state}
+    state BACKUP
+    preempt_delay {PREEMPT_DELAY}
     interface {INSIDE_IF}
     virtual_router_id 211
     priority {priority}
@@ -86,14 +93,17 @@ vrrp_instance GATEWAY {{
     )
 }
 
-fn keepalived(lab: &HaLab, d: &HaDirector, state: &str, priority: u8) -> Proc {
+/// Longer than the master's refresh period (10 s) of active connections.
+const PREEMPT_DELAY: u32 = 15;
+
+fn keepalived(lab: &HaLab, d: &HaDirector, priority: u8) -> Proc {
     let dir = lab.lab.workdir().join(format!("{}-hook", d.ns.role()));
     std::fs::create_dir_all(&dir).unwrap();
     let script = dir.join("notify.sh");
     std::fs::write(&script, notify_script(d)).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    lab.keepalived(d, &keepalived_conf(&script, d.ns.role(), state, priority))
+    lab.keepalived(d, &keepalived_conf(&script, d.ns.role(), priority))
         .unwrap()
 }
 
@@ -109,8 +119,8 @@ fn backup_takes_over_every_connection_when_the_master_fails() {
     const N: usize = 100;
     let (lab, _procs) = pair("vrrp", 2);
     let _servers = echo_servers(&lab);
-    let ka = keepalived(&lab, &lab.a, "MASTER", 150);
-    let kb = keepalived(&lab, &lab.b, "BACKUP", 100);
+    let ka = keepalived(&lab, &lab.a, 150);
+    let kb = keepalived(&lab, &lab.b, 100);
     let diag = || {
         format!(
             "keepalived a:\n{}\nkeepalived b:\n{}",
@@ -213,5 +223,74 @@ fn backup_takes_over_every_connection_when_the_master_fails() {
         "{:?}\n{}",
         role_line(&lab.b),
         diag()
+    );
+
+    // Ten more connections through the new master, while the old one is
+    // away.
+    let mut more: Vec<(TcpConn, String)> = (0..10)
+        .map(|i| {
+            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
+            c.stream()
+                .set_read_timeout(Some(Duration::from_secs(20)))
+                .unwrap();
+            let answer = c.ask(&format!("during {i}")).unwrap();
+            (c, answer.split(' ').next().unwrap().to_string())
+        })
+        .collect();
+    let more_clients: Vec<String> = more
+        .iter()
+        .map(|(c, _)| c.local_addr().unwrap().to_string())
+        .collect();
+    // The old master comes back: its hook makes it a backup, it learns
+    // the new connections (traffic keeps them being re-sent), then takes
+    // the addresses back after its preempt delay; every connection, old
+    // and new, carries on with its real server.
+    for dev in [OUTSIDE_IF, INSIDE_IF] {
+        lab.a.ns.ip(&["link", "set", dev, "up"]).unwrap();
+    }
+    let mut round = 0;
+    let mut pump = |conns: &mut [(TcpConn, String)], more: &mut [(TcpConn, String)]| {
+        round += 1;
+        for (i, (c, rs)) in conns.iter_mut().chain(more.iter_mut()).enumerate() {
+            let line = format!("r{round} {i}");
+            assert_eq!(c.ask(&line).unwrap(), format!("{rs} {line}"));
+        }
+    };
+    let learnt = |d: &HaDirector| {
+        let rows = conn_rows(d);
+        more_clients
+            .iter()
+            .filter(|c| rows.iter().any(|r| &r.1 == *c && r.0 == "ESTABLISHED"))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(25), || {
+            pump(&mut conns, &mut more);
+            learnt(&lab.a) == more.len()
+        }),
+        "the returning director learnt {} of {}; a {:?}\n{}",
+        learnt(&lab.a),
+        more.len(),
+        role_line(&lab.a),
+        diag()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            pump(&mut conns, &mut more);
+            lab.a.holds(VIP).unwrap() && lab.a.holds(GATEWAY).unwrap()
+        }),
+        "the returning director did not take the addresses back\n{}",
+        diag()
+    );
+    assert!(!lab.b.holds(VIP).unwrap());
+    // Through it, every connection once more, and the roles switched back.
+    pump(&mut conns, &mut more);
+    assert!(
+        wait_until(Duration::from_secs(5), || role_line(&lab.a)
+            .starts_with("master sync daemon")
+            && role_line(&lab.b).starts_with("backup sync daemon")),
+        "a {:?}, b {:?}",
+        role_line(&lab.a),
+        role_line(&lab.b)
     );
 }

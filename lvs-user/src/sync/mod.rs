@@ -35,7 +35,7 @@ use std::{
 use anyhow::{anyhow, Context, Result};
 use aya::{programs::Xdp, Ebpf};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
     sync::watch,
 };
@@ -201,7 +201,8 @@ impl Daemon {
     async fn control(&mut self, stream: UnixStream) {
         let (r, mut w) = stream.into_split();
         let mut line = String::new();
-        let mut r = BufReader::new(r);
+        // One short line: a client cannot make the daemon buffer more.
+        let mut r = BufReader::new(r.take(4096));
         let read = r.read_line(&mut line);
         if !matches!(
             tokio::time::timeout(Duration::from_secs(2), read).await,

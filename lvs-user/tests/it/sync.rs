@@ -317,6 +317,21 @@ fn backup_learns_the_masters_connections_and_refuses_bad_datagrams() {
         conn_rows(&lab.b)
     );
 
+    // The control socket answers a request it does not know with an
+    // error, and changes nothing.
+    {
+        use std::io::{BufRead, BufReader, Write};
+        let mut s =
+            std::os::unix::net::UnixStream::connect(control::socket_path(&lab.a.pin_dir)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"start role=master if=eth1 syncid=999\n")
+            .unwrap();
+        let mut answer = String::new();
+        BufReader::new(&s).read_line(&mut answer).unwrap();
+        assert!(answer.starts_with("err "), "{answer:?}");
+    }
+    assert_eq!(adm_raw(&lab.a, &["-L", "--daemon"]).1, LINE);
+
     // Stopping: nothing listed any more.
     assert_eq!(adm_raw(&lab.a, &["--stop-daemon", "master"]).0, 0);
     assert_eq!(adm_raw(&lab.a, &["-L", "--daemon"]).1, "");

@@ -113,6 +113,12 @@ enum Cmd {
         #[arg(long)]
         pin_path: Option<PathBuf>,
     },
+    /// The connection sync daemons' counters (received, rejected by
+    /// reason, skipped, sent), from `lvs load`'s control socket.
+    SyncStats {
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
+    },
 }
 
 /// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case)
@@ -213,6 +219,10 @@ fn main() {
                 decap::run(ifaces, xdp_mode.into(), &dir).await
             }
             Cmd::Stats { pin_path } => print_counters(&tables::pin_path(pin_path.as_deref())),
+            Cmd::SyncStats { pin_path } => {
+                lvs::sync::control::stats_text(&tables::pin_path(pin_path.as_deref()))
+                    .map(|t| print!("{t}"))
+            }
         }
     });
     if let Err(e) = result {

@@ -119,6 +119,15 @@ pub fn stats(pin_dir: &Path) -> Result<(Counters, MasterCounters)> {
     ))
 }
 
+/// The `stats` answer as the daemon gives it, `name value` lines (for
+/// `lvs sync-stats`).
+pub fn stats_text(pin_dir: &Path) -> Result<String> {
+    Ok(ask(pin_dir, "stats")?
+        .iter()
+        .map(|l| format!("{l}\n"))
+        .collect())
+}
+
 /// What the master sent.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct MasterCounters {

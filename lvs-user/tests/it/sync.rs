@@ -309,6 +309,26 @@ fn backup_learns_the_masters_connections_and_refuses_bad_datagrams() {
         "before {before:?}, now {:?}",
         stats()
     );
+    // `lvs sync-stats` shows the same counters.
+    let text = lvs_lab::check_output(
+        lab.b
+            .ns
+            .command(LVS)
+            .args(["sync-stats", "--pin-path"])
+            .arg(&lab.b.pin_dir),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let now = stats();
+    for (name, v) in [
+        (
+            "rejected_truncated",
+            now.rejected_of(lvs::sync::codec::Reject::Truncated),
+        ),
+        ("unknown", now.unknown),
+    ] {
+        assert!(text.contains(&format!("{name} {v}\n")), "{text}");
+    }
     assert!(
         !conn_rows(&lab.b)
             .iter()

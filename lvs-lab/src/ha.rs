@@ -124,6 +124,25 @@ pub struct HaLab {
     pub lab: Lab,
 }
 
+/// `lvs load` keeps a sync state file per pin directory in its run
+/// directory (`/run/lvs`, or `$LVS_RUN_DIR`), for a later `lvs load` to
+/// resume; a lab's directors are gone with it, so are their files.
+impl Drop for HaLab {
+    fn drop(&mut self) {
+        let run = std::env::var_os("LVS_RUN_DIR")
+            .filter(|v| !v.is_empty())
+            .map_or_else(|| PathBuf::from("/run/lvs"), PathBuf::from);
+        for d in [&self.a, &self.b] {
+            let s = d.pin_dir.to_string_lossy();
+            let enc = s
+                .trim_end_matches('/')
+                .replace('%', "%25")
+                .replace('/', "%2F");
+            let _ = std::fs::remove_file(run.join(format!("sync-{enc}.state")));
+        }
+    }
+}
+
 impl HaLab {
     /// The lab with `real_servers` real servers, forwarding on in both
     /// directors; no address moved by VRRP is assigned yet.

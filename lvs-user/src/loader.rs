@@ -417,7 +417,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         .context("marking the tables' addresses in the address filter")?;
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
-    let _sync = crate::sync::start(life.work_dir(), &opts.pin_dir, bpf)
+    let _sync = crate::sync::start(life.work_dir(), &opts.pin_dir, bpf, life.adopting())
         .map_err(|e| log::warn!("connection sync unavailable: {e:#}"))
         .ok();
     let prog: &mut Xdp = bpf

@@ -41,6 +41,14 @@ pub fn socket_path(pin_dir: &Path) -> PathBuf {
     lock.with_file_name(format!("sync-{name}.sock"))
 }
 
+/// Where `lvs load` keeps the running daemons' configurations (the
+/// `status` lines), so that an `lvs load` adopting the director resumes
+/// them: the sync daemons belong to the director, as IPVS's belong to the
+/// kernel, not to one run of the daemon.
+pub fn state_path(pin_dir: &Path) -> PathBuf {
+    socket_path(pin_dir).with_extension("state")
+}
+
 /// No `lvs load` answers on the control socket.
 #[derive(Debug)]
 pub struct NoDaemon(pub PathBuf);

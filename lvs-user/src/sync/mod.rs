@@ -72,11 +72,23 @@ impl Drop for Running {
 
 /// Starts the sync thread for the director whose maps are pinned under
 /// `maps_dir` (the staging directory while `lvs load` starts) and whose
-/// pin directory is `pin_dir` (which names the control socket). Takes the
-/// `conn_sync` program out of `bpf`. No daemon runs until `lvsadm
-/// --start-daemon` asks.
-pub fn start(maps_dir: &Path, pin_dir: &Path, bpf: &mut Ebpf) -> Result<Running> {
+/// pin directory is `pin_dir` (which names the control socket), with a
+/// handle of its own on the `conn_sync` program of `bpf`. An `lvs load`
+/// that `adopts` a running director resumes the daemons the last one ran;
+/// a fresh one starts none until `lvsadm --start-daemon` asks.
+pub fn start(maps_dir: &Path, pin_dir: &Path, bpf: &mut Ebpf, adopts: bool) -> Result<Running> {
     let maps = SyncMaps::open(maps_dir, own_program(maps_dir, bpf)?)?;
+    let state = control::state_path(pin_dir);
+    let resume: Vec<DaemonConfig> = if adopts {
+        std::fs::read_to_string(&state)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| DaemonConfig::from_words(l).ok())
+            .collect()
+    } else {
+        let _ = std::fs::remove_file(&state);
+        Vec::new()
+    };
     let socket = control::socket_path(pin_dir);
     if let Some(d) = socket.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
@@ -101,7 +113,15 @@ pub fn start(maps_dir: &Path, pin_dir: &Path, bpf: &mut Ebpf) -> Result<Running>
             };
             rt.block_on(async move {
                 match UnixListener::from_std(listener) {
-                    Ok(l) => Daemon::new(maps).serve(l, stopped).await,
+                    Ok(l) => {
+                        let mut d = Daemon::new(maps, state);
+                        for cfg in resume {
+                            if let Err(e) = d.start(&cfg) {
+                                log::warn!("sync daemon {} not resumed: {e:#}", cfg.role.name());
+                            }
+                        }
+                        d.serve(l, stopped).await
+                    }
                     Err(e) => log::warn!("sync daemon: control socket: {e}"),
                 }
             });
@@ -132,18 +152,22 @@ fn own_program(maps_dir: &Path, bpf: &mut Ebpf) -> Result<Xdp> {
 }
 
 struct MasterRun {
+    given: DaemonConfig,
     cfg: Effective,
     sock: std::net::UdpSocket,
     master: Master,
 }
 
 struct BackupRun {
+    given: DaemonConfig,
     cfg: Effective,
     sock: Arc<tokio::net::UdpSocket>,
 }
 
 struct Daemon {
     maps: SyncMaps,
+    /// [`control::state_path`], rewritten on every start and stop.
+    state: PathBuf,
     master: Option<MasterRun>,
     backup: Option<BackupRun>,
     received: Backup,
@@ -163,9 +187,10 @@ fn kernel_message(e: &anyhow::Error) -> String {
 }
 
 impl Daemon {
-    fn new(maps: SyncMaps) -> Daemon {
+    fn new(maps: SyncMaps, state: PathBuf) -> Daemon {
         Daemon {
             maps,
+            state,
             master: None,
             backup: None,
             received: Backup::default(),
@@ -218,6 +243,31 @@ impl Daemon {
     }
 
     fn handle(&mut self, req: Request) -> String {
+        let answer = self.answer(req);
+        if let Err(e) = self.save() {
+            log::warn!("sync daemon: cannot save its state: {e:#}");
+        }
+        answer
+    }
+
+    /// The running daemons as given (resolved again on resumption, for
+    /// the link's MTU then).
+    fn save(&self) -> Result<()> {
+        let mut s = String::new();
+        for c in [
+            self.master.as_ref().map(|m| &m.given),
+            self.backup.as_ref().map(|b| &b.given),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            s += &c.to_words();
+            s.push('\n');
+        }
+        std::fs::write(&self.state, s).with_context(|| format!("writing {}", self.state.display()))
+    }
+
+    fn answer(&mut self, req: Request) -> String {
         match req {
             Request::Start(cfg) => match self.start(&cfg) {
                 Ok(()) => "ok\n".into(),
@@ -274,6 +324,7 @@ impl Daemon {
             Role::Master => {
                 let sock = net::sender(&eff)?;
                 self.master = Some(MasterRun {
+                    given: cfg.clone(),
                     cfg: eff.clone(),
                     sock,
                     master: Master::default(),
@@ -282,6 +333,7 @@ impl Daemon {
             Role::Backup => {
                 let sock = tokio::net::UdpSocket::from_std(net::receiver(&eff)?)?;
                 self.backup = Some(BackupRun {
+                    given: cfg.clone(),
                     cfg: eff.clone(),
                     sock: Arc::new(sock),
                 });

@@ -653,3 +653,60 @@ fn both_roles_at_once_send_nothing_back() {
     let (_, sent_b) = control::stats(&lab.b.pin_dir).unwrap();
     assert_eq!((synced(&lab.a), sent_b.conns), (0, 0));
 }
+
+#[test]
+fn a_restarted_lvs_load_resumes_its_daemons() {
+    if !require_root("namespace tests") {
+        return;
+    }
+    let (lab, procs) = pair("syncre", 2);
+    let _servers = echo_servers(&lab);
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
+        .unwrap();
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
+        .unwrap();
+    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
+        let args = [
+            "--start-daemon",
+            role,
+            "--mcast-interface",
+            INSIDE_IF,
+            "--syncid",
+            SYNC_ID,
+        ];
+        assert_eq!(adm_raw(d, &args).0, 0);
+    }
+    // The master's `lvs load` restarts (the director keeps forwarding);
+    // the new one adopts it and resumes the sync daemon.
+    procs[1].stop().unwrap();
+    let _again = lab.a.start(Path::new(LVS), &[]).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || adm_raw(
+            &lab.a,
+            &["-L", "--daemon"]
+        )
+        .1 == LINE),
+        "{:?}",
+        adm_raw(&lab.a, &["-L", "--daemon"])
+    );
+    let conns: Vec<TcpConn> = (0..5)
+        .map(|i| {
+            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
+            c.ask(&format!("re {i}")).unwrap();
+            c
+        })
+        .collect();
+    let ours: BTreeSet<String> = conns
+        .iter()
+        .map(|c| c.local_addr().unwrap().to_string())
+        .collect();
+    assert!(wait_until(Duration::from_secs(10), || conn_rows(&lab.b)
+        .iter()
+        .filter(|r| ours.contains(&r.1) && r.0 == "ESTABLISHED")
+        .count()
+        == 5));
+}

@@ -710,3 +710,84 @@ fn a_restarted_lvs_load_resumes_its_daemons() {
         .count()
         == 5));
 }
+
+#[test]
+fn udp_flows_are_synced_only_past_one_packet() {
+    if !require_root("namespace tests") {
+        return;
+    }
+    use lvs_lab::clients::UdpClient;
+    let (lab, _procs) = pair("syncudp", 2);
+    let vip = format!("{VIP}:53");
+    for d in [&lab.a, &lab.b] {
+        let adm = |args: &[&str]| d.lvsadm(Path::new(LVSADM), args).unwrap();
+        adm(&["-A", "-u", &vip, "-s", "rr"]);
+        for i in 0..2 {
+            adm(&["-a", "-u", &vip, "-r", &format!("{}:5353", rs_ip(i)), "-m"]);
+        }
+    }
+    let _servers: Vec<servers::Server> = lab
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| {
+            let any = SocketAddr::from(([0, 0, 0, 0], 5353));
+            servers::udp(ns, any, &format!("rs{}", i + 1)).unwrap()
+        })
+        .collect();
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
+        .unwrap();
+    lab.a
+        .ns
+        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
+        .unwrap();
+    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
+        let args = [
+            "--start-daemon",
+            role,
+            "--mcast-interface",
+            INSIDE_IF,
+            "--syncid",
+            SYNC_ID,
+        ];
+        assert_eq!(adm_raw(d, &args).0, 0);
+    }
+    let to = SocketAddr::new(VIP.into(), 53);
+    let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    // One flow of one datagram (a flood's), one that keeps talking.
+    let once = UdpClient::bind(&lab.client, any).unwrap();
+    once.request(to, "q", Duration::from_secs(3)).unwrap();
+    // Bound to 0.0.0.0: the director sees the client's address.
+    let seen = |c: &UdpClient| {
+        format!(
+            "{}:{}",
+            lvs_lab::ha::CLIENT_IP,
+            c.local_addr().unwrap().port()
+        )
+    };
+    let once = seen(&once);
+    let talker = UdpClient::bind(&lab.client, any).unwrap();
+    let talker_at = seen(&talker);
+    let rows_with = |d: &HaDirector, client: &str| {
+        conn_rows(d)
+            .iter()
+            .filter(|r| r.1 == client && r.0 == "UDP")
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            talker.request(to, "t", Duration::from_secs(3)).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            rows_with(&lab.b, &talker_at) == 1
+        }),
+        "the talking flow was not synced: {:#?}",
+        conn_rows(&lab.b)
+    );
+    // Several walks later, the one-datagram flow is still the master's
+    // alone.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(rows_with(&lab.a, &once), 1);
+    assert_eq!(rows_with(&lab.b, &once), 0, "{:#?}", conn_rows(&lab.b));
+}

@@ -18,6 +18,7 @@
 
 mod bpffs;
 pub mod clients;
+pub mod ecmp;
 pub mod interrupt;
 mod lab;
 pub mod lan;

@@ -72,6 +72,8 @@ pub struct LoadOpts {
     pub detach_on_exit: bool,
     /// `--metrics ADDR:PORT`: serve Prometheus text at `/metrics`.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--bgp bird`: announce the VIPs through BIRD (`crate::bgp`).
+    pub bgp: Option<crate::bgp::BgpOpts>,
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -417,6 +419,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         .context("marking the tables' addresses in the address filter")?;
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
+    opts.bgp.as_ref().map(crate::bgp::check).transpose()?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
@@ -443,6 +446,9 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
         h.sync(Duration::from_secs(1));
     }
     life.publish(opts)?;
+    let mut bgp = (opts.bgp.clone())
+        .map(|b| crate::bgp::start(&opts.pin_dir, &opts.ifaces, b, opts.detach_on_exit))
+        .transpose()?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));
@@ -471,6 +477,8 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     if let Some(h) = &mut hops {
         h.stop();
     }
+    // Withdrawn (if asked) before a --detach-on-exit stops forwarding.
+    bgp.as_mut().map(crate::bgp::Announcer::stop);
     life.finish(opts, &mut neighbours);
     Ok(())
 }

@@ -35,6 +35,11 @@ impl From<Mode> for XdpMode {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Bgp {
+    Bird,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Load and attach the director to every named link (or adopt the one
@@ -83,6 +88,21 @@ enum Cmd {
         /// ipvs names, and lvs-xdp's own under lvs_).
         #[arg(long, value_name = "ADDR:PORT")]
         metrics: Option<std::net::SocketAddr>,
+        /// Announce each VIP that has a real server of weight > 0 through
+        /// BIRD 2 (the only speaker supported: `bird`).
+        #[arg(long, value_enum)]
+        bgp: Option<Bgp>,
+        /// BIRD's control socket.
+        #[arg(long, requires = "bgp", value_name = "PATH", default_value = lvs::bgp::DEFAULT_SOCKET)]
+        bird_socket: PathBuf,
+        /// The file of VIP routes BIRD's configuration includes (written
+        /// atomically by lvs).
+        #[arg(long, requires = "bgp", value_name = "FILE", default_value = lvs::bgp::DEFAULT_INCLUDE)]
+        bird_include: PathBuf,
+        /// Withdraw the VIPs when the daemon stops (they stay announced
+        /// otherwise: the director keeps forwarding).
+        #[arg(long, requires = "bgp")]
+        withdraw: bool,
     },
     /// Detach the director pinned at the pin path and remove its pins,
     /// tables and connections (refused while an `lvs load` serves it).
@@ -171,6 +191,10 @@ fn main() {
                 timeouts,
                 detach_on_exit,
                 metrics,
+                bgp,
+                bird_socket,
+                bird_include,
+                withdraw,
             } => {
                 let mut tunnel = TunnelOpts {
                     mtu: tunnel_mtu,
@@ -197,6 +221,11 @@ fn main() {
                     timeouts,
                     detach_on_exit,
                     metrics,
+                    bgp: bgp.map(|Bgp::Bird| lvs::bgp::BgpOpts {
+                        socket: bird_socket,
+                        include: bird_include,
+                        withdraw,
+                    }),
                 })
                 .await
             }

@@ -10,6 +10,7 @@ mod common;
 mod capacity;
 mod conns;
 mod dr;
+mod ecmp;
 mod hops;
 mod icmp;
 mod ipv6;

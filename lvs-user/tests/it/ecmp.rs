@@ -433,3 +433,80 @@ fn bgp_options_are_checked_before_anything_is_attached() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--bgp"));
 }
+
+/// Sloppy scheduling in exact bytes: a mid-connection segment (ACK, no
+/// SYN) that meets no entry is scheduled for mh and sh services (only the
+/// MACs change, as for a SYN) and tracked as an embryonic connection
+/// (SYN_RECV, inactive) that the next segment establishes; for other
+/// schedulers, and for a RST, it still goes to the stack.
+#[test]
+fn sloppy_mid_connection_segments_exact_bytes() {
+    use crate::common::xdp::*;
+    use lvs::model::{Method, Scheduler};
+    use lvs_common::counters;
+    use lvs_lab::{
+        lan,
+        packet::{Frame, ACK, PSH, RST},
+    };
+    if !require_root("sloppy prog_run") {
+        return;
+    }
+    let f = fixture("sloppy", Default::default());
+    let vip = ip(&lan::VIP.to_string());
+    let rs = ip(&lan::rs_ip(1).to_string());
+    let mut services = Vec::new();
+    for (port, sched) in [
+        (80, Scheduler::Mh),
+        (81, Scheduler::Sh),
+        (82, Scheduler::Rr),
+    ] {
+        let mut s = tcp_service(vip, port, &[(rs, port, Method::Route)]);
+        s.sched = sched;
+        services.push(s);
+    }
+    f.services(services);
+    let client = ip(&lan::CLIENT_IP.to_string());
+    let seg = |sport: u16, port: u16, flags: u8| {
+        Frame::tcp((client, sport), (vip, port), flags)
+            .macs(CLIENT_MAC, DIR_MAC)
+            .payload(b"c7 42\n")
+            .build()
+    };
+    for port in [80, 81] {
+        let mid = seg(41000, port, ACK | PSH);
+        let (action, out) = f.run(&mid, f.link_index("lan0"));
+        assert_eq!(action, XDP_TX, ":{port}: a moved connection is forwarded");
+        let mut want = mid.clone();
+        want[..6].copy_from_slice(&RS_MAC[1]);
+        want[6..12].copy_from_slice(&DIR_MAC);
+        assert_frame_eq(&out, &want, &format!(":{port}: only the MACs change"));
+    }
+    assert_eq!(f.counter(counters::NEW_CONN), 2);
+    assert_eq!(f.counter(counters::NO_CONN), 0);
+    let listing = |f: &Fixture| {
+        let mut cmd = f.ns.command(LVSADM);
+        cmd.env("LVS_PIN_PATH", &f.pin).args(["-L", "-c", "-n"]);
+        lvs_lab::check_output(&mut cmd, Duration::from_secs(10)).unwrap()
+    };
+    let rows = listing(&f);
+    assert_eq!(
+        rows.matches("SYN_RECV").count(),
+        2,
+        "embryonic until proven:\n{rows}"
+    );
+    // The next segment follows the entry and establishes it.
+    let (action, out) = f.run(&seg(41000, 80, ACK), f.link_index("lan0"));
+    assert_eq!(action, XDP_TX);
+    assert_eq!(&out[..6], &RS_MAC[1]);
+    assert_eq!(f.counter(counters::NEW_CONN), 2);
+    let rows = listing(&f);
+    assert_eq!(rows.matches("ESTABLISHED").count(), 1, "{rows}");
+
+    // rr keeps IPVS's rule (only a SYN opens), and a RST opens nothing.
+    for (port, flags) in [(82, ACK | PSH), (80, RST | ACK), (81, RST)] {
+        let (action, _) = f.run(&seg(41001, port, flags), f.link_index("lan0"));
+        assert_eq!(action, XDP_PASS, ":{port} flags {flags:#x}");
+    }
+    assert_eq!(f.counter(counters::NO_CONN), 3);
+    assert_eq!(f.counter(counters::NEW_CONN), 2);
+}

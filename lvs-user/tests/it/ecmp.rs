@@ -510,3 +510,119 @@ fn sloppy_mid_connection_segments_exact_bytes() {
     assert_eq!(f.counter(counters::NO_CONN), 3);
     assert_eq!(f.counter(counters::NEW_CONN), 2);
 }
+
+/// One director's BIRD alone: IPv4 and IPv6 VIPs reach BIRD's tables
+/// (`lvs_vips4`, `lvs_vips6`) and leave them when their last weighted
+/// server goes or the service is deleted; a `bird.conf` BIRD refuses is
+/// reported and changes nothing, and once mended the next change is taken.
+#[test]
+fn bird_takes_ipv4_and_ipv6_vips_and_survives_a_refusal() {
+    if !require_root("ecmp bird tables") {
+        return;
+    }
+    let lab = EcmpLab::new(
+        "ecmpbird",
+        EcmpConfig {
+            directors: 1,
+            real_servers: 1,
+            client_sources: 0,
+        },
+    )
+    .unwrap();
+    let _bird = lab.start_director_bird(0).unwrap();
+    let load = lab.start_director(0, Path::new(LVS), &[]).unwrap();
+    let adm = |args: &[&str]| {
+        lab.lvsadm(0, Path::new(LVSADM), args)
+            .unwrap_or_else(|e| panic!("lvsadm {args:?}: {e:#}"))
+    };
+    let sock = lab.bird_socket("d1");
+    let routes = |proto: &str| {
+        lab.dirs[0]
+            .run(&[
+                "birdc",
+                "-s",
+                sock.to_str().unwrap(),
+                "show",
+                "route",
+                "protocol",
+                proto,
+            ])
+            .unwrap()
+    };
+    let within = |what: &str, f: &dyn Fn() -> bool| {
+        assert!(
+            crate::common::wait_until(Duration::from_secs(3), f),
+            "{what} within 3 s\n{}\n{}",
+            load.output(),
+            lab.diag()
+        );
+    };
+    let vip4 = format!("{VIP}:80");
+    let vip6 = "[2001:db8:52::1]:80";
+    adm(&["-A", "-t", &vip4, "-s", "mh"]);
+    adm(&[
+        "-a",
+        "-t",
+        &vip4,
+        "-r",
+        &format!("{}:80", ecmp::rs_ip(0)),
+        "-g",
+    ]);
+    adm(&["-A", "-t", vip6, "-s", "sh"]);
+    adm(&[
+        "-a",
+        "-t",
+        vip6,
+        "-r",
+        "[2001:db8:51::129]:80",
+        "-g",
+        "-w",
+        "2",
+    ]);
+    within("both VIPs in BIRD", &|| {
+        routes("lvs_vips4").contains(&format!("{VIP}/32"))
+            && routes("lvs_vips6").contains("2001:db8:52::1/128")
+    });
+    assert!(
+        load.output().contains("bgp: announcing 2001:db8:52::1"),
+        "{}",
+        load.output()
+    );
+
+    adm(&[
+        "-e",
+        "-t",
+        vip6,
+        "-r",
+        "[2001:db8:51::129]:80",
+        "-g",
+        "-w",
+        "0",
+    ]);
+    within("the IPv6 VIP withdrawn at weight 0", &|| {
+        !routes("lvs_vips6").contains("2001:db8:52::1/128")
+    });
+    assert!(routes("lvs_vips4").contains(&format!("{VIP}/32")));
+
+    // The operator breaks bird.conf: BIRD refuses, lvs says so and keeps
+    // its file; BIRD keeps running with what it had.
+    let conf = lab.lab.workdir().join("bird-d1/bird.conf");
+    let good = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, format!("{good}\nthis is not bird syntax;\n")).unwrap();
+    adm(&["-D", "-t", &vip4]);
+    within("the refusal reported", &|| {
+        load.output().contains("BIRD refused `configure`")
+    });
+    assert!(
+        routes("lvs_vips4").contains(&format!("{VIP}/32")),
+        "BIRD kept its routes"
+    );
+    assert!(!std::fs::read_to_string(lab.include_path(0))
+        .unwrap()
+        .contains("route "));
+    std::fs::write(&conf, good).unwrap();
+    within("the withdrawal taken once bird.conf is mended", &|| {
+        !routes("lvs_vips4").contains(&format!("{VIP}/32"))
+    });
+    assert!(load.is_running());
+}

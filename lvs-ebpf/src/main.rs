@@ -6,6 +6,16 @@
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
 
+/// Which build of the director this is: `lvs load` sets it as it loads the
+/// object (aya's `override_global`; by default a hash of the object), so
+/// the running program says which build it is through its `.rodata` map,
+/// which the director references anyway (IPVS's TCP state table lives
+/// there too). Read only by the sweeper's `conn_expire` (run from userspace
+/// for connections that look expired): it costs the packet path nothing.
+#[cfg(target_arch = "bpf")]
+#[no_mangle]
+pub static BUILD_ID: u64 = 0;
+
 #[cfg(target_arch = "bpf")]
 mod prog {
     use aya_ebpf::{macros::xdp, programs::XdpContext};
@@ -19,6 +29,9 @@ mod prog {
     /// Run by the sweeper through BPF_PROG_TEST_RUN (see `gc`).
     #[xdp]
     pub fn conn_expire(ctx: XdpContext) -> u32 {
+        // A volatile read keeps BUILD_ID in the object (see its comment).
+        // SAFETY: a plain read of an immutable global.
+        let _ = unsafe { core::ptr::read_volatile(&super::BUILD_ID) };
         lvs_ebpf::gc::conn_expire(&ctx)
     }
 

@@ -680,7 +680,21 @@ pub fn start_director(
     pin_dir: &Path,
     extra: &[&str],
 ) -> Result<Proc> {
+    start_director_env(ns, lvs, ifaces, pin_dir, extra, &[])
+}
+
+/// [`start_director`] with variables `env` added to its environment (e.g.
+/// `LVS_BUILD_ID` for an upgrade to a "new build" of the same object).
+pub fn start_director_env(
+    ns: &Netns,
+    lvs: &Path,
+    ifaces: &[&str],
+    pin_dir: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<Proc> {
     let mut cmd = ns.command(lvs);
+    cmd.envs(env.iter().copied());
     cmd.arg("load");
     for i in ifaces {
         cmd.args(["--iface", i]);

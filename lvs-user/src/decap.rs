@@ -74,21 +74,29 @@ async fn serve(ifaces: Vec<String>, mode: XdpMode, pin_dir: &Path) -> Result<()>
     )?;
     let mut known: HashSet<AddrKey> = HashSet::new();
     sync(&mut addrs, &mut known)?;
+    let sig = loader::stop_signals()?;
     println!(
         "lvs: decap attached to {}; maps pinned at {}",
         ifaces.join(", "),
         pin_dir.display()
     );
+    // For lvs-xdp-decap.service (Type=notify).
+    if let Err(e) = crate::life::notify::notify("READY=1") {
+        log::warn!("cannot notify systemd ($NOTIFY_SOCKET): {e}");
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let sig = loader::wait_for_signal();
     tokio::pin!(sig);
     loop {
         tokio::select! {
-            r = &mut sig => return r,
+            r = &mut sig => {
+                let _ = crate::life::notify::notify("STOPPING=1");
+                return r;
+            }
             _ = tick.tick() => {
                 if let Err(e) = sync(&mut addrs, &mut known) {
-                    log::warn!("cannot refresh local addresses: {e:#}");
+                    crate::warn::warn(&format!("cannot refresh local addresses: {e:#}"));
                 }
+                crate::warn::flush();
             }
         }
     }

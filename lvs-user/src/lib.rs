@@ -22,3 +22,4 @@ pub mod sweeper;
 pub mod tables;
 pub mod testbed;
 pub mod vlan;
+pub mod warn;

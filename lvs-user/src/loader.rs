@@ -28,6 +28,7 @@ use crate::{
     neigh::Neighbours,
     sweeper::Sweeper,
     tables::names::{self, progs},
+    warn,
 };
 
 /// The director and pass-through objects, built by `build.rs`.
@@ -202,13 +203,22 @@ fn spawn_logger(bpf: &mut Ebpf) {
 }
 
 pub async fn wait_for_signal() -> Result<()> {
+    stop_signals()?.await
+}
+
+/// SIGTERM/SIGINT, caught from now on (the future only waits for one): a
+/// daemon installs them before it says it is ready, or a stop right after
+/// READY=1 would kill it by the default action instead of ending it.
+pub fn stop_signals() -> Result<impl std::future::Future<Output = Result<()>>> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {},
-        _ = int.recv() => {},
-    }
-    Ok(())
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        Ok(())
+    })
 }
 
 fn write_config(
@@ -251,8 +261,10 @@ fn refresh_neighbours(
     neighbours: &mut Neighbours,
     hops: Option<&Hops>,
 ) {
+    // Warnings of the daemon's tick go through `warn`: the same condition
+    // comes back every second.
     let reals = reals_needing_neighbours(dir).unwrap_or_else(|e| {
-        log::warn!("cannot read real servers: {e:#}");
+        warn::warn(&format!("cannot read real servers: {e:#}"));
         Vec::new()
     });
     let misses = neighbour_misses(bpf);
@@ -262,7 +274,7 @@ fn refresh_neighbours(
         .chain(misses.iter().copied())
         .collect();
     for e in neighbours.ensure(&addrs) {
-        log::warn!("{e:#}");
+        warn::warn(&format!("{e:#}"));
     }
     if let Some(h) = hops {
         h.missed(&misses);
@@ -275,7 +287,7 @@ fn refresh_neighbours(
 fn handle_misses(bpf: &mut Ebpf, neighbours: &mut Neighbours, hops: Option<&Hops>) {
     let misses = neighbour_misses(bpf);
     for e in neighbours.ensure(&misses) {
-        log::warn!("{e:#}");
+        warn::warn(&format!("{e:#}"));
     }
     if let Some(h) = hops {
         h.missed(&misses);
@@ -362,6 +374,8 @@ pub fn load_director(
     for (name, n) in map_sizes(s, possible_cpus()?) {
         loader.map_max_entries(name, n);
     }
+    let build = crate::life::build_id::wanted()?;
+    loader.override_global(crate::life::build_id::GLOBAL, &build, true);
     let mut bpf = loader
         .load(DIRECTOR_OBJ)
         .context("cannot load the director object (are you root?)")?;
@@ -445,6 +459,7 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     if let Some(h) = &hops {
         h.sync(Duration::from_secs(1));
     }
+    let sig = stop_signals()?;
     life.publish(opts)?;
     let mut bgp = (opts.bgp.clone())
         .map(|b| crate::bgp::start(&opts.pin_dir, &opts.ifaces, b, opts.detach_on_exit))
@@ -452,7 +467,6 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));
-    let sig = wait_for_signal();
     tokio::pin!(sig);
     loop {
         tokio::select! {
@@ -460,17 +474,23 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
             _ = misses.tick() => handle_misses(bpf, &mut neighbours, hops.as_ref()),
             _ = tick.tick() => {
                 match sweeper.sweep(bpf) {
-                    Ok(s) if s.evicted > 0 => log::warn!(
-                        "{} connections were evicted from a full connection table (raise --max-conns)",
-                        s.evicted
+                    // `lvs stats` counts them all (`evicted`).
+                    Ok(s) if s.evicted > 0 => warn::warn_as(
+                        "evicted",
+                        &format!(
+                            "{} connections were evicted from a full connection table \
+                             (raise --max-conns; `lvs stats` counts them all)",
+                            s.evicted
+                        ),
                     ),
                     Ok(_) => {}
-                    Err(e) => log::warn!("sweeper: {e:#}"),
+                    Err(e) => warn::warn(&format!("sweeper: {e:#}")),
                 }
                 refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours, hops.as_ref());
                 if let Err(e) = crate::vlan::sync(bpf) {
-                    log::warn!("VLAN sub-interfaces: {e:#}");
+                    warn::warn(&format!("VLAN sub-interfaces: {e:#}"));
                 }
+                warn::flush();
             }
         }
     }
@@ -492,6 +512,7 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
         .try_into()?;
     prog.load().map_err(|e| explain(e, "pass"))?;
     attach(prog, &ifaces, mode)?;
+    let sig = stop_signals()?;
     println!("lvs: pass attached to {}", ifaces.join(", "));
-    wait_for_signal().await
+    sig.await
 }

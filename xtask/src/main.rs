@@ -5,6 +5,7 @@ mod build;
 mod cmd;
 mod demo;
 mod lint;
+mod package;
 mod setup;
 mod test;
 
@@ -34,7 +35,10 @@ enum Task {
     /// rustfmt --check and clippy -D warnings over the workspace (lvs-ebpf
     /// for the BPF target).
     Lint,
-    /// Lint, then run the workspace's tests (namespace tests need root).
+    /// Build the Debian package (cargo-deb): prints the .deb's path.
+    Package,
+    /// Lint, build the package, then run the workspace's tests (namespace
+    /// tests need root).
     Test {
         /// Passed on to `cargo test`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Task::Build => build::run().map(drop),
         Task::Demo(opts) => demo::run(opts),
         Task::Lint => lint::run(),
+        Task::Package => package::run().map(|p| println!("{}", p.display())),
         Task::Test { args } => return test::run(&args),
         Task::Bench(opts) => bench::run(opts),
         Task::ServeHttp { addr, body } => demo::serve_http(addr, &body),

@@ -12,6 +12,8 @@ use anyhow::{bail, Context, Result};
 use crate::cmd::{self, query};
 
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// `cargo xtask package` builds the .deb with it.
+const CARGO_DEB_VERSION: &str = "3.8.0";
 /// The LLVM features bpf-linker 0.13.0 offers.
 const BPF_LINKER_LLVMS: [u32; 3] = [21, 22, 23];
 
@@ -34,6 +36,10 @@ const TOOLS: &[(&str, &str)] = &[
     ("promtool", "prometheus"),
     ("bird", "bird2"),
     ("birdc", "bird2"),
+    // The package: cargo-deb's dependencies ($auto), and its test's
+    // `systemd-analyze verify` (setpriv and unshare are util-linux's).
+    ("dpkg-shlibdeps", "dpkg-dev"),
+    ("systemd-analyze", "systemd"),
 ];
 
 #[derive(Clone, Copy, PartialEq)]
@@ -47,6 +53,7 @@ pub enum Verbosity {
 pub fn run(v: Verbosity) -> Result<()> {
     nightly(v)?;
     bpf_linker(v)?;
+    cargo_deb(v)?;
     bpffs(v)?;
     packages(v)?;
     if v == Verbosity::Report {
@@ -147,6 +154,28 @@ fn bpf_linker(v: Verbosity) -> Result<()> {
     cmd::run(&mut install)?;
     if !bpf_linker_ok() {
         bail!("bpf-linker installed but `bpf-linker --version` does not report {BPF_LINKER_VERSION} (is ~/.cargo/bin on PATH?)");
+    }
+    Ok(())
+}
+
+fn cargo_deb(v: Verbosity) -> Result<()> {
+    let ok = || {
+        query(Command::new("cargo").args(["deb", "--version"]))
+            .is_some_and(|o| o.split_whitespace().any(|w| w == CARGO_DEB_VERSION))
+    };
+    if ok() {
+        say(v, &format!("cargo-deb {CARGO_DEB_VERSION}: ok"));
+        return Ok(());
+    }
+    cmd::run(Command::new("cargo").args([
+        "install",
+        "cargo-deb",
+        "--locked",
+        "--version",
+        CARGO_DEB_VERSION,
+    ]))?;
+    if !ok() {
+        bail!("cargo-deb installed but `cargo deb --version` does not report {CARGO_DEB_VERSION} (is ~/.cargo/bin on PATH?)");
     }
     Ok(())
 }

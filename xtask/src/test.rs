@@ -1,5 +1,6 @@
 //! `cargo test` over the workspace, after `cargo xtask lint` (a lint
-//! failure fails the run), with cargo's per-binary result lines repeated at
+//! failure fails the run) and `cargo xtask package` (whose .deb a test
+//! installs), with cargo's per-binary result lines repeated at
 //! the very end so a CI log's tail tells the whole story.
 
 use std::{
@@ -9,7 +10,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{cmd, lint, setup};
+use crate::{cmd, lint, package, setup};
 
 pub fn run(args: &[String]) -> ExitCode {
     match run_inner(args) {
@@ -32,8 +33,14 @@ fn run_inner(args: &[String]) -> Result<ExitCode> {
         eprintln!();
     }
     lint::check()?;
+    // Built before the tests, once: `tests/it/package.rs` installs it into
+    // a scratch root (a release build, incremental after the first).
+    let deb = package::run()?;
     let mut cargo = cmd::cargo();
-    cargo.current_dir(cmd::repo_root()).arg("test");
+    cargo
+        .current_dir(cmd::repo_root())
+        .arg("test")
+        .env(package::DEB_ENV, &deb);
     let picks_packages = args
         .iter()
         .take_while(|a| *a != "--")

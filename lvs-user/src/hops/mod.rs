@@ -53,7 +53,7 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 /// The longest the thread sleeps between looks at its requests.
 const POLL: Duration = Duration::from_millis(50);
 /// At most one warning a minute about one DR server behind a gateway.
-const WARN_EVERY: Duration = Duration::from_secs(60);
+const WARN_EVERY: Duration = crate::warn::EVERY;
 
 /// `REAL_HOPS` as written by one owner (`lvs load`, or a test): the
 /// two-copy protocol of [`RealHop`], with a copy of every slot so that an
@@ -253,20 +253,10 @@ fn targets_of(reals: &[Real]) -> BTreeMap<u32, Target> {
         .collect()
 }
 
-/// Logs an error at most once every 10 s.
-#[derive(Default)]
-struct Complaint(Option<Instant>);
-
-impl Complaint {
-    fn about(&mut self, e: &anyhow::Error) {
-        if self
-            .0
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
-        {
-            log::warn!("next hops: {e:#}");
-            self.0 = Some(Instant::now());
-        }
-    }
+/// Logs an error of the thread's (through [`crate::warn`]: a failing step
+/// is retried every tick).
+fn complain(e: &anyhow::Error) {
+    crate::warn::warn(&format!("next hops: {e:#}"));
 }
 
 /// What the hops thread knows.
@@ -428,9 +418,12 @@ impl GatewayWarnings {
 
 fn warn_gateway(addr: IpAddr, hop: &Result<NextHop, NoHop>) {
     if let Err(why) = hop {
-        log::warn!(
-            "DR real server {addr}: {why}; direct routing needs it on a link of the director \
-             (its packets are dropped unless the FIB finds a next hop)"
+        crate::warn::warn_as(
+            &format!("gateway {addr}"),
+            &format!(
+                "DR real server {addr}: {why}; direct routing needs it on a link of the \
+                 director (its packets are dropped unless the FIB finds a next hop)"
+            ),
         );
     }
 }
@@ -566,7 +559,6 @@ impl State {
 }
 
 fn run(mut st: State, mut events: Events, rx: Receiver<Msg>) {
-    let mut complaint = Complaint::default();
     let mut work = Work {
         full: true,
         ..Default::default()
@@ -580,7 +572,7 @@ fn run(mut st: State, mut events: Events, rx: Receiver<Msg>) {
     loop {
         wait_readable(events.fd(), POLL);
         if let Err(e) = events.drain(&mut queued) {
-            complaint.about(&e);
+            complain(&e);
         }
         for e in queued.drain(..) {
             work.publish = true;
@@ -613,7 +605,7 @@ fn run(mut st: State, mut events: Events, rx: Receiver<Msg>) {
         if retry_at.is_none_or(|t| now >= t) {
             retry_at = None;
             if let Err(e) = st.step(&mut work) {
-                complaint.about(&e);
+                complain(&e);
                 retry_at = Some(now + TICK);
             }
         }

@@ -71,7 +71,7 @@ pub fn ifindex(iface: &str) -> Result<u32> {
 
 /// `bpf(2)` with an attribute block of 128 bytes (zero beyond the fields
 /// the command reads).
-fn sys_bpf(cmd: u32, attr: &mut [u32; 32]) -> io::Result<i64> {
+pub(crate) fn sys_bpf(cmd: u32, attr: &mut [u32; 32]) -> io::Result<i64> {
     // SAFETY: attr is a valid, writable block of the size passed.
     let rc = unsafe {
         libc::syscall(

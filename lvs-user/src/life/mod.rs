@@ -10,6 +10,7 @@
 //! already pinned at DIR is adopted in place: same maps, links switched to
 //! the new program.
 
+pub mod build_id;
 pub mod layout;
 pub mod links;
 pub mod lock;

@@ -40,14 +40,14 @@ fn report(line: &str) {
 }
 
 /// (link id, program id) of the link pinned for `iface` under `pin`.
-fn pinned_link(pin: &Path, iface: &str) -> Option<(u32, u32)> {
+pub(crate) fn pinned_link(pin: &Path, iface: &str) -> Option<(u32, u32)> {
     let p = PinnedLink::from_pin(pin.join(format!("link-{iface}"))).ok()?;
     let info = FdLink::from(p).info().ok()?;
     Some((info.id(), info.program_id()))
 }
 
 /// The XDP programs attached to `iface` in `ns`.
-fn xdp_progs(ns: &Netns, iface: &str) -> Vec<u32> {
+pub(crate) fn xdp_progs(ns: &Netns, iface: &str) -> Vec<u32> {
     let iface = iface.to_owned();
     ns.enter(move || lvs::life::links::xdp_prog_ids(lvs::life::links::ifindex(&iface)?))
         .unwrap()
@@ -109,8 +109,13 @@ fn echo_servers(seed: &SeedLab) -> Vec<servers::Server> {
 /// A connection to the VIP that has exchanged one line, and the real
 /// server that echoed it.
 fn open(seed: &SeedLab, tag: &str) -> (TcpConn, String) {
-    let mut c = TcpConn::connect(&seed.client, seed.vip(80), T)
-        .unwrap_or_else(|e| panic!("connecting {tag}: {e:#}"));
+    open_to(&seed.client, seed.vip(80), tag)
+}
+
+/// A connection from `ns` to `addr` that has exchanged one line (`tag 0`,
+/// echoed by a [`servers::echo_line`] server), and the server's name.
+pub(crate) fn open_to(ns: &Netns, addr: std::net::SocketAddr, tag: &str) -> (TcpConn, String) {
+    let mut c = TcpConn::connect(ns, addr, T).unwrap_or_else(|e| panic!("connecting {tag}: {e:#}"));
     let q = format!("{tag} 0");
     let a = c.ask(&q).unwrap_or_else(|e| panic!("asking {tag}: {e:#}"));
     let (who, rest) = a.split_once(' ').unwrap_or_else(|| panic!("answer {a:?}"));
@@ -120,7 +125,12 @@ fn open(seed: &SeedLab, tag: &str) -> (TcpConn, String) {
 
 /// Runs `lvsadm -S -n` in the namespace at `ns` every 100 ms until
 /// `stop`: (samples, the outputs that were not `rules`).
-fn sample_rules(ns: &Path, pin: &Path, rules: &str, stop: &AtomicBool) -> (u32, Vec<String>) {
+pub(crate) fn sample_rules(
+    ns: &Path,
+    pin: &Path,
+    rules: &str,
+    stop: &AtomicBool,
+) -> (u32, Vec<String>) {
     let (mut samples, mut differing) = (0, Vec::new());
     while !stop.load(Ordering::SeqCst) {
         let mut cmd = Command::new("nsenter");
@@ -138,17 +148,17 @@ fn sample_rules(ns: &Path, pin: &Path, rules: &str, stop: &AtomicBool) -> (u32, 
 }
 
 /// What the exchanging thread saw.
-struct Exchanged {
-    lines: u64,
-    errors: u64,
-    first_errors: Vec<String>,
-    slowest: Duration,
-    conns: Vec<(TcpConn, String)>,
+pub(crate) struct Exchanged {
+    pub lines: u64,
+    pub errors: u64,
+    pub first_errors: Vec<String>,
+    pub slowest: Duration,
+    pub conns: Vec<(TcpConn, String)>,
 }
 
 /// Every 50 ms, one line on each connection, checked against its echo,
 /// until `stop`.
-fn exchange(mut conns: Vec<(TcpConn, String)>, stop: Arc<AtomicBool>) -> Exchanged {
+pub(crate) fn exchange(mut conns: Vec<(TcpConn, String)>, stop: Arc<AtomicBool>) -> Exchanged {
     let mut x = Exchanged {
         lines: 0,
         errors: 0,

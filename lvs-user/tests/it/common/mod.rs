@@ -126,6 +126,8 @@ pub fn adm_in(ns: &Netns, pin: &Path, args: &[&str]) -> String {
 pub struct Lan {
     // Processes first: they stop before the lab removes the namespaces.
     pub procs: Vec<Proc>,
+    /// The latest `lvs load` (also in `procs`).
+    pub load: Option<Proc>,
     pub lan: LanLab,
 }
 
@@ -153,11 +155,16 @@ pub fn lan_director_with(
         }
     }
     let mut procs = lan.start_pass(Path::new(LVS))?;
-    procs.push(lan.start_director(Path::new(LVS), extra)?);
+    let load = lan.start_director(Path::new(LVS), extra)?;
+    procs.push(load.clone());
     if decap {
         procs.extend(lan.start_decap_all(Path::new(LVS))?);
     }
-    Ok(Lan { procs, lan })
+    Ok(Lan {
+        procs,
+        load: Some(load),
+        lan,
+    })
 }
 
 impl Lan {
@@ -458,17 +465,7 @@ impl Director {
         what: &str,
         f: impl Fn(&[RealRow]) -> bool,
     ) -> Vec<RealRow> {
-        let mut last = Vec::new();
-        if wait_until(timeout, || {
-            last = self.reals(vip_port);
-            f(&last)
-        }) {
-            return last;
-        }
-        panic!(
-            "{what}: not within {timeout:?}; last rows {last:#?}\n{}",
-            self.diag()
-        );
+        wait_rows(timeout, what, || self.reals(vip_port), || self.diag(), f)
     }
 
     /// Waits until the ActiveConn/InActConn totals of `vip_port` are
@@ -541,6 +538,75 @@ impl Director {
                 .unwrap_or_else(|e| panic!("ping from {a}: {e:#}"));
         }
         addrs
+    }
+}
+
+/// Waits (at most `timeout`) until the rows `rows()` gives satisfy `f`;
+/// panics with `what`, the last rows and `diag()` if they never do.
+pub fn wait_rows(
+    timeout: Duration,
+    what: &str,
+    mut rows: impl FnMut() -> Vec<RealRow>,
+    diag: impl Fn() -> String,
+    f: impl Fn(&[RealRow]) -> bool,
+) -> Vec<RealRow> {
+    let mut last = Vec::new();
+    if wait_until(timeout, || {
+        last = rows();
+        f(&last)
+    }) {
+        return last;
+    }
+    panic!(
+        "{what}: not within {timeout:?}; last rows {last:#?}\n{}",
+        diag()
+    );
+}
+
+/// The sum of the rows' ActiveConn (wrapping: a count below zero shows as
+/// a huge number, which must fail a comparison, not the sum).
+pub fn active_total(rows: &[RealRow]) -> u64 {
+    rows.iter().fold(0u64, |a, r| a.wrapping_add(r.active))
+}
+
+impl Lan {
+    /// The real-server rows of TCP service `vip_port` (`-L -n -t`).
+    pub fn reals(&self, vip_port: &str) -> Vec<RealRow> {
+        real_rows(&self.adm(&["-L", "-n", "-t", vip_port]))
+    }
+
+    /// Waits until the ActiveConn total of TCP service `vip_port` is
+    /// `active`.
+    pub fn wait_active(&self, vip_port: &str, active: u64, timeout: Duration) -> Vec<RealRow> {
+        wait_rows(
+            timeout,
+            &format!("ActiveConn {active} in total on {vip_port}"),
+            || self.reals(vip_port),
+            || self.diag(),
+            |rows| active_total(rows) == active,
+        )
+    }
+
+    /// The latest `lvs load`.
+    pub fn load_proc(&self) -> Proc {
+        self.load.clone().expect("an lvs load")
+    }
+
+    /// Starts `lvs load` again (after the last one stopped) with `extra`
+    /// options and `env` added to its environment; waits until it is
+    /// attached.
+    pub fn start_load(&mut self, extra: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
+        let p = lvs_lab::lan::start_director_env(
+            &self.lan.director,
+            Path::new(LVS),
+            &self.lan.director_ifaces(),
+            self.lan.pin_dir(),
+            extra,
+            env,
+        )?;
+        self.procs.push(p.clone());
+        self.load = Some(p.clone());
+        Ok(p)
     }
 }
 

@@ -625,4 +625,28 @@ fn bird_takes_ipv4_and_ipv6_vips_and_survives_a_refusal() {
         !routes("lvs_vips4").contains(&format!("{VIP}/32"))
     });
     assert!(load.is_running());
+
+    // A director no longer attached announces nothing: its link detached
+    // behind the daemon's back (bpftool, through the pin; netlink cannot
+    // remove a bpf_link's program).
+    adm(&["-A", "-t", &vip4, "-s", "mh"]);
+    adm(&[
+        "-a",
+        "-t",
+        &vip4,
+        "-r",
+        &format!("{}:80", ecmp::rs_ip(0)),
+        "-g",
+    ]);
+    within("announced again", &|| {
+        routes("lvs_vips4").contains(&format!("{VIP}/32"))
+    });
+    let pin = lab.pin_dir(0).join(format!("link-{}", ecmp::LAN_IF));
+    lab.dirs[0]
+        .run(&["bpftool", "link", "detach", "pinned", pin.to_str().unwrap()])
+        .unwrap();
+    within("withdrawn once detached", &|| {
+        !routes("lvs_vips4").contains(&format!("{VIP}/32"))
+    });
+    assert!(load.output().contains(&format!("bgp: withdrawing {VIP}")));
 }

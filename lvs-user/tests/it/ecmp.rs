@@ -281,7 +281,10 @@ fn ecmp_failover_keeps_every_connection() {
         .collect();
     eprintln!("ecmp: connections per director at the start: {counts:?}");
     assert!(counts.iter().all(|&n| n > 0), "not spread: {counts:?}");
-    assert_eq!(counts.iter().sum::<usize>(), CONNS, "{counts:?}");
+    // Each is tracked somewhere (by two directors if the route changed
+    // while they opened: BGP sessions can flap as they settle).
+    let union: BTreeSet<SocketAddr> = per_dir.iter().flatten().copied().collect();
+    assert!(locals.is_subset(&union), "{counts:?}");
 
     // 1. d1 fails as a machine does: its link goes down. The router hears
     //    nothing more and drops its next hop when the hold time runs out.
@@ -305,11 +308,26 @@ fn ecmp_failover_keeps_every_connection() {
         locals.difference(&after).collect::<Vec<_>>()
     );
 
-    // 2. d1 comes back: its BIRD reconnects, the flows spread again.
+    // 2. d1 comes back: its BIRD reconnects, the flows spread again and
+    //    d1 forwards some of them once more.
+    let dr_fwd = |i: usize| {
+        lvs_lab::lan::lvs_stats(&l.lab.dirs[i], Path::new(LVS), l.lab.pin_dir(i)).unwrap()["dr_fwd"]
+    };
+    let d1_before = dr_fwd(0);
     l.lab.set_director_link(0, true).unwrap();
     let took = l.lab.wait_next_hops(&l.all_dirs(), CONVERGE).unwrap();
     eprintln!("ecmp: d1 back in the route after {took:?}");
     t.all_progress(Duration::from_secs(15)).unwrap();
+    t.all_progress(Duration::from_secs(15)).unwrap();
+    let d1_after = dr_fwd(0);
+    eprintln!(
+        "ecmp: d1 forwarded {} segments since it came back",
+        d1_after - d1_before
+    );
+    assert!(
+        d1_after > d1_before + 10,
+        "flows moved back to d1: {d1_before} → {d1_after}"
+    );
 
     // 3. Every real server of the VIP fails on d3 (weight 0): d3 withdraws
     //    it, and the router stops sending to d3 within 3 s.

@@ -23,7 +23,7 @@ pub use lvs::{
     stats::read_counters,
     testbed::{load_prog, prog},
 };
-use lvs_common::{Conn, FlowKey, Real, Service, ServiceKey};
+use lvs_common::{Conn, FlowKey, Real, Service, ServiceEntry, ServiceKey, GEN_CURRENT};
 use lvs_lab::xdpns::{Plan, XdpNs};
 
 use crate::{frames::*, sysinfo};
@@ -214,7 +214,7 @@ impl Loaded {
         )?))?)
     }
 
-    pub fn services_map(&self) -> Result<HashMap<MapData, ServiceKey, Service>> {
+    pub fn services_map(&self) -> Result<HashMap<MapData, ServiceKey, ServiceEntry>> {
         Ok(HashMap::try_from(Map::HashMap(MapData::from_pin(
             self.pin.join(names::SERVICES),
         )?))?)
@@ -226,14 +226,23 @@ impl Loaded {
         )?))?)
     }
 
-    /// The service entry and its first real server's slot, as the data
-    /// path sees them.
+    /// The published generation.
+    pub fn generation(&self) -> Result<u64> {
+        let a: Array<MapData, u64> = Array::try_from(Map::Array(MapData::from_pin(
+            self.pin.join(names::GENERATION),
+        )?))?;
+        Ok(a.get(&GEN_CURRENT, 0)?)
+    }
+
+    /// The service entry (its published copy) and its first real server's
+    /// slot, as the data path sees them.
     pub fn service_entry(&self, key: &ServiceAddr) -> Result<(ServiceKey, Service, u32, Real)> {
         let k = tables::service_key(key);
-        let svc = self
+        let svc = *self
             .services_map()?
             .get(&k, 0)
-            .with_context(|| format!("service {key:?} not in SERVICES"))?;
+            .with_context(|| format!("service {key:?} not in SERVICES"))?
+            .view(self.generation()?);
         let dests: Array<MapData, u32> =
             Array::try_from(Map::Array(MapData::from_pin(self.pin.join(names::DESTS))?))?;
         let idx = dests.get(&svc.dests_off, 0)?;

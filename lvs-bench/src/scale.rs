@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use anyhow::{anyhow, bail, Context, Result};
-use lvs_common::{counters, FlowKey, Service, ServiceKey, AF_INET, PROTO_TCP};
+use lvs_common::{counters, FlowKey, Service, ServiceEntry, ServiceKey, AF_INET, PROTO_TCP};
 
 use crate::{
     fixture::*,
@@ -310,7 +310,7 @@ fn services(
                 id: svc.id + 1 + filled,
                 ..svc
             };
-            map.insert(k, v, 0)?;
+            map.insert(k, ServiceEntry { views: [v; 2] }, 0)?;
             filled += 1;
         }
         let cases = [RepeatCase {
@@ -325,7 +325,8 @@ fn services(
         if target == plan.services[0] {
             first = ns;
         }
-        let entry = (std::mem::size_of::<ServiceKey>() + std::mem::size_of::<Service>()) as u64;
+        let entry =
+            (std::mem::size_of::<ServiceKey>() + std::mem::size_of::<ServiceEntry>()) as u64;
         t.row([
             group(target as i64),
             fmt_ns(ns),

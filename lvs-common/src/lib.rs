@@ -50,9 +50,11 @@ pub const SVC_F_ONEPACKET: u16 = 1 << 1;
 pub const SVC_F_SCHED1: u16 = 1 << 2;
 pub const SVC_F_SCHED2: u16 = 1 << 3;
 pub const SVC_F_SCHED3: u16 = 1 << 4;
-/// A deleted service kept (hidden, with no members) so that its
-/// connections run until they expire, as IPVS's do; re-adding the service
-/// revives it. `lvs load`'s sweeper removes it once no connection is left.
+/// Not a service of this generation (a [`ServiceEntry`] copy): a deleted
+/// service kept (hidden, with no members) so that its connections run until
+/// they expire, as IPVS's do, or one the other generation adds. Re-adding
+/// the service revives it. The next change, or `lvs load`'s sweeper,
+/// removes it once no connection is left.
 pub const SVC_F_DELETED: u16 = 1 << 5;
 
 /// [`Real::flags`] bits.
@@ -89,12 +91,13 @@ pub struct ServiceKey {
     pub family: u8,
 }
 
-/// Value of `SERVICES`.
+/// One generation's copy of a service (see [`ServiceEntry`]).
 ///
 /// The member list and the scheduling table live in shared regions of the
 /// `DESTS` and `SCHED_TABLE` arrays; userspace writes a new region before it
-/// points a service at it and frees the old one after, so the XDP program
-/// never sees half a table.
+/// points a copy at it and reuses the old one only once no copy of the
+/// published generation refers to it, so the XDP program never sees half a
+/// table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Service {
@@ -114,6 +117,81 @@ pub struct Service {
     /// Persistence netmask (IPv4: raw mask in word 0; IPv6: prefix length in word 0).
     pub netmask: [u32; 4],
 }
+
+/// Value of `SERVICES`: the service as each of the two table generations
+/// has it. A change writes the copy of the generation it builds (the
+/// other one's bytes stay as they are), then publishes that generation
+/// with one word (`GENERATION`); a new connection is scheduled with
+/// `views[generation & 1]` alone, so it meets the old table or the new
+/// one, never a mix. A service that one generation does not have is
+/// marked [`SVC_F_DELETED`] there, with no members. The `id` is the same in
+/// both copies: the established path reads only that, from either copy,
+/// and never the generation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceEntry {
+    pub views: [Service; 2],
+}
+
+impl ServiceEntry {
+    /// The copy of generation `generation`.
+    #[inline(always)]
+    pub fn view(&self, generation: u64) -> &Service {
+        &self.views[(generation & 1) as usize]
+    }
+
+    pub fn view_mut(&mut self, generation: u64) -> &mut Service {
+        &mut self.views[(generation & 1) as usize]
+    }
+}
+
+/// What the schedulers read of a real server, per table generation (value
+/// of `REAL_VIEWS`, indexed like `REALS`): its membership, weight,
+/// thresholds and forwarding method as the old and as the new table have
+/// them, so that a weight edit or a removal lands for new connections at
+/// the moment the generation is published, together with every other part
+/// of the change. `REALS` keeps the newest values, for the established
+/// path and the flow cache.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealView {
+    pub weight: u32,
+    pub u_threshold: u32,
+    pub l_threshold: u32,
+    pub method: u8,
+    /// [`REAL_F_MEMBER`] or 0.
+    pub flags: u8,
+    pub _pad: [u8; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RealViews {
+    pub views: [RealView; 2],
+}
+
+impl RealViews {
+    #[inline(always)]
+    pub fn view(&self, generation: u64) -> &RealView {
+        &self.views[(generation & 1) as usize]
+    }
+
+    pub fn view_mut(&mut self, generation: u64) -> &mut RealView {
+        &mut self.views[(generation & 1) as usize]
+    }
+}
+
+/// Indices of `GENERATION`. The data path reads only [`GEN_CURRENT`], and
+/// of it only the lowest bit (a map update copies the word with `memcpy`,
+/// which need not store it whole; one byte, and so that bit, is either
+/// the old value's or the new one's).
+pub const GEN_CURRENT: u32 = 0;
+/// `CLOCK_MONOTONIC` nanoseconds of the last publication: the next change
+/// waits for an RCU grace period (every packet that read the old
+/// generation has finished) before it overwrites the old copies, unless
+/// that publication is long past.
+pub const GEN_PUBLISHED_AT: u32 = 1;
+pub const GEN_WORDS: u32 = 2;
 
 /// Value of `REALS`, indexed by a global real-server index.
 #[repr(C)]
@@ -528,6 +606,8 @@ mod pod {
     // (explicit `_pad` fields) and are valid for any bit pattern.
     unsafe impl aya::Pod for ServiceKey {}
     unsafe impl aya::Pod for Service {}
+    unsafe impl aya::Pod for ServiceEntry {}
+    unsafe impl aya::Pod for RealViews {}
     unsafe impl aya::Pod for Real {}
     unsafe impl aya::Pod for FlowKey {}
     unsafe impl aya::Pod for Conn {}
@@ -647,6 +727,9 @@ mod tests {
         assert_eq!(size_of::<ConnFix>(), 16);
         assert_eq!(size_of::<ServiceKey>(), 20);
         assert_eq!(size_of::<Service>(), 44);
+        assert_eq!(size_of::<ServiceEntry>(), 88);
+        assert_eq!(size_of::<RealView>(), 16);
+        assert_eq!(size_of::<RealViews>(), 32);
         assert_eq!(size_of::<Real>(), 44);
         assert_eq!(size_of::<FlowKey>(), 40);
         assert_eq!(size_of::<Conn>(), 24);

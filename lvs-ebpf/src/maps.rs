@@ -9,13 +9,25 @@ use aya_ebpf::{
 };
 use lvs_common::{
     counters, AddrKey, Config, Conn, FlowKey, Lblc, LblcKey, Persist, PersistKey, Rate, Real,
-    RealConns, RealHop, Service, ServiceKey, Stats, VlanDev, VlanKey,
+    RealConns, RealHop, RealViews, ServiceEntry, ServiceKey, Stats, VlanDev, VlanKey,
 };
 
-/// (proto, family, VIP, port) -> service. Shared hash: read-mostly, written
-/// only by userspace.
+/// (proto, family, VIP, port) -> service, both generations' copies (see
+/// `lvs_common::ServiceEntry`). Shared hash: read-mostly, written only by
+/// userspace.
 #[map]
-pub static SERVICES: HashMap<ServiceKey, Service> = HashMap::pinned(1024, 0);
+pub static SERVICES: HashMap<ServiceKey, ServiceEntry> = HashMap::pinned(1024, 0);
+
+/// The published table generation (`lvs_common::GEN_CURRENT`; the data
+/// path reads its lowest bit once per new connection) and userspace's
+/// record of when it was published.
+#[map]
+pub static GENERATION: Array<u64> = Array::pinned(lvs_common::GEN_WORDS, 0);
+
+/// Real-server index (as `REALS`) -> what the schedulers read of it, per
+/// generation.
+#[map]
+pub static REAL_VIEWS: Array<RealViews> = Array::pinned(4096, 0);
 
 /// One bit per hash (`hash::addr_bit`) of every service's VIP and port and
 /// every NAT real server's address and port, set by userspace before it

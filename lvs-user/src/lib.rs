@@ -16,6 +16,7 @@ pub mod model;
 pub mod neigh;
 pub mod progtest;
 pub mod rate;
+pub mod rules;
 pub mod schedtab;
 pub mod stats;
 pub mod sweeper;

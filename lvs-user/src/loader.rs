@@ -75,6 +75,8 @@ pub struct LoadOpts {
     pub metrics: Option<std::net::SocketAddr>,
     /// `--bgp bird`: announce the VIPs through BIRD (`crate::bgp`).
     pub bgp: Option<crate::bgp::BgpOpts>,
+    /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
+    pub rules: Option<PathBuf>,
 }
 
 /// `--tunnel-source` / `--tunnel-mtu`.
@@ -331,7 +333,7 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 
 /// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
 /// `cpus` possible CPUs (the others keep the object's).
-pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 15] {
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 16] {
     // The connection-sized LRU maps get room for the kernel's per-CPU free
     // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
     let lru = lru_entries(s.max_conns, cpus);
@@ -345,6 +347,7 @@ pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 15] {
         (names::REAL_CONNS, s.max_reals),
         (names::REAL_STATS, s.max_reals),
         (names::REAL_HOPS, s.max_reals),
+        (names::REAL_VIEWS, s.max_reals),
         // Twice the reals: a member list is rewritten into a fresh region
         // before the old one is released.
         (names::DESTS, s.max_reals.saturating_mul(2)),
@@ -415,6 +418,13 @@ pub fn remove_pins(dir: &Path) {
 /// `lvs load`: attach the director (or adopt the one pinned at the pin
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
+    opts.bgp.as_ref().map(crate::bgp::check).transpose()?;
+    // A bad rules file stops the start before anything is loaded.
+    let rules = opts
+        .rules
+        .as_deref()
+        .map(crate::rules::Rules::read)
+        .transpose()?;
     let life = Life::prepare(&opts)?;
     let mut bpf = load_director(
         life.work_dir(),
@@ -423,17 +433,24 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         opts.tunnel,
         &opts.timeouts,
     )?;
-    serve(&mut bpf, &opts, life).await
+    serve(&mut bpf, &opts, life, rules).await
 }
 
-async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
+async fn serve(
+    bpf: &mut Ebpf,
+    opts: &LoadOpts,
+    mut life: Life,
+    rules: Option<crate::rules::Rules>,
+) -> Result<()> {
     spawn_logger(bpf);
     crate::tables::Tables::open(life.work_dir())
         .and_then(|mut t| t.mark_existing())
         .context("marking the tables' addresses in the address filter")?;
+    if let Some(r) = &rules {
+        crate::rules::apply_at_boot(life.work_dir(), r)?;
+    }
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
-    opts.bgp.as_ref().map(crate::bgp::check).transpose()?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
@@ -459,7 +476,10 @@ async fn serve(bpf: &mut Ebpf, opts: &LoadOpts, mut life: Life) -> Result<()> {
     if let Some(h) = &hops {
         h.sync(Duration::from_secs(1));
     }
+    // Every signal's handler is in place before readiness is announced: a
+    // SIGHUP or SIGTERM right after READY=1 must not meet the default action.
     let sig = stop_signals()?;
+    crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
     life.publish(opts)?;
     let mut bgp = (opts.bgp.clone())
         .map(|b| crate::bgp::start(&opts.pin_dir, &opts.ifaces, b, opts.detach_on_exit))

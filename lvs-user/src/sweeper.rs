@@ -4,7 +4,8 @@
 //! templates of live connections in use, and corrects the active/inactive
 //! counts of connections the LRU evicted before they ended (`conn_fix`).
 //! Deleted services are kept as tombstones while they have connections;
-//! the sweeper removes them once their last connection has gone.
+//! the sweeper removes them once their last connection has gone (see
+//! [`crate::tables::buriable`]).
 
 use std::{
     collections::{HashMap as StdHashMap, HashSet},
@@ -18,9 +19,9 @@ use aya::{
     Ebpf,
 };
 use lvs_common::{
-    xdp, Config, Conn, ConnFix, FlowKey, Persist, PersistKey, RealConns, Service, ServiceKey,
-    CONN_F_ACTIVE, CONN_F_DEAD, CONN_STATE_MASK, FIX_ACTIVE, FIX_INACTIVE, SVC_F_DELETED,
-    SVC_F_PERSISTENT,
+    xdp, Config, Conn, ConnFix, FlowKey, Persist, PersistKey, RealConns, Service, ServiceEntry,
+    ServiceKey, CONN_F_ACTIVE, CONN_F_DEAD, CONN_STATE_MASK, FIX_ACTIVE, FIX_INACTIVE,
+    SVC_F_DELETED, SVC_F_PERSISTENT,
 };
 
 use crate::tables::{
@@ -110,10 +111,15 @@ impl Sweeper {
             let a: Array<&MapData, Config> = Array::try_from(map(bpf, names::CONFIG)?)?;
             a.get(&0, 0)?
         };
+        let published = crate::tables::published(map(bpf, names::GENERATION)?)?;
         let (services, tombstones): (StdHashMap<u32, Service>, Vec<(ServiceKey, u32)>) = {
-            let m: HashMap<&MapData, ServiceKey, Service> =
+            let m: HashMap<&MapData, ServiceKey, ServiceEntry> =
                 HashMap::try_from(map(bpf, names::SERVICES)?)?;
-            let all: Vec<(ServiceKey, Service)> = m.iter().filter_map(|kv| kv.ok()).collect();
+            let all: Vec<(ServiceKey, Service)> = m
+                .iter()
+                .filter_map(|kv| kv.ok())
+                .map(|(k, e)| (k, *e.view(published.0)))
+                .collect();
             let tombs = all
                 .iter()
                 .filter(|(_, v)| v.flags & SVC_F_DELETED != 0)
@@ -164,7 +170,7 @@ impl Sweeper {
             .filter(|(_, id)| !live_services.contains(id))
             .map(|(k, _)| k)
             .collect();
-        self.bury(bpf, &done)?;
+        self.bury(bpf, &done, published, now)?;
         // Connections created while the walk runs are counted but not seen,
         // and under a steady rate that gap exists at every sweep: only a
         // table that was full can have lost entries, so only then are the
@@ -194,20 +200,34 @@ impl Sweeper {
 
     /// Removes deleted services whose last connection has gone, unless an
     /// `lvsadm` holds the tables right now (then next time).
-    fn bury(&self, bpf: &mut Ebpf, keys: &[ServiceKey]) -> Result<()> {
+    fn bury(
+        &self,
+        bpf: &mut Ebpf,
+        keys: &[ServiceKey],
+        walked: (u64, u64),
+        walk_start: u64,
+    ) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
         let Some(_lock) = crate::tables::try_lock_dir(&self.dir) else {
             return Ok(());
         };
-        let mut m: HashMap<&mut MapData, ServiceKey, Service> = HashMap::try_from(
+        // The walk proves nothing if a change was published since, or so
+        // shortly before it that a packet of the old generation may still
+        // have been opening a connection.
+        if !crate::tables::buriable(map(bpf, names::GENERATION)?, walked, walk_start)? {
+            return Ok(());
+        }
+        let mut m: HashMap<&mut MapData, ServiceKey, ServiceEntry> = HashMap::try_from(
             bpf.map_mut(names::SERVICES)
                 .ok_or_else(|| anyhow!("no SERVICES map"))?,
         )?;
         for k in keys {
             // Still a tombstone? lvsadm may have re-added it since the walk.
-            if m.get(k, 0).is_ok_and(|v| v.flags & SVC_F_DELETED != 0) {
+            if m.get(k, 0)
+                .is_ok_and(|e| e.view(walked.0).flags & SVC_F_DELETED != 0)
+            {
                 let _ = m.remove(k);
             }
         }

@@ -5,11 +5,11 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::bpf_loop;
-use lvs_common::{threshold_rule, Real, RealConns, REAL_F_MEMBER};
+use lvs_common::{threshold_rule, RealConns, RealView, REAL_F_MEMBER};
 
 use crate::{
     atomic,
-    maps::{REALS, REAL_CONNS},
+    maps::{REAL_CONNS, REAL_VIEWS},
 };
 
 /// Members a scan looks at; bounded for `bpf_loop`.
@@ -19,9 +19,10 @@ pub const NONE: u32 = u32::MAX;
 
 /// IPVS's availability of a server for new connections: a member with
 /// weight > 0, within its connection thresholds (`lvs_common::
-/// threshold_rule`, whose overload flag is kept in the shared counts).
+/// threshold_rule`, whose overload flag is kept in the shared counts), as
+/// one generation's view of it has it.
 #[inline(always)]
-pub fn available(real: &Real, conns: *mut RealConns) -> bool {
+pub fn available(real: &RealView, conns: *mut RealConns) -> bool {
     if real.flags & REAL_F_MEMBER == 0 || real.weight == 0 {
         return false;
     }
@@ -50,12 +51,19 @@ pub fn available(real: &Real, conns: *mut RealConns) -> bool {
     ok
 }
 
-/// Availability of the real server at `idx`, with its counts.
+/// Availability of the real server at `idx` in generation `g` (0 or 1),
+/// with its view and counts.
 #[inline(always)]
-pub fn usable(idx: u32) -> Option<(&'static Real, *mut RealConns)> {
-    let real = REALS.get(idx)?;
+pub fn usable(idx: u32, g: u32) -> Option<(&'static RealView, *mut RealConns)> {
+    let real = view(idx, g)?;
     let conns = REAL_CONNS.get_ptr_mut(idx)?;
     available(real, conns).then_some((real, conns))
+}
+
+/// Generation `g`'s view of the real server at `idx`.
+#[inline(always)]
+pub fn view(idx: u32, g: u32) -> Option<&'static RealView> {
+    Some(REAL_VIEWS.get(idx)?.view(g as u64))
 }
 
 /// Calls `f(i, ctx)` for i in 0..n until it returns non-zero. `bpf_loop`:

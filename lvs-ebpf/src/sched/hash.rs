@@ -9,7 +9,7 @@ use crate::maps::SCHED_TABLE;
 /// dh/sh/mh: the bucket of the flow hash; with fallback, further buckets
 /// (sh: the following ones, as IPVS; mh: rehashed with other seeds).
 #[inline(always)]
-pub fn hashed(svc: &Service, addr: &[u32; 4], port: u16, fallback: bool) -> Option<u32> {
+pub fn hashed(svc: &Service, g: u32, addr: &[u32; 4], port: u16, fallback: bool) -> Option<u32> {
     let len = svc.table_len;
     if len == 0 {
         return None;
@@ -23,7 +23,7 @@ pub fn hashed(svc: &Service, addr: &[u32; 4], port: u16, fallback: bool) -> Opti
             base.wrapping_add(t) % len
         };
         let &idx = SCHED_TABLE.get(svc.table_off.wrapping_add(slot))?;
-        if idx != TABLE_EMPTY && usable(idx).is_some() {
+        if idx != TABLE_EMPTY && usable(idx, g).is_some() {
             return Some(idx);
         }
     }

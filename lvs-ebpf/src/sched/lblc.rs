@@ -23,8 +23,8 @@ const EXPIRE_NS: u64 = 24 * 3600 * 1_000_000_000;
 /// connections than its weight is overloaded if some other member is at
 /// less than half its weight.
 #[inline(always)]
-fn overloaded(svc: &Service, idx: u32) -> bool {
-    let Some((real, conns)) = usable(idx) else {
+fn overloaded(svc: &Service, g: u32, idx: u32) -> bool {
+    let Some((real, conns)) = usable(idx, g) else {
         return true;
     };
     if unsafe { atomic::load(&raw const (*conns).active) } <= real.weight as u64 {
@@ -32,6 +32,7 @@ fn overloaded(svc: &Service, idx: u32) -> bool {
     }
     let mut probe = Probe {
         off: svc.dests_off,
+        g,
         found: 0,
     };
     avail::each(
@@ -44,6 +45,7 @@ fn overloaded(svc: &Service, idx: u32) -> bool {
 
 struct Probe {
     off: u32,
+    g: u32,
     found: u32,
 }
 
@@ -53,7 +55,7 @@ extern "C" fn half_loaded(i: u32, ctx: *mut c_void) -> i64 {
     let Some(&other) = DESTS.get(p.off.wrapping_add(i)) else {
         return 1;
     };
-    if let Some((r, c)) = usable(other) {
+    if let Some((r, c)) = usable(other, p.g) {
         if unsafe { atomic::load(&raw const (*c).active) } * 2 < r.weight as u64 {
             p.found = 1;
             return 1;
@@ -63,7 +65,7 @@ extern "C" fn half_loaded(i: u32, ctx: *mut c_void) -> i64 {
 }
 
 #[inline(always)]
-pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
+pub fn pick(svc: &Service, g: u32, dst: &[u32; 4], now: u64) -> Option<u32> {
     let key = LblcKey {
         dst: *dst,
         svc_id: svc.id,
@@ -78,10 +80,10 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
             atomic::store(unsafe { &raw mut (*e).last_used }, now);
             if !replicate {
                 let idx = en.reals[0];
-                if !overloaded(svc, idx) {
+                if !overloaded(svc, g, idx) {
                     return Some(idx);
                 }
-                let idx = scan::scan(svc, codes::WLC)?;
+                let idx = scan::scan(svc, g, codes::WLC)?;
                 atomic::store(unsafe { &raw mut (*e).reals[0] }, idx);
                 return Some(idx);
             }
@@ -95,7 +97,7 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
                     break;
                 }
                 let idx = en.reals[i];
-                if let Some((r, c)) = usable(idx) {
+                if let Some((r, c)) = usable(idx, g) {
                     let oh = unsafe {
                         atomic::load(&raw const (*c).active) * 256
                             + atomic::load(&raw const (*c).inactive)
@@ -106,10 +108,10 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
                     }
                 }
             }
-            if best != u32::MAX && !overloaded(svc, best) {
+            if best != u32::MAX && !overloaded(svc, g, best) {
                 return Some(best);
             }
-            let idx = scan::scan(svc, codes::WLC)?;
+            let idx = scan::scan(svc, g, codes::WLC)?;
             let n = en.len as usize;
             if n < LBLCR_SET {
                 let mut reals = en.reals;
@@ -127,7 +129,7 @@ pub fn pick(svc: &Service, dst: &[u32; 4], now: u64) -> Option<u32> {
             return Some(idx);
         }
     }
-    let idx = scan::scan(svc, codes::WLC)?;
+    let idx = scan::scan(svc, g, codes::WLC)?;
     let mut en = Lblc {
         reals: [u32::MAX; LBLCR_SET],
         len: 1,

@@ -12,6 +12,10 @@
 //!
 //! Every candidate must be available: a member, weight > 0, and not over
 //! its connection thresholds (`-x`/`-y`, with IPVS's hysteresis).
+//!
+//! Everything here reads one generation `g` (0 or 1, see `svc.rs`): the
+//! service's copy passed in, its regions, and the members' views in
+//! `REAL_VIEWS`.
 
 mod avail;
 mod hash;
@@ -33,23 +37,23 @@ pub struct Pick {
 }
 
 #[inline(always)]
-pub fn pick(svc: &Service, p: &Packet, now: u64) -> Option<Pick> {
+pub fn pick(svc: &Service, g: u32, p: &Packet, now: u64) -> Option<Pick> {
     let persistent = svc.flags & SVC_F_PERSISTENT != 0;
     if persistent {
-        if let Some(idx) = persist::lookup(svc, p, now) {
-            return with_real(idx);
+        if let Some(idx) = persist::lookup(svc, g, p, now) {
+            return with_real(idx, g);
         }
     }
     let idx = match svc.sched {
-        sched::RR | sched::WRR => seq::sequence(svc),
-        sched::DH => hash::hashed(svc, &p.key.dst, 0, false),
+        sched::RR | sched::WRR => seq::sequence(svc, g),
+        sched::DH => hash::hashed(svc, g, &p.key.dst, 0, false),
         sched::SH => {
             let port = if svc.flags & SH_PORT != 0 {
                 p.key.sport
             } else {
                 0
             };
-            hash::hashed(svc, &p.key.src, port, svc.flags & SH_FALLBACK != 0)
+            hash::hashed(svc, g, &p.key.src, port, svc.flags & SH_FALLBACK != 0)
         }
         sched::MH => {
             let port = if svc.flags & MH_PORT != 0 {
@@ -57,20 +61,23 @@ pub fn pick(svc: &Service, p: &Packet, now: u64) -> Option<Pick> {
             } else {
                 0
             };
-            hash::hashed(svc, &p.key.src, port, svc.flags & MH_FALLBACK != 0)
+            hash::hashed(svc, g, &p.key.src, port, svc.flags & MH_FALLBACK != 0)
         }
-        sched::TWOS => scan::twos(svc),
-        sched::LBLC | sched::LBLCR => lblc::pick(svc, &p.key.dst, now),
-        s => scan::scan(svc, s),
+        sched::TWOS => scan::twos(svc, g),
+        sched::LBLC | sched::LBLCR => lblc::pick(svc, g, &p.key.dst, now),
+        s => scan::scan(svc, g, s),
     }?;
     if persistent {
         persist::save(svc, p, idx, now);
     }
-    with_real(idx)
+    with_real(idx, g)
 }
 
+/// The chosen server's entry, forwarded by the method of generation `g`
+/// (an edit of the method lands with the rest of its change).
 #[inline(always)]
-fn with_real(idx: u32) -> Option<Pick> {
-    let real = REALS.get(idx)?;
-    Some(Pick { idx, real: *real })
+fn with_real(idx: u32, g: u32) -> Option<Pick> {
+    let mut real = *REALS.get(idx)?;
+    real.method = avail::view(idx, g)?.method;
+    Some(Pick { idx, real })
 }

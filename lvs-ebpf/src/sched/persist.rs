@@ -19,10 +19,10 @@ fn svc_key(svc: &Service, p: &Packet) -> PersistKey {
 }
 
 /// The template's real server, if the template is fresh and its server is
-/// still a member and not overloaded (a quiesced one keeps its clients, as
-/// in IPVS).
+/// still a member (in generation `g`) and not overloaded (a quiesced one
+/// keeps its clients, as in IPVS).
 #[inline(always)]
-pub fn lookup(svc: &Service, p: &Packet, now: u64) -> Option<u32> {
+pub fn lookup(svc: &Service, g: u32, p: &Packet, now: u64) -> Option<u32> {
     let t = PERSIST.get_ptr_mut(&svc_key(svc, p))?;
     // The template is shared: read and refreshed field by field.
     let (last_used, real_idx, generation) = unsafe {
@@ -35,16 +35,20 @@ pub fn lookup(svc: &Service, p: &Packet, now: u64) -> Option<u32> {
     if now.wrapping_sub(last_used) > svc.persist_timeout as u64 * 1_000_000_000 {
         return None;
     }
+    // The slot still holds the template's server (not reused)...
     let real = REALS.get(real_idx)?;
-    if real.flags & (REAL_F_IN_USE | REAL_F_MEMBER) != REAL_F_IN_USE | REAL_F_MEMBER
-        || real.generation != generation
-    {
+    if real.flags & REAL_F_IN_USE == 0 || real.generation != generation {
+        return None;
+    }
+    // ... and it is a member in this generation.
+    let view = avail::view(real_idx, g)?;
+    if view.flags & REAL_F_MEMBER == 0 {
         return None;
     }
     let conns = REAL_CONNS.get_ptr_mut(real_idx)?;
     // Availability apart from the weight: a weight-0 server keeps its
     // persistent clients.
-    let mut r = *real;
+    let mut r = *view;
     r.weight = r.weight.max(1);
     if !avail::available(&r, conns) {
         return None;

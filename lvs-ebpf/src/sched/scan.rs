@@ -13,6 +13,8 @@ use crate::{atomic, maps::DESTS};
 /// State of a member scan.
 pub struct Scan {
     pub off: u32,
+    /// The generation (0 or 1) whose member views count.
+    pub g: u32,
     pub sched: u8,
     pub best: u32,
     /// The best one's overhead and weight.
@@ -27,7 +29,7 @@ extern "C" fn scan_step(i: u32, ctx: *mut c_void) -> i64 {
     let Some(&idx) = DESTS.get(s.off.wrapping_add(i)) else {
         return 1;
     };
-    let Some((real, conns)) = usable(idx) else {
+    let Some((real, conns)) = usable(idx, s.g) else {
         return 0;
     };
     let (active, inactive) = unsafe {
@@ -75,9 +77,10 @@ extern "C" fn scan_step(i: u32, ctx: *mut c_void) -> i64 {
 
 /// The best member of `svc` by `sched`'s rule.
 #[inline(always)]
-pub fn scan(svc: &Service, sched: u8) -> Option<u32> {
+pub fn scan(svc: &Service, g: u32, sched: u8) -> Option<u32> {
     let mut s = Scan {
         off: svc.dests_off,
+        g,
         sched,
         best: NONE,
         best_oh: 0,
@@ -95,6 +98,7 @@ pub fn scan(svc: &Service, sched: u8) -> Option<u32> {
 /// less loaded (overhead / weight) wins.
 struct Twos {
     off: u32,
+    g: u32,
     pass: u32,
     total: u64,
     r1: i64,
@@ -113,7 +117,7 @@ extern "C" fn twos_step(i: u32, ctx: *mut c_void) -> i64 {
     let Some(&idx) = DESTS.get(t.off.wrapping_add(i)) else {
         return 1;
     };
-    let Some((real, conns)) = usable(idx) else {
+    let Some((real, conns)) = usable(idx, t.g) else {
         return 0;
     };
     let w = real.weight as u64;
@@ -136,9 +140,10 @@ extern "C" fn twos_step(i: u32, ctx: *mut c_void) -> i64 {
 }
 
 #[inline(always)]
-pub fn twos(svc: &Service) -> Option<u32> {
+pub fn twos(svc: &Service, g: u32) -> Option<u32> {
     let mut t = Twos {
         off: svc.dests_off,
+        g,
         pass: 0,
         total: 0,
         r1: 0,

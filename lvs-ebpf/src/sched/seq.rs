@@ -12,6 +12,7 @@ use crate::maps::{SCHED_STATE, SCHED_TABLE};
 struct SeqWalk {
     off: u32,
     len: u32,
+    g: u32,
     start: u64,
     found: u32,
 }
@@ -27,7 +28,7 @@ extern "C" fn seq_step(i: u32, ctx: *mut c_void) -> i64 {
     let Some(&idx) = SCHED_TABLE.get(w.off.wrapping_add(slot)) else {
         return 1;
     };
-    if usable(idx).is_some() {
+    if usable(idx, w.g).is_some() {
         w.found = idx;
         return 1;
     }
@@ -36,7 +37,7 @@ extern "C" fn seq_step(i: u32, ctx: *mut c_void) -> i64 {
 
 /// rr/wrr: the next slot of the sequence whose server is usable.
 #[inline(always)]
-pub fn sequence(svc: &Service) -> Option<u32> {
+pub fn sequence(svc: &Service, g: u32) -> Option<u32> {
     if svc.table_len == 0 {
         return None;
     }
@@ -44,6 +45,7 @@ pub fn sequence(svc: &Service) -> Option<u32> {
     let mut w = SeqWalk {
         off: svc.table_off,
         len: svc.table_len,
+        g,
         start,
         found: NONE,
     };

@@ -45,6 +45,17 @@ pub fn restore(
     prog: &str,
     resolve: &dyn Resolve,
 ) -> Result<Snapshot, Error> {
+    restore_numbered(snap, input, prog, resolve).map_err(|(n, e)| at_line(n, e))
+}
+
+/// [`restore`] with the failing line's number (from 1) beside its error,
+/// for callers that name the file themselves (`lvs apply`, `--rules`).
+pub fn restore_numbered(
+    snap: &Snapshot,
+    input: &str,
+    prog: &str,
+    resolve: &dyn Resolve,
+) -> Result<Snapshot, (usize, Error)> {
     let mut work = snap.clone();
     for (i, line) in input.split('\n').enumerate() {
         let words = words(line);
@@ -54,7 +65,7 @@ pub fn restore(
         let mut argv = Vec::with_capacity(words.len() + 1);
         argv.push(prog.to_string());
         argv.extend(words);
-        restore_line(&mut work, &argv, prog, resolve).map_err(|e| at_line(i + 1, e))?;
+        restore_line(&mut work, &argv, prog, resolve).map_err(|e| (i + 1, e))?;
     }
     Ok(work)
 }

@@ -103,6 +103,21 @@ enum Cmd {
         /// otherwise: the director keeps forwarding).
         #[arg(long, requires = "bgp")]
         withdraw: bool,
+        /// An `ipvsadm -S` file: the table, applied as one change before
+        /// the director reports ready (a bad file stops the start); SIGHUP
+        /// applies it again, as `lvs apply` does.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+    },
+    /// Make the running director's table equal to an `ipvsadm -S` file,
+    /// as one change: what both have keeps its connections, counts and
+    /// scheduler position; the rest is deleted as `-D`/`-d` do.
+    Apply {
+        /// An `ipvsadm -S` file (what `lvsadm -R` reads): the whole table.
+        file: PathBuf,
+        /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs]
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
     },
     /// Detach the director pinned at the pin path and remove its pins,
     /// tables and connections (refused while an `lvs load` serves it).
@@ -195,6 +210,7 @@ fn main() {
                 bird_socket,
                 bird_include,
                 withdraw,
+                rules,
             } => {
                 let mut tunnel = TunnelOpts {
                     mtu: tunnel_mtu,
@@ -226,9 +242,13 @@ fn main() {
                         include: bird_include,
                         withdraw,
                     }),
+                    rules,
                 })
                 .await
             }
+            Cmd::Apply { file, pin_path } => lvs::rules::Rules::read(&file)
+                .and_then(|r| lvs::rules::apply(&tables::pin_path(pin_path.as_deref()), &r))
+                .map(|line| println!("lvs apply: {line}")),
             Cmd::Unload { pin_path } => {
                 lvs::life::unload(&tables::pin_path(pin_path.as_deref())).map(|m| println!("{m}"))
             }

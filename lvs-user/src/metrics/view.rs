@@ -14,14 +14,17 @@ use std::{net::IpAddr, path::Path};
 use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray, PerCpuValues};
 use lvs_common::{
-    counters, Config, Real, RealConns, Service, ServiceKey, Stats, REAL_F_IN_USE, SVC_F_DELETED,
+    counters, Config, Real, RealConns, Service, ServiceEntry, ServiceKey, Stats, GEN_CURRENT,
+    REAL_F_IN_USE, SVC_F_DELETED,
 };
 
 use crate::tables::{names, raw_port, words_addr};
 
 /// The maps a look reads, open.
 pub struct Maps {
-    services: HashMap<MapData, ServiceKey, Service>,
+    services: HashMap<MapData, ServiceKey, ServiceEntry>,
+    /// Which copy of each service entry is live (`tables::txn`).
+    generation: Array<MapData, u64>,
     /// `SERVICES`' `max_entries`: bounds a walk (see [`Maps::services`]).
     services_max: usize,
     dests: Array<MapData, u32>,
@@ -111,6 +114,7 @@ impl Maps {
         Ok(Maps {
             services: HashMap::try_from(Map::HashMap(services))?,
             services_max,
+            generation: open(dir, names::GENERATION, Map::Array)?,
             dests: open(dir, names::DESTS, Map::Array)?,
             reals: open(dir, names::REALS, Map::Array)?,
             real_conns: open(dir, names::REAL_CONNS, Map::Array)?,
@@ -128,10 +132,12 @@ impl Maps {
     /// kernel's next-key step start over from the first key: entries are
     /// taken once each, and the walk is bounded by twice the map's size.
     pub fn services(&self) -> Result<Vec<SvcView>> {
+        let gen = self.generation.get(&GEN_CURRENT, 0)?;
         let mut seen = std::collections::HashMap::new();
         for kv in self.services.iter().take(2 * self.services_max.max(1)) {
             // An entry removed between the key walk and its lookup.
-            let Ok((k, v)) = kv else { continue };
+            let Ok((k, e)) = kv else { continue };
+            let v = *e.view(gen);
             if v.flags & SVC_F_DELETED == 0 {
                 seen.insert(k, v);
             }

@@ -1,21 +1,28 @@
 //! The pinned maps as one table store, shared by `lvs` and `lvsadm`.
 //!
-//! A change is computed against the snapshot read under the directory lock
-//! and written in an order that never exposes half a service to the data
-//! path: real servers first, then the member list and scheduler table (in
-//! fresh regions), then the service entry that points at them; removals the
-//! other way round.
+//! A change is a transaction for the data path. The tables hold two
+//! generations: every service entry and every real server's view
+//! (`REAL_VIEWS`) has a copy per generation, and `GENERATION` says which
+//! one is published. A change is computed against the snapshot read under
+//! the directory lock (the published generation), written into the other
+//! generation's copies and fresh regions, leaving every byte the published
+//! generation reads as it was, and then published with one word. Each new
+//! connection is scheduled with one generation (see `lvs-ebpf/src/svc.rs`),
+//! so it meets the old table or the new one, never a mix, and a change cut
+//! short (a killed `lvsadm`) leaves the old one.
 //!
 //! [`names`] holds the map names, `pins` the pin directory and its lock,
 //! `addr` the map encodings of addresses and ports, `plan` the placement
-//! of a new configuration (over the `regions` allocator), and this module
-//! the store itself: open, snapshot, commit.
+//! of a new configuration (over the `regions` allocator), `txn` the
+//! writing and publishing of a plan, and this module the store itself:
+//! open, snapshot, commit.
 
 mod addr;
 pub mod names;
 mod pins;
 mod plan;
 mod regions;
+mod txn;
 
 use std::{
     collections::HashMap as StdHashMap,
@@ -30,13 +37,15 @@ use aya::{
     util::nr_cpus,
 };
 use lvs_common::{
-    Config, Conn, FlowKey, Real, RealConns, Service, ServiceKey, Stats, AF_INET6, CONN_F_DEAD,
-    CONN_STATE_MASK, REAL_F_IN_USE, SVC_F_DELETED, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
+    Config, Conn, FlowKey, Real, RealConns, RealViews, Service, ServiceEntry, ServiceKey, Stats,
+    AF_INET6, CONN_F_DEAD, CONN_STATE_MASK, GEN_CURRENT, REAL_F_IN_USE, REAL_F_MEMBER,
+    SVC_F_DELETED, SVC_F_ONEPACKET, SVC_F_PERSISTENT,
 };
 
 pub use self::{
     addr::{addr_words, port_raw, raw_port, service_key, words_addr},
     pins::{pin_path, try_lock_dir, DEFAULT_PIN_PATH},
+    txn::{buriable, published},
 };
 use self::{
     pins::{lock_dir, open_map},
@@ -87,8 +96,10 @@ impl std::error::Error for NoDirector {}
 pub struct Tables {
     _lock: File,
     dir: PathBuf,
-    services: HashMap<MapData, ServiceKey, Service>,
+    services: HashMap<MapData, ServiceKey, ServiceEntry>,
+    generation: Array<MapData, u64>,
     reals: Array<MapData, Real>,
+    real_views: Array<MapData, RealViews>,
     dests: Array<MapData, u32>,
     sched_table: Array<MapData, u32>,
     sched_state: Array<MapData, u64>,
@@ -97,12 +108,25 @@ pub struct Tables {
     real_stats: PerCpuArray<MapData, Stats>,
     config: Array<MapData, Config>,
     addr_filter: Array<MapData, u64>,
-    /// From the last snapshot: service key -> placement.
+    /// From the last snapshot: the published generation.
+    gen: u64,
+    /// From the last snapshot: every service entry, both copies, as read.
+    entries: StdHashMap<ServiceKey, ServiceEntry>,
+    /// From the last snapshot: service key -> placement (published copy).
     placed: StdHashMap<ServiceKey, Placed>,
-    /// From the last snapshot: deleted services still serving connections.
+    /// From the last snapshot: entries the published generation has no
+    /// service for (deleted services that may still serve connections).
     tombstones: StdHashMap<ServiceKey, Service>,
-    /// From the last snapshot: every real slot.
+    /// From the last snapshot: every real slot as the published generation
+    /// has it (`REALS`' entry with the published view's weight,
+    /// thresholds, method and membership).
     slots: Vec<Real>,
+    /// From the last snapshot: `REALS` and `REAL_VIEWS` as read.
+    raw_reals: Vec<Real>,
+    raw_views: Vec<RealViews>,
+    /// Whether the fields above are what the maps hold: set by
+    /// `snapshot`, cleared by `commit` (a second commit re-reads first).
+    fresh: bool,
 }
 
 fn zeros<T: aya::Pod + Default>() -> Result<PerCpuValues<T>> {
@@ -133,7 +157,9 @@ impl Tables {
             _lock: lock,
             dir: dir.to_path_buf(),
             services: HashMap::try_from(Map::HashMap(open_map(dir, names::SERVICES)?))?,
+            generation: Array::try_from(Map::Array(open_map(dir, names::GENERATION)?))?,
             reals: Array::try_from(Map::Array(open_map(dir, names::REALS)?))?,
+            real_views: Array::try_from(Map::Array(open_map(dir, names::REAL_VIEWS)?))?,
             dests: Array::try_from(Map::Array(open_map(dir, names::DESTS)?))?,
             sched_table: Array::try_from(Map::Array(open_map(dir, names::SCHED_TABLE)?))?,
             sched_state: Array::try_from(Map::Array(open_map(dir, names::SCHED_STATE)?))?,
@@ -142,9 +168,14 @@ impl Tables {
             real_stats: PerCpuArray::try_from(Map::PerCpuArray(open_map(dir, names::REAL_STATS)?))?,
             config: Array::try_from(Map::Array(open_map(dir, names::CONFIG)?))?,
             addr_filter: Array::try_from(Map::Array(open_map(dir, names::ADDR_FILTER)?))?,
+            gen: 0,
+            entries: StdHashMap::new(),
             placed: StdHashMap::new(),
             tombstones: StdHashMap::new(),
             slots: Vec::new(),
+            raw_reals: Vec::new(),
+            raw_views: Vec::new(),
+            fresh: false,
         })
     }
 
@@ -152,28 +183,64 @@ impl Tables {
         Ok(self.config.get(&0, 0)?)
     }
 
-    /// Reads the whole configuration, with counters.
+    /// Reads the whole configuration, with counters: the published
+    /// generation's table.
     pub fn snapshot(&mut self) -> Result<Snapshot> {
         let cfg = self.config()?;
-        self.slots = (0..self.reals.len())
+        self.gen = self.generation.get(&GEN_CURRENT, 0)?;
+        self.raw_reals = (0..self.reals.len())
             .map(|i| self.reals.get(&i, 0))
             .collect::<Result<_, _>>()?;
-        let mut entries = Vec::new();
+        // REAL_VIEWS is read whole only by a commit (`load_views`): a
+        // listing needs the published views of members alone.
+        self.raw_views.clear();
+        self.entries.clear();
         for kv in self.services.iter() {
             let (k, v) = kv?;
-            entries.push((k, v));
+            self.entries.insert(k, v);
         }
+        let mut entries: Vec<(ServiceKey, Service)> = self
+            .entries
+            .iter()
+            .map(|(k, e)| (*k, *e.view(self.gen)))
+            .collect();
         entries.sort_by_key(|(_, v)| v.id);
         self.placed.clear();
         self.tombstones.clear();
-        let mut services = Vec::new();
+        let mut live = Vec::new();
         for (k, v) in entries {
             if v.flags & SVC_F_DELETED != 0 {
                 self.tombstones.insert(k, v);
                 continue;
             }
-            let (vs, idxs) = self.read_service(&k, &v)?;
-            services.push(vs);
+            let idxs = (0..v.dests_len)
+                .map(|i| self.dests.get(&(v.dests_off + i), 0))
+                .collect::<Result<Vec<u32>, _>>()?;
+            live.push((k, v, idxs));
+        }
+        // Each slot as the published generation has it: a member of a
+        // published member list with its published view; any other slot is
+        // free or held only for connections, whatever a change cut short
+        // wrote into it.
+        self.slots = self.raw_reals.clone();
+        for r in &mut self.slots {
+            r.flags &= REAL_F_IN_USE;
+        }
+        for &idx in live.iter().flat_map(|(_, _, idxs)| idxs) {
+            let v = *self.real_views.get(&idx, 0)?.view(self.gen);
+            let r = self
+                .slots
+                .get_mut(idx as usize)
+                .ok_or_else(|| anyhow!("member {idx} out of range"))?;
+            r.flags = REAL_F_IN_USE | REAL_F_MEMBER;
+            r.weight = v.weight;
+            r.u_threshold = v.u_threshold;
+            r.l_threshold = v.l_threshold;
+            r.method = v.method;
+        }
+        let mut services = Vec::new();
+        for (k, v, idxs) in live {
+            services.push(self.read_service(&k, &v, &idxs)?);
             self.placed.insert(
                 k,
                 Placed {
@@ -182,6 +249,7 @@ impl Tables {
                 },
             );
         }
+        self.fresh = true;
         let t = &cfg.timeouts;
         Ok(Snapshot {
             conn_table_size: cfg.conn_table_size,
@@ -194,13 +262,17 @@ impl Tables {
         })
     }
 
-    /// One live service as `lvsadm` sees it, and its members' real indices
-    /// in member order.
-    fn read_service(&self, k: &ServiceKey, v: &Service) -> Result<(VirtualService, Vec<u32>)> {
-        let mut idxs = Vec::with_capacity(v.dests_len as usize);
-        for i in 0..v.dests_len {
-            idxs.push(self.dests.get(&(v.dests_off + i), 0)?);
-        }
+    /// Every slot's views as they are now, for a commit's writes.
+    pub(super) fn load_views(&mut self) -> Result<()> {
+        self.raw_views = (0..self.real_views.len())
+            .map(|i| self.real_views.get(&i, 0))
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    /// One live service as `lvsadm` sees it, from its members' real
+    /// indices in member order.
+    fn read_service(&self, k: &ServiceKey, v: &Service, idxs: &[u32]) -> Result<VirtualService> {
         let reals = idxs
             .iter()
             .map(|&idx| self.read_real(idx))
@@ -229,7 +301,7 @@ impl Tables {
             reals,
             stats: sum_stats(&self.svc_stats.get(&v.id, 0)?),
         };
-        Ok((vs, idxs))
+        Ok(vs)
     }
 
     /// The member in real slot `idx`, with its counts and counters.
@@ -253,12 +325,21 @@ impl Tables {
         })
     }
 
-    /// Writes `new`, given that the tables still hold what the last
-    /// `snapshot()` returned (the lock guarantees that). Everything that can
-    /// fail for lack of room is checked before the first write.
+    /// Makes the table `new`, as one change published at once, given that
+    /// the tables still hold what the last `snapshot()` returned (the lock
+    /// guarantees that; a commit after a commit reads them again first,
+    /// its caller's `new` still being the whole table). Everything that can fail for lack of room is
+    /// checked before the first write. Deleted services without
+    /// connections left by earlier changes are removed first, so their
+    /// slots are free for this one.
     pub fn commit(&mut self, new: &Snapshot) -> Result<()> {
+        if !self.fresh {
+            self.snapshot()?;
+        }
+        self.fresh = false;
+        self.settle()?;
         let plan = self.plan(new)?;
-        self.apply(plan)
+        self.write_and_publish(plan)
     }
 
     /// The tracked connections, as `lvsadm -L -c` lists them.
@@ -380,70 +461,6 @@ impl Tables {
             if old | add != old {
                 self.addr_filter.set(w, old | add, 0)?;
             }
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, plan: Plan) -> Result<()> {
-        self.mark_addresses(&plan)?;
-        // Removals first: a deleted service stops scheduling before its
-        // slots can be handed to another one. It stays as a member-less
-        // tombstone, so its connections keep their real servers.
-        for k in &plan.removed_services {
-            let mut tomb = self.placed[k].value;
-            tomb.flags |= SVC_F_DELETED;
-            tomb.dests_len = 0;
-            tomb.table_len = 0;
-            self.services.insert(k, tomb, 0)?;
-        }
-        for &i in &plan.freed_reals {
-            let mut r = self.reals.get(&i, 0)?;
-            r.flags = REAL_F_IN_USE;
-            self.reals.set(i, r, 0)?;
-        }
-        for s in &plan.services {
-            for (idx, r, fresh) in &s.reals {
-                if *fresh {
-                    self.real_conns.set(*idx, RealConns::default(), 0)?;
-                    self.real_stats.set(*idx, zeros()?, 0)?;
-                }
-                self.reals.set(*idx, *r, 0)?;
-            }
-            if s.dests_changed {
-                for (i, (idx, _, _)) in s.reals.iter().enumerate() {
-                    self.dests.set(s.value.dests_off + i as u32, *idx, 0)?;
-                }
-            }
-            if let Some(t) = &s.table {
-                for (i, idx) in t.iter().enumerate() {
-                    self.sched_table
-                        .set(s.value.table_off + i as u32, *idx, 0)?;
-                }
-            }
-            if s.new_id {
-                self.sched_state.set(s.value.id, 0, 0)?;
-                self.svc_stats.set(s.value.id, zeros()?, 0)?;
-            }
-            self.services.insert(s.key, s.value, 0)?;
-        }
-        for &i in &plan.dropped_reals {
-            let mut r = self.reals.get(&i, 0)?;
-            r.flags = REAL_F_IN_USE;
-            self.reals.set(i, r, 0)?;
-        }
-        let mut cfg = self.config()?;
-        let t = &mut cfg.timeouts;
-        let old = (
-            t[lvs_common::state::ESTABLISHED as usize],
-            t[lvs_common::state::FIN_WAIT as usize],
-            t[lvs_common::state::UDP as usize],
-        );
-        let new = (plan.timeouts.tcp, plan.timeouts.tcp_fin, plan.timeouts.udp);
-        if old != new {
-            t[lvs_common::state::ESTABLISHED as usize] = new.0;
-            t[lvs_common::state::FIN_WAIT as usize] = new.1;
-            t[lvs_common::state::UDP as usize] = new.2;
-            self.config.set(0, cfg, 0)?;
         }
         Ok(())
     }

@@ -2,6 +2,10 @@
 //! ([`ALL`], which `loader::remove_pins` removes).
 
 pub const SERVICES: &str = "SERVICES";
+/// The published table generation (see `tables`' module documentation).
+pub const GENERATION: &str = "GENERATION";
+/// Real servers as each generation's schedulers see them.
+pub const REAL_VIEWS: &str = "REAL_VIEWS";
 pub const REALS: &str = "REALS";
 pub const DESTS: &str = "DESTS";
 pub const SCHED_TABLE: &str = "SCHED_TABLE";
@@ -28,8 +32,10 @@ pub const REAL_RATES: &str = "REAL_RATES";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 21] = [
+pub const ALL: [&str; 23] = [
     SERVICES,
+    GENERATION,
+    REAL_VIEWS,
     REALS,
     DESTS,
     SCHED_TABLE,

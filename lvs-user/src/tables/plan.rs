@@ -92,6 +92,10 @@ struct Planner<'a> {
     next_reclaim: usize,
     dropped_reals: HashSet<u32>,
     freed_reals: Vec<u32>,
+    /// Members of the published generation: never given to another server
+    /// by this change, whose packets may still schedule to them until it is
+    /// published.
+    busy: HashSet<u32>,
 }
 
 impl<'a> Planner<'a> {
@@ -130,6 +134,11 @@ impl<'a> Planner<'a> {
                 .collect(),
             table_cap,
         );
+        let busy = tables
+            .placed
+            .values()
+            .flat_map(|p| p.reals.iter().copied())
+            .collect();
         let revivable = slots
             .iter()
             .enumerate()
@@ -151,6 +160,7 @@ impl<'a> Planner<'a> {
             next_reclaim: 0,
             dropped_reals: HashSet::new(),
             freed_reals,
+            busy,
         }
     }
 
@@ -287,7 +297,8 @@ impl<'a> Planner<'a> {
     }
 
     /// A slot for a new member: never-used or freed slots first; dropped
-    /// ones (whose connections then become stale) are reclaimed last.
+    /// ones (whose connections then become stale) are reclaimed last, and
+    /// none the published generation still schedules to.
     fn free_slot(&mut self) -> Result<u32> {
         let slots = &self.slots;
         while self.next_free < slots.len() && slots[self.next_free].flags != 0 {
@@ -298,7 +309,7 @@ impl<'a> Planner<'a> {
         }
         while self.next_reclaim < slots.len()
             && (slots[self.next_reclaim].flags != REAL_F_IN_USE
-                || self.dropped_reals.contains(&(self.next_reclaim as u32)))
+                || self.busy.contains(&(self.next_reclaim as u32)))
         {
             self.next_reclaim += 1;
         }

@@ -7,6 +7,7 @@
 
 mod common;
 
+mod apply;
 mod capacity;
 mod conns;
 mod dr;
@@ -27,5 +28,6 @@ mod rate;
 mod sched;
 mod static_neigh;
 mod tunnel;
+mod txn;
 mod upgrade;
 mod warn;

@@ -509,15 +509,6 @@ fn the_packaged_daemons_run_with_their_units_capabilities() {
             *a = rules_file.to_str().unwrap().to_owned();
         }
     }
-    // `--rules` comes with the transactional tables; until this binary has
-    // it the rules are restored with `lvsadm -R` once it is ready.
-    let (_, help, _) = run(Command::new(&lvs).args(["load", "--help"]));
-    let has_rules = help.contains("--rules");
-    if !has_rules {
-        let at = argv.iter().position(|a| a == "--rules").unwrap();
-        argv.drain(at..at + 2);
-        report("this lvs has no `load --rules` yet: the rules are restored with `lvsadm -R`");
-    }
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let pin = seed.pin_dir().to_owned();
     let sock_path = seed.lab.workdir().join("notify.sock");
@@ -569,10 +560,8 @@ fn the_packaged_daemons_run_with_their_units_capabilities() {
             }
         }
     };
+    // The unit's `--rules` file is the table once it is ready.
     let p = start("first start");
-    if !has_rules {
-        assert_eq!(adm(&["-R"], Some(&rules)).0, 0);
-    }
     assert_eq!(adm(&["-S", "-n"], None).1, rules);
     // Its neighbour upkeep works (before any traffic: no entry is the
     // kernel's) with these capabilities (`ip neigh`).
@@ -590,10 +579,8 @@ fn the_packaged_daemons_run_with_their_units_capabilities() {
         p.output()
     );
     let (mut c, who) = open_to(&seed.client, seed.vip(80), "held");
-    // systemctl reload: the unit's ExecReload, once `lvs apply` exists (it
-    // comes with the transactional tables).
-    let (apply_code, _, _) = run(Command::new(&lvs).args(["apply", "--help"]));
-    let rules = if apply_code == 0 {
+    // systemctl reload: the unit's ExecReload.
+    let rules = {
         let changed = rules.replace("-w 1\n", "-w 2\n");
         std::fs::write(&rules_file, &changed).unwrap();
         let exec = setting(&unit, "ExecReload");
@@ -613,9 +600,6 @@ fn the_packaged_daemons_run_with_their_units_capabilities() {
         assert_eq!(adm(&["-S", "-n"], None).1, changed);
         assert_eq!(c.ask("reloaded").unwrap(), format!("{who} reloaded"));
         changed
-    } else {
-        report("this lvs has no `apply` yet: ExecReload not run");
-        rules
     };
     // systemctl stop: SIGTERM; the director stays.
     assert!(p.stop().unwrap().success(), "{}", p.output());

@@ -158,12 +158,21 @@ pub fn start(dir: &Path, ifaces: &[String], opts: BgpOpts, withdraw: bool) -> Re
     let thread = std::thread::Builder::new()
         .name("lvs-bgp".into())
         .spawn(move || {
+            let mut read_failed = false;
             loop {
-                let services = maps.services().unwrap_or_else(|e| {
-                    log::warn!("bgp: reading the services: {e:#}");
-                    Vec::new()
-                });
-                state.apply(announced(attached(&dir, &ifaces), &services));
+                // A table that cannot be read changes nothing: withdrawing
+                // on a read error would take a working director away.
+                match maps.services() {
+                    Ok(services) => {
+                        read_failed = false;
+                        state.apply(announced(attached(&dir, &ifaces), &services));
+                    }
+                    Err(e) if !read_failed => {
+                        read_failed = true;
+                        log::warn!("bgp: reading the services: {e:#} (announcements unchanged)");
+                    }
+                    Err(_) => {}
+                }
                 match rx.recv_timeout(PERIOD) {
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     _ => break,

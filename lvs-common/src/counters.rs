@@ -51,7 +51,24 @@ pub const EVICTED: u32 = 19;
 /// shared connection table (also counted in their path's counter).
 pub const FLOW_HIT: u32 = 20;
 
-pub const COUNT: u32 = 21;
+/// IP frames whose destination MAC is not the receiving link's (broadcast,
+/// multicast, another host's): handed to the kernel untouched, as a router
+/// would never route them.
+pub const FOREIGN_MAC: u32 = 21;
+/// Packets of a service, a NAT reply or a tracked ICMP error with TTL / hop
+/// limit <= 1: never forwarded. A service's packet is answered with ICMP
+/// time exceeded from the VIP; a NAT reply is handed untranslated to the
+/// kernel (which answers the real server as a router does); an ICMP error
+/// is dropped (no error about an error).
+pub const TTL_EXCEEDED: u32 = 22;
+
+pub const COUNT: u32 = 23;
+
+/// Counters that do not end a packet's way through the director: `rx`
+/// (every frame), `new_conn` (then forwarded and counted by its path),
+/// `evicted` (the sweeper's) and `flow_hit` (also counted by its path).
+/// Every frame moves `rx` and exactly one counter not in this list.
+pub const NOT_TERMINAL: [u32; 4] = [RX, NEW_CONN, EVICTED, FLOW_HIT];
 
 /// Printable names, indexed as above.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -76,6 +93,8 @@ pub const NAMES: [&str; COUNT as usize] = [
     "icmp_reply",
     "evicted",
     "flow_hit",
+    "foreign_mac",
+    "ttl_exceeded",
 ];
 
 /// The value of `COUNTERS`' single entry (per CPU; userspace sums).

@@ -492,6 +492,37 @@ pub struct Config {
     pub vlans: u32,
 }
 
+/// Value of `LINK_MACS`, indexed by ifindex: the link's MAC as the frame
+/// carries it, loaded as words (`lo`: bytes 0..4, `hi`: bytes 4..6 in memory
+/// order), and `set` non-zero once `lvs` wrote it. A frame is the link's when
+/// its first six bytes are `lo`, `hi`: one array lookup and two compares.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkMac {
+    pub lo: u32,
+    pub hi: u16,
+    pub set: u16,
+}
+
+impl LinkMac {
+    pub fn new(mac: [u8; 6]) -> LinkMac {
+        LinkMac {
+            lo: u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]]),
+            hi: u16::from_ne_bytes([mac[4], mac[5]]),
+            set: 1,
+        }
+    }
+
+    /// Whether a frame starting with `dst` (its destination MAC) is this
+    /// link's.
+    pub fn is(&self, dst: [u8; 6]) -> bool {
+        self.set != 0 && *self == LinkMac::new(dst)
+    }
+}
+
+/// `LINK_MACS`' size: links with a larger ifindex are refused by `lvs load`.
+pub const MAX_IFINDEX: u32 = 1 << 16;
+
 /// Key of `VLAN_IN`: the link a tagged frame arrived on and its VLAN id.
 /// The value is the VLAN sub-interface's ifindex, the link the kernel's
 /// FIB knows the VLAN's addresses and routes on.
@@ -622,6 +653,7 @@ mod pod {
     unsafe impl aya::Pod for ConnFix {}
     unsafe impl aya::Pod for VlanKey {}
     unsafe impl aya::Pod for VlanDev {}
+    unsafe impl aya::Pod for LinkMac {}
     unsafe impl aya::Pod for counters::Counters {}
     unsafe impl aya::Pod for RealHop {}
     unsafe impl aya::Pod for Rate {}

@@ -19,6 +19,7 @@
 mod bpffs;
 pub mod clients;
 pub mod ecmp;
+pub mod fuzz;
 pub mod interrupt;
 mod lab;
 pub mod lan;

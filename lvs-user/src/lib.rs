@@ -10,6 +10,7 @@ pub mod decap;
 pub mod hops;
 pub mod keepalived;
 pub mod life;
+pub mod linkmacs;
 pub mod loader;
 pub mod metrics;
 pub mod model;

@@ -451,6 +451,12 @@ async fn serve(
     }
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
+    // Before attaching: frames to a MAC the director does not know as the
+    // link's are passed, so an empty table would forward nothing.
+    let mut link_macs = crate::linkmacs::LinkMacs::default();
+    link_macs
+        .sync(life.work_dir())
+        .context("writing the links' MACs (LINK_MACS)")?;
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
@@ -509,6 +515,9 @@ async fn serve(
                 refresh_neighbours(bpf, opts, &opts.pin_dir, &mut neighbours, hops.as_ref());
                 if let Err(e) = crate::vlan::sync(bpf) {
                     warn::warn(&format!("VLAN sub-interfaces: {e:#}"));
+                }
+                if let Err(e) = link_macs.sync(&opts.pin_dir) {
+                    warn::warn(&format!("links' MACs: {e:#}"));
                 }
                 warn::flush();
             }

@@ -29,10 +29,12 @@ pub const REAL_HOPS: &str = "REAL_HOPS";
 /// (`crate::rate`).
 pub const SVC_RATES: &str = "SVC_RATES";
 pub const REAL_RATES: &str = "REAL_RATES";
+/// Links' MACs by ifindex (`crate::linkmacs`).
+pub const LINK_MACS: &str = "LINK_MACS";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 23] = [
+pub const ALL: [&str; 24] = [
     SERVICES,
     GENERATION,
     REAL_VIEWS,
@@ -56,6 +58,7 @@ pub const ALL: [&str; 23] = [
     REAL_HOPS,
     SVC_RATES,
     REAL_RATES,
+    LINK_MACS,
 ];
 
 /// Programs of the director object.

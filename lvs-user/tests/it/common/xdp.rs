@@ -43,10 +43,14 @@ pub type Fixture = XdpNs<Director>;
 /// The namespace of `plan` and the director loaded with `tunnel` (no
 /// services yet).
 pub fn fixture_with(tag: &str, plan: &Plan, tunnel: TunnelOpts) -> Fixture {
-    XdpNs::new(tag, plan, |pin| {
+    let f = XdpNs::new(tag, plan, |pin| {
         Director::load(pin, Sizes::default(), tunnel)
     })
-    .expect("BPF_PROG_TEST_RUN fixture")
+    .expect("BPF_PROG_TEST_RUN fixture");
+    f.enter(|| f.sync_link_macs())
+        .expect("setns")
+        .expect("the links' MACs");
+    f
 }
 
 /// The LAN plan's namespace and the director loaded with `tunnel`.

@@ -14,7 +14,8 @@
 //!
 //! The router's BIRD peers with every director (eBGP, AS 65000 ↔ 65001,
 //! hold time 3 s) and installs the VIP with one next hop per director
-//! (`merge paths`); `fib_multipath_hash_policy=1` hashes on the 5-tuple, so
+//! (`merge paths`) and hashes the 5-tuple (`fib_multipath_hash_policy=3`
+//! with the 5-tuple's fields; see [`EcmpLab::new`] for why not 1 here), so
 //! each connection sticks to one director while the route is unchanged.
 
 use std::{
@@ -121,8 +122,14 @@ impl EcmpLab {
         client.route_default(&ROUTER_CLIENT_SIDE.to_string())?;
         router.addr(LAN_IF, &format!("{ROUTER_CLIENT_SIDE}/24"))?;
         router.sysctl("net.ipv4.ip_forward", "1")?;
-        // L4 hashing: the connections of one client spread too.
-        router.sysctl("net.ipv4.fib_multipath_hash_policy", "1")?;
+        // L4 hashing, so that the connections of one client spread too.
+        // Policy 1 would take the hash the client's socket left on the
+        // skb (sk_txhash, which veth carries across namespaces and TCP
+        // draws again at every retransmission timeout), not the 5-tuple a
+        // router hashes when packets come from another machine; policy 3
+        // with the 5-tuple's fields (addresses, protocol, ports) is that.
+        router.sysctl("net.ipv4.fib_multipath_hash_policy", "3")?;
+        router.sysctl("net.ipv4.fib_multipath_hash_fields", "0x0037")?;
 
         switch.bridge(lan::LAN_BRIDGE)?;
         lab.bridge_port(&switch, lan::LAN_BRIDGE, "p-router", &router, ROUTER_LAN_IF)?;

@@ -163,6 +163,7 @@ pub fn run(bins: &Bins) -> Result<()> {
         Ok(answers)
     };
     show("flows spread over the directors")?;
+    interrupt::check()?;
 
     step("d1 fails: its link goes down (the router notices when the BGP hold time, 3 s, runs out)");
     lab.set_director_link(0, false)?;
@@ -175,6 +176,7 @@ pub fn run(bins: &Bins) -> Result<()> {
     let before = show("right after")?;
     std::thread::sleep(Duration::from_secs(5));
     let after = show("five seconds later: d1's flows continue on d2 and d3")?;
+    interrupt::check()?;
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();

@@ -75,6 +75,9 @@ pub struct LoadOpts {
     pub metrics: Option<std::net::SocketAddr>,
     /// `--bgp bird`: announce the VIPs through BIRD (`crate::bgp`).
     pub bgp: Option<crate::bgp::BgpOpts>,
+    /// `--config FILE`: keepalived.conf's virtual servers, health-checked
+    /// (`crate::health`).
+    pub config: Option<PathBuf>,
     /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
     pub rules: Option<PathBuf>,
 }
@@ -419,11 +422,17 @@ pub fn remove_pins(dir: &Path) {
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
     opts.bgp.as_ref().map(crate::bgp::check).transpose()?;
-    // A bad rules file stops the start before anything is loaded.
+    // A bad rules file or configuration stops the start before anything
+    // is loaded.
     let rules = opts
         .rules
         .as_deref()
         .map(crate::rules::Rules::read)
+        .transpose()?;
+    let ka = opts
+        .config
+        .as_deref()
+        .map(crate::health::load)
         .transpose()?;
     let life = Life::prepare(&opts)?;
     let mut bpf = load_director(
@@ -433,7 +442,7 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         opts.tunnel,
         &opts.timeouts,
     )?;
-    serve(&mut bpf, &opts, life, rules).await
+    serve(&mut bpf, &opts, life, rules, ka).await
 }
 
 async fn serve(
@@ -441,6 +450,7 @@ async fn serve(
     opts: &LoadOpts,
     mut life: Life,
     rules: Option<crate::rules::Rules>,
+    ka: Option<crate::keepalived::KaConfig>,
 ) -> Result<()> {
     spawn_logger(bpf);
     crate::tables::Tables::open(life.work_dir())
@@ -462,6 +472,9 @@ async fn serve(
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     life.attach(prog, opts)?;
+    // The configuration's services are in the tables before ready; the
+    // checker then runs on a thread of its own.
+    let health = crate::health::start_with(opts, ka, life.work_dir())?;
     let mut neighbours = Neighbours::default();
     let mut sweeper = Sweeper::new(&opts.pin_dir);
     // Without it DR and TUN still work through the FIB, if forwarding is
@@ -485,7 +498,10 @@ async fn serve(
     // Every signal's handler is in place before readiness is announced: a
     // SIGHUP or SIGTERM right after READY=1 must not meet the default action.
     let sig = stop_signals()?;
-    crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
+    // With --config, SIGHUP is the health checker's (it re-reads that).
+    if opts.config.is_none() {
+        crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
+    }
     life.publish(opts)?;
     let mut bgp = (opts.bgp.clone())
         .map(|b| crate::bgp::start(&opts.pin_dir, &opts.ifaces, b, opts.detach_on_exit))
@@ -523,6 +539,8 @@ async fn serve(
             }
         }
     }
+    // The checker's status goes first: what follows may take a while.
+    drop(health);
     if let Some(h) = &mut hops {
         h.stop();
     }

@@ -7,17 +7,20 @@
 
 mod common;
 
+mod adm_hostile;
 mod apply;
 mod capacity;
 mod conns;
 mod dr;
 mod ecmp;
 mod fuzz;
+mod health;
 mod hops;
 mod hostile;
 mod icmp;
 mod ipv6;
 mod jumbo;
+mod kaconf;
 mod life;
 mod lvsadm;
 mod metrics;

@@ -80,6 +80,15 @@ pub fn try_help(prog: &str) -> Error {
     }
 }
 
+/// Every option's spellings, from the one option table: (long name,
+/// short letters, whether it takes a value). For generators of command
+/// lines (the property tests).
+pub fn option_spellings() -> impl Iterator<Item = (&'static str, &'static [char], bool)> {
+    table::OPTIONS
+        .iter()
+        .map(|o| (o.long, o.short, o.arg != table::ArgKind::None))
+}
+
 /// Parses a whole command line; `argv[0]` is the program name. An empty
 /// command line (just the name) lists the table, as ipvsadm does.
 pub fn parse(argv: &[String], resolve: &dyn Resolve) -> Result<Command, Error> {

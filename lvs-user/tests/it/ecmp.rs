@@ -676,3 +676,84 @@ fn bird_takes_ipv4_and_ipv6_vips_and_survives_a_refusal() {
     });
     assert!(load.output().contains(&format!("bgp: withdrawing {VIP}")));
 }
+
+/// The rule with the health checker deciding: `lvs load --config` with a
+/// TCP_CHECK and `--bgp bird`. The only real server's listener stops: the
+/// checker removes it, and BIRD loses the VIP; it listens again: the VIP
+/// is back.
+#[test]
+fn a_vip_whose_checked_servers_fail_is_withdrawn() {
+    if !require_root("ecmp health") {
+        return;
+    }
+    let lab = EcmpLab::new(
+        "ecmphc",
+        EcmpConfig {
+            directors: 1,
+            real_servers: 1,
+            client_sources: 0,
+        },
+    )
+    .unwrap();
+    let web = || servers::http(&lab.rs[0], SocketAddr::from(([0, 0, 0, 0], 80)), "rs1\n").unwrap();
+    let server = web();
+    let conf = format!(
+        "virtual_server {VIP} 80 {{
+    delay_loop 1
+    lvs_sched mh
+    lvs_method DR
+    protocol TCP
+    real_server {} 80 {{
+        weight 1
+        TCP_CHECK {{
+            connect_timeout 1
+            retry 1
+            delay_before_retry 1
+        }}
+    }}
+}}
+",
+        ecmp::rs_ip(0)
+    );
+    let path = lab.lab.workdir().join("keepalived.conf");
+    std::fs::write(&path, conf).unwrap();
+    let _bird = lab.start_director_bird(0).unwrap();
+    let load = lab
+        .start_director(0, Path::new(LVS), &["--config", path.to_str().unwrap()])
+        .unwrap();
+    let sock = lab.bird_socket("d1");
+    let announced = || {
+        lab.dirs[0]
+            .run(&[
+                "birdc",
+                "-s",
+                sock.to_str().unwrap(),
+                "show",
+                "route",
+                "protocol",
+                "lvs_vips4",
+            ])
+            .unwrap()
+            .contains(&format!("{VIP}/32"))
+    };
+    let within = |what: &str, secs: u64, f: &dyn Fn() -> bool| {
+        let start = Instant::now();
+        assert!(
+            crate::common::wait_until(Duration::from_secs(secs), f),
+            "{what} within {secs} s\n{}\n{}",
+            load.output(),
+            lab.diag()
+        );
+        start.elapsed()
+    };
+    within("announced", 10, &announced);
+    drop(server);
+    // The checker's own bound (a failed connect and one retry a second
+    // apart) and then ours (3 s).
+    let took = within("withdrawn once the checker removed the server", 10, &|| {
+        !announced()
+    });
+    eprintln!("ecmp: the VIP left BIRD {took:?} after its server stopped listening");
+    let _server = web();
+    within("announced again", 10, &announced);
+}

@@ -40,6 +40,8 @@ enum Bgp {
     Bird,
 }
 
+// Parsed once per run: the size of `Load`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Load and attach the director to every named link (or adopt the one

@@ -20,6 +20,7 @@ mod bpffs;
 pub mod clients;
 pub mod ecmp;
 pub mod fuzz;
+pub mod ha;
 pub mod interrupt;
 mod lab;
 pub mod lan;

@@ -389,6 +389,35 @@ mod tests {
     }
 
     #[test]
+    fn bgp_options_need_bgp_and_default_to_debians_paths() {
+        let cli = Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--bgp", "bird"]).unwrap();
+        let Cmd::Load {
+            bgp,
+            bird_socket,
+            bird_include,
+            withdraw,
+            ..
+        } = cli.cmd
+        else {
+            panic!("not a load command");
+        };
+        assert!(matches!(bgp, Some(Bgp::Bird)));
+        assert_eq!(bird_socket, PathBuf::from("/run/bird/bird.ctl"));
+        assert_eq!(bird_include, PathBuf::from("/etc/bird/lvs-vips.conf"));
+        assert!(!withdraw);
+        for extra in [
+            ["--withdraw", ""],
+            ["--bird-include", "/x"],
+            ["--bird-socket", "/x"],
+        ] {
+            let mut argv = vec!["lvs", "load", "-i", "eth0"];
+            argv.extend(extra.iter().filter(|a| !a.is_empty()));
+            assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");
+        }
+        assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--bgp", "gobgp"]).is_err());
+    }
+
+    #[test]
     fn the_cli_takes_repeated_timeouts() {
         let cli = Cli::try_parse_from([
             "lvs",

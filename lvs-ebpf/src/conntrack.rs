@@ -10,8 +10,8 @@
 //! uncounts and deletes it.
 
 use lvs_common::{
-    state, tcp, Conn, FlowKey, Real, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_NOOUTPUT, CONN_STATE_MASK,
-    CONN_TOUCH_NS, METHOD_MASQ, PROTO_TCP, REAL_F_IN_USE,
+    sched, state, tcp, Conn, FlowKey, Real, Service, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_NOOUTPUT,
+    CONN_STATE_MASK, CONN_TOUCH_NS, METHOD_MASQ, PROTO_TCP, REAL_F_IN_USE,
 };
 
 use crate::{
@@ -24,6 +24,21 @@ use crate::{
 #[inline(always)]
 pub fn is_syn(p: &Packet) -> bool {
     p.key.proto == PROTO_TCP && tcp::opens(p.tcp_flags)
+}
+
+/// A TCP segment without SYN that may open a connection anyway, as IPVS's
+/// `sloppy_tcp` lets it (any but a RST): only for services whose
+/// schedulers hash the client (`mh`, `sh`), where another director behind
+/// the same ECMP router picked, or would pick, the same real server, so a
+/// connection the router moved here mid-stream keeps its server. It is
+/// tracked as [`create`] tracks a SYN (SYN_RECV: inactive, short-lived)
+/// until the next segment moves it on; anything else without an entry
+/// goes to the stack.
+#[inline(always)]
+pub fn sloppy(p: &Packet, svc: &Service) -> bool {
+    p.key.proto == PROTO_TCP
+        && p.tcp_flags & tcp::RST == 0
+        && (svc.sched == sched::MH || svc.sched == sched::SH)
 }
 
 /// Timeout of a state, in seconds.

@@ -529,9 +529,10 @@ pub fn established(p: &Packet, svc: &Service) -> Verdict {
     let key = &p.key;
     let syn = conntrack::is_syn(p);
     let Some((c, real)) = conntrack::lookup(key, syn, now) else {
-        // As IPVS: only a SYN opens a TCP connection; anything else
-        // without one goes to the director's stack (which resets it).
-        if p.key.proto == PROTO_TCP && !syn {
+        // As IPVS: only a SYN opens a TCP connection (or, for mh/sh, any
+        // segment but a RST, `conntrack::sloppy`); anything else without
+        // one goes to the director's stack (which resets it).
+        if p.key.proto == PROTO_TCP && !syn && !conntrack::sloppy(p, svc) {
             count(counters::NO_CONN);
             return Verdict::PASS;
         }

@@ -232,6 +232,9 @@ impl HttpConn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(())
             }
+            // A signal (the demo's Ctrl-C handler, say) interrupts a read
+            // with a timeout even under SA_RESTART: the callers read again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(anyhow!("reading {what} from {}: {e}", self.host)),
         }
     }

@@ -35,6 +35,13 @@ impl From<Mode> for XdpMode {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Bgp {
+    Bird,
+}
+
+// Parsed once per run: the size of `Load`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Load and attach the director to every named link (or adopt the one
@@ -83,6 +90,21 @@ enum Cmd {
         /// ipvs names, and lvs-xdp's own under lvs_).
         #[arg(long, value_name = "ADDR:PORT")]
         metrics: Option<std::net::SocketAddr>,
+        /// Announce each VIP that has a real server of weight > 0 through
+        /// BIRD 2 (the only speaker supported: `bird`).
+        #[arg(long, value_enum)]
+        bgp: Option<Bgp>,
+        /// BIRD's control socket.
+        #[arg(long, requires = "bgp", value_name = "PATH", default_value = lvs::bgp::DEFAULT_SOCKET)]
+        bird_socket: PathBuf,
+        /// The file of VIP routes BIRD's configuration includes (written
+        /// atomically by lvs).
+        #[arg(long, requires = "bgp", value_name = "FILE", default_value = lvs::bgp::DEFAULT_INCLUDE)]
+        bird_include: PathBuf,
+        /// Withdraw the VIPs when the daemon stops (they stay announced
+        /// otherwise: the director keeps forwarding).
+        #[arg(long, requires = "bgp")]
+        withdraw: bool,
         /// keepalived.conf: apply its virtual servers before saying ready,
         /// then health-check their real servers (SIGHUP re-reads it).
         #[arg(long, conflicts_with = "rules")]
@@ -242,6 +264,10 @@ fn main() {
                 timeouts,
                 detach_on_exit,
                 metrics,
+                bgp,
+                bird_socket,
+                bird_include,
+                withdraw,
                 config,
                 rules,
             } => {
@@ -270,6 +296,11 @@ fn main() {
                     timeouts,
                     detach_on_exit,
                     metrics,
+                    bgp: bgp.map(|Bgp::Bird| lvs::bgp::BgpOpts {
+                        socket: bird_socket,
+                        include: bird_include,
+                        withdraw,
+                    }),
                     config,
                     rules,
                 })
@@ -355,6 +386,35 @@ mod tests {
         };
         assert_eq!((config, test), (PathBuf::from("k.conf"), true));
         assert!(Cli::try_parse_from(["lvs", "check", "--test"]).is_err());
+    }
+
+    #[test]
+    fn bgp_options_need_bgp_and_default_to_debians_paths() {
+        let cli = Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--bgp", "bird"]).unwrap();
+        let Cmd::Load {
+            bgp,
+            bird_socket,
+            bird_include,
+            withdraw,
+            ..
+        } = cli.cmd
+        else {
+            panic!("not a load command");
+        };
+        assert!(matches!(bgp, Some(Bgp::Bird)));
+        assert_eq!(bird_socket, PathBuf::from("/run/bird/bird.ctl"));
+        assert_eq!(bird_include, PathBuf::from("/etc/bird/lvs-vips.conf"));
+        assert!(!withdraw);
+        for extra in [
+            ["--withdraw", ""],
+            ["--bird-include", "/x"],
+            ["--bird-socket", "/x"],
+        ] {
+            let mut argv = vec!["lvs", "load", "-i", "eth0"];
+            argv.extend(extra.iter().filter(|a| !a.is_empty()));
+            assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");
+        }
+        assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--bgp", "gobgp"]).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod apply;
 mod capacity;
 mod conns;
 mod dr;
+mod ecmp;
 mod fuzz;
 mod health;
 mod hops;

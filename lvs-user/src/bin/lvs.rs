@@ -87,6 +87,11 @@ enum Cmd {
         /// then health-check their real servers (SIGHUP re-reads it).
         #[arg(long, conflicts_with = "rules")]
         config: Option<PathBuf>,
+        /// With --config: a connection of a real server the checker removed
+        /// ends at its next packet (IPVS's expire_nodest_conn=1), rather
+        /// than having its packets dropped until it times out.
+        #[arg(long, requires = "config")]
+        expire_nodest_conn: bool,
         /// An `ipvsadm -S` file: the table, applied as one change before
         /// the director reports ready (a bad file stops the start); SIGHUP
         /// applies it again, as `lvs apply` does.
@@ -142,6 +147,11 @@ enum Cmd {
         /// Only validate the file; apply and check nothing.
         #[arg(long)]
         test: bool,
+        /// A connection of a real server the checker removed ends at its
+        /// next packet (IPVS's expire_nodest_conn=1), rather than having
+        /// its packets dropped until it times out.
+        #[arg(long, conflicts_with = "test")]
+        expire_nodest_conn: bool,
         /// Without --test: the director whose tables the checker keeps
         /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs].
         #[arg(long)]
@@ -237,6 +247,7 @@ fn main() {
                 detach_on_exit,
                 metrics,
                 config,
+                expire_nodest_conn,
                 rules,
             } => {
                 let mut tunnel = TunnelOpts {
@@ -265,6 +276,7 @@ fn main() {
                     detach_on_exit,
                     metrics,
                     config,
+                    expire_nodest_conn,
                     rules,
                 })
                 .await
@@ -289,10 +301,14 @@ fn main() {
                 config,
                 test,
                 pin_path,
+                expire_nodest_conn,
             } if !test => {
                 // Running the checker (its load says what it skipped).
                 let dir = tables::pin_path(pin_path.as_deref());
-                lvs::health::run_beside(&config, lvs::health::load, &dir).await
+                let nodest = lvs::health::apply::Nodest {
+                    expire: expire_nodest_conn,
+                };
+                lvs::health::run_beside(&config, lvs::health::load, &dir, nodest).await
             }
             Cmd::Check { config, test, .. } => check_config(&config, test),
         }

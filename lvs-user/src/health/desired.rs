@@ -4,7 +4,7 @@
 //! use only it (and inhibited servers at 0); an idle `sorry_server_inhibit`
 //! sorry server at weight 0.
 
-use super::state::ServiceState;
+use super::{apply::Failed, state::ServiceState};
 use crate::keepalived::model::VirtualServer;
 use crate::model::{RealServer, Scheduler, VirtualService};
 
@@ -51,4 +51,19 @@ pub fn service(vs: &VirtualServer, st: &ServiceState) -> VirtualService {
         }
     }
     out
+}
+
+/// The configured real servers of `vs` that `st` keeps out of the table
+/// for failing their checks (not inhibited, which stay at weight 0).
+pub fn failed(vs: &VirtualServer, st: &ServiceState) -> Vec<Failed> {
+    vs.real_servers
+        .iter()
+        .zip(&st.reals)
+        .filter(|(rs, real)| !real.alive && !rs.inhibit_on_failure)
+        .map(|(rs, _)| Failed {
+            service: vs.key,
+            addr: rs.addr.ip(),
+            port: rs.addr.port(),
+        })
+        .collect()
 }

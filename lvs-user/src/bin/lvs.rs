@@ -390,6 +390,23 @@ mod tests {
     }
 
     #[test]
+    fn expire_nodest_conn_goes_with_a_checker() {
+        let load = ["lvs", "load", "-i", "eth0", "--expire-nodest-conn"];
+        assert!(Cli::try_parse_from(load).is_err(), "needs --config");
+        let cli = Cli::try_parse_from([&load[..], &["--config", "k.conf"]].concat()).unwrap();
+        let Cmd::Load {
+            expire_nodest_conn, ..
+        } = cli.cmd
+        else {
+            panic!("not load")
+        };
+        assert!(expire_nodest_conn);
+        let check = ["lvs", "check", "--config", "k.conf", "--expire-nodest-conn"];
+        assert!(Cli::try_parse_from(check).is_ok());
+        assert!(Cli::try_parse_from([&check[..], &["--test"]].concat()).is_err());
+    }
+
+    #[test]
     fn config_and_rules_are_exclusive() {
         let both = [
             "lvs", "load", "-i", "eth0", "--config", "k.conf", "--rules", "r",

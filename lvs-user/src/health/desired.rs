@@ -67,3 +67,37 @@ pub fn failed(vs: &VirtualServer, st: &ServiceState) -> Vec<Failed> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::fixture::*;
+    use std::time::SystemTime;
+
+    fn failed_addrs(vs: &VirtualServer, st: &ServiceState) -> Vec<String> {
+        failed(vs, st)
+            .iter()
+            .map(|f| format!("{}:{}", f.addr, f.port))
+            .collect()
+    }
+
+    #[test]
+    fn only_servers_out_for_failed_checks_are_failed() {
+        let mut vs = lab();
+        vs.real_servers[1].inhibit_on_failure = true;
+        vs.sorry_server = Some(sorry("192.168.47.9:80", false));
+        let now = SystemTime::UNIX_EPOCH;
+        let (mut st, _) = ServiceState::start(&vs, now);
+        assert!(failed_addrs(&vs, &st).is_empty());
+        st.verdict(&vs, 0, 0, false, None, now);
+        assert_eq!(failed_addrs(&vs, &st), ["192.168.47.2:80"]);
+        assert!(failed(&vs, &st).iter().all(|f| f.service == vs.key));
+        // Inhibited (weight 0, still a member) is not failed, nor is the
+        // sorry server that replaces them.
+        st.verdict(&vs, 1, 0, false, None, now);
+        assert!(st.sorry_active);
+        assert_eq!(failed_addrs(&vs, &st), ["192.168.47.2:80"]);
+        st.verdict(&vs, 0, 0, true, None, now);
+        assert!(failed_addrs(&vs, &st).is_empty());
+    }
+}

@@ -1165,3 +1165,73 @@ fn with_expire_nodest_conn_the_connection_ends_at_its_next_packet() {
         Some(("SYN_RECV".into(), "192.168.211.129:8081".into()))
     );
 }
+
+#[test]
+fn a_removed_servers_udp_flow_is_dropped_or_with_expire_scheduled_anew() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    let q = |sport: u16| {
+        Frame::udp((ip("192.168.47.1"), sport), (ip("192.168.47.128"), 53))
+            .macs(CLIENT_MAC, DIR_EXT_MAC)
+            .payload(b"query")
+    };
+    let to = |frame: &Frame, port: u16| {
+        let mut want = frame.clone().macs(DIR_INT_MAC, RS_MAC);
+        want.dst = ip("192.168.211.129");
+        if let L4::Udp { dport, .. } = &mut want.l4 {
+            *dport = port;
+        }
+        dec_ttl(&want.build())
+    };
+    for sport in [35000, 35001] {
+        let (action, out) = f.run(&q(sport).build(), f.link_index("ext0"));
+        assert_eq!((action, out), (XDP_REDIRECT, to(&q(sport), 5353)));
+    }
+    // 5353 is out of the UDP service (5354 in), its slot marked: without
+    // expire, the flow's datagrams are dropped.
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    let s = &mut snap.services[1];
+    assert_eq!((s.key.proto, s.key.port), (Proto::Udp, 53));
+    let key = s.key;
+    s.reals = vec![RealServer::new(
+        ip("192.168.211.129"),
+        5354,
+        Method::Masq,
+        1,
+    )];
+    t.commit(&snap).unwrap();
+    assert_eq!(
+        t.mark_nodest(&key, ip("192.168.211.129"), 5353, false)
+            .unwrap(),
+        1
+    );
+    drop(t);
+    let drops = f.counter(counters::NODEST_DROP);
+    let (action, out) = f.run(&q(35000).build(), f.link_index("ext0"));
+    assert_eq!((action, out), (XDP_DROP, q(35000).build()));
+    assert_eq!(f.counter(counters::NODEST_DROP), drops + 1);
+
+    // With expire: the entry ends and the datagram is scheduled anew, to
+    // the member; the flow then stays there.
+    let mut t = Tables::open(&f.pin).unwrap();
+    assert_eq!(
+        t.mark_nodest(&key, ip("192.168.211.129"), 5353, true)
+            .unwrap(),
+        1,
+        "adding expire changes the mark"
+    );
+    drop(t);
+    for _ in 0..2 {
+        let (action, out) = f.run(&q(35001).build(), f.link_index("ext0"));
+        assert_eq!((action, out), (XDP_REDIRECT, to(&q(35001), 5354)));
+    }
+    assert_eq!(f.counter(counters::NODEST_DROP), drops + 1);
+    assert_eq!(
+        conn_of(&f, 35001),
+        Some(("UDP".into(), "192.168.211.129:5354".into()))
+    );
+}

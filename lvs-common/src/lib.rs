@@ -392,6 +392,18 @@ pub struct ConnFix {
 pub const FIX_ACTIVE: u32 = 0;
 pub const FIX_INACTIVE: u32 = 1;
 
+/// Input of `conn_sync` (BPF_PROG_TEST_RUN data): a connection a sync
+/// master announced, mapped onto this director's tables by the backup
+/// (`lvs-user/src/sync/`). `conn.st` holds the state and `CONN_F_ACTIVE`;
+/// the program inserts or updates the connection and moves the counts
+/// atomically with the data path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnSync {
+    pub key: FlowKey,
+    pub conn: Conn,
+}
+
 /// XDP actions, as the programs return them and userspace reads them from
 /// BPF_PROG_TEST_RUN.
 pub mod xdp {
@@ -672,6 +684,8 @@ mod pod {
     unsafe impl bytemuck::Pod for FlowKey {}
     unsafe impl bytemuck::Zeroable for ConnFix {}
     unsafe impl bytemuck::Pod for ConnFix {}
+    unsafe impl bytemuck::Zeroable for ConnSync {}
+    unsafe impl bytemuck::Pod for ConnSync {}
 }
 
 #[cfg(test)]
@@ -767,6 +781,7 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<ConnFix>(), 16);
+        assert_eq!(size_of::<ConnSync>(), 64);
         assert_eq!(size_of::<ServiceKey>(), 20);
         assert_eq!(size_of::<Service>(), 44);
         assert_eq!(size_of::<ServiceEntry>(), 88);

@@ -37,7 +37,7 @@ fn timeout_s(st: u32) -> u32 {
 }
 
 #[inline(always)]
-fn counts_add(real: u32, active: bool, delta: u64) {
+pub(crate) fn counts_add(real: u32, active: bool, delta: u64) {
     if let Some(c) = REAL_CONNS.get_ptr_mut(real) {
         let field = unsafe {
             if active {

@@ -19,6 +19,7 @@
 mod bpffs;
 pub mod clients;
 pub mod fuzz;
+pub mod ha;
 pub mod interrupt;
 mod lab;
 pub mod lan;

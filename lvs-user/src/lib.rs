@@ -21,6 +21,7 @@ pub mod rules;
 pub mod schedtab;
 pub mod stats;
 pub mod sweeper;
+pub mod sync;
 pub mod tables;
 pub mod testbed;
 pub mod vlan;

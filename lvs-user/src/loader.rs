@@ -392,7 +392,7 @@ pub fn load_director(
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     prog.load().map_err(|e| explain(e, progs::DIRECTOR))?;
-    for name in [progs::CONN_EXPIRE, progs::CONN_FIX] {
+    for name in [progs::CONN_EXPIRE, progs::CONN_FIX, crate::sync::PROG] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?
@@ -467,6 +467,9 @@ async fn serve(
     link_macs
         .sync(life.work_dir())
         .context("writing the links' MACs (LINK_MACS)")?;
+    let _sync = crate::sync::start(life.work_dir(), &opts.pin_dir, bpf, life.adopting())
+        .map_err(|e| log::warn!("connection sync unavailable: {e:#}"))
+        .ok();
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?

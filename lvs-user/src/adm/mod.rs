@@ -32,6 +32,7 @@ use crate::tables::{self, Tables};
 pub mod apply;
 pub mod args;
 pub mod command;
+pub mod daemon;
 pub mod format;
 pub mod restore;
 pub mod support;
@@ -328,6 +329,12 @@ fn execute<S: Store>(
 
     match cmd {
         Command::Help | Command::Version => unreachable!("handled above"),
+        Command::StartDaemon(spec) => daemon::start(pin, spec),
+        Command::StopDaemon(state) => daemon::stop(pin, *state),
+        Command::List(opts) if opts.daemon => {
+            let _ = stdout.write_all(daemon::list(pin)?.as_bytes());
+            Ok(())
+        }
         Command::List(opts) if opts.connection => {
             let conns = store
                 .connections()

@@ -157,6 +157,12 @@ enum Cmd {
         #[arg(long)]
         pin_path: Option<PathBuf>,
     },
+    /// The connection sync daemons' counters (received, rejected by
+    /// reason, skipped, sent), from `lvs load`'s control socket.
+    SyncStats {
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
+    },
 }
 
 /// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case)
@@ -311,6 +317,10 @@ fn main() {
                 lvs::health::run_beside(&config, lvs::health::load, &dir, nodest).await
             }
             Cmd::Check { config, test, .. } => check_config(&config, test),
+            Cmd::SyncStats { pin_path } => {
+                lvs::sync::control::stats_text(&tables::pin_path(pin_path.as_deref()))
+                    .map(|t| print!("{t}"))
+            }
         }
     });
     if let Err(e) = result {

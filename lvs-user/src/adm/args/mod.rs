@@ -35,8 +35,8 @@
 //! as the C library does, `usage` has `-h` and `-v`.
 
 pub use super::command::{
-    Command, DaemonState, ListOpts, Netmask, ServerKey, ServerSpec, ServiceSpec, TunnelSpec,
-    TunnelType,
+    Command, DaemonSpec, DaemonState, ListOpts, Netmask, ServerKey, ServerSpec, ServiceSpec,
+    TunnelSpec, TunnelType,
 };
 pub use numbers::{inet_aton, parse_service, string_to_number};
 pub use usage::{usage, version};

@@ -62,7 +62,11 @@ pub const FOREIGN_MAC: u32 = 21;
 /// is dropped (no error about an error).
 pub const TTL_EXCEEDED: u32 = 22;
 
-pub const COUNT: u32 = 23;
+/// Packets of a connection whose real server the health checker removed
+/// (`Real::flags` has `REAL_F_NODEST`): dropped, as IPVS drops them.
+pub const NODEST_DROP: u32 = 23;
+
+pub const COUNT: u32 = 24;
 
 /// Counters that do not end a packet's way through the director: `rx`
 /// (every frame), `new_conn` (then forwarded and counted by its path),
@@ -95,6 +99,7 @@ pub const NAMES: [&str; COUNT as usize] = [
     "flow_hit",
     "foreign_mac",
     "ttl_exceeded",
+    "nodest_drop",
 ];
 
 /// The value of `COUNTERS`' single entry (per CPU; userspace sums).

@@ -78,6 +78,9 @@ pub struct LoadOpts {
     /// `--config FILE`: keepalived.conf's virtual servers, health-checked
     /// (`crate::health`).
     pub config: Option<PathBuf>,
+    /// `--expire-nodest-conn` (with `--config`): a connection of a server
+    /// the checker removed ends at its next packet (IPVS's sysctl `=1`).
+    pub expire_nodest_conn: bool,
     /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
     pub rules: Option<PathBuf>,
 }

@@ -109,6 +109,11 @@ enum Cmd {
         /// then health-check their real servers (SIGHUP re-reads it).
         #[arg(long, conflicts_with = "rules")]
         config: Option<PathBuf>,
+        /// With --config: a connection of a real server the checker removed
+        /// ends at its next packet (IPVS's expire_nodest_conn=1), rather
+        /// than having its packets dropped until it times out.
+        #[arg(long, requires = "config")]
+        expire_nodest_conn: bool,
         /// An `ipvsadm -S` file: the table, applied as one change before
         /// the director reports ready (a bad file stops the start); SIGHUP
         /// applies it again, as `lvs apply` does.
@@ -164,6 +169,11 @@ enum Cmd {
         /// Only validate the file; apply and check nothing.
         #[arg(long)]
         test: bool,
+        /// A connection of a real server the checker removed ends at its
+        /// next packet (IPVS's expire_nodest_conn=1), rather than having
+        /// its packets dropped until it times out.
+        #[arg(long, conflicts_with = "test")]
+        expire_nodest_conn: bool,
         /// Without --test: the director whose tables the checker keeps
         /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs].
         #[arg(long)]
@@ -269,6 +279,7 @@ fn main() {
                 bird_include,
                 withdraw,
                 config,
+                expire_nodest_conn,
                 rules,
             } => {
                 let mut tunnel = TunnelOpts {
@@ -302,6 +313,7 @@ fn main() {
                         withdraw,
                     }),
                     config,
+                    expire_nodest_conn,
                     rules,
                 })
                 .await
@@ -326,10 +338,14 @@ fn main() {
                 config,
                 test,
                 pin_path,
+                expire_nodest_conn,
             } if !test => {
                 // Running the checker (its load says what it skipped).
                 let dir = tables::pin_path(pin_path.as_deref());
-                lvs::health::run_beside(&config, lvs::health::load, &dir).await
+                let nodest = lvs::health::apply::Nodest {
+                    expire: expire_nodest_conn,
+                };
+                lvs::health::run_beside(&config, lvs::health::load, &dir, nodest).await
             }
             Cmd::Check { config, test, .. } => check_config(&config, test),
             Cmd::SyncStats { pin_path } => {
@@ -441,6 +457,23 @@ mod tests {
             ]
         );
         assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--timeout", "x=1"]).is_err());
+    }
+
+    #[test]
+    fn expire_nodest_conn_goes_with_a_checker() {
+        let load = ["lvs", "load", "-i", "eth0", "--expire-nodest-conn"];
+        assert!(Cli::try_parse_from(load).is_err(), "needs --config");
+        let cli = Cli::try_parse_from([&load[..], &["--config", "k.conf"]].concat()).unwrap();
+        let Cmd::Load {
+            expire_nodest_conn, ..
+        } = cli.cmd
+        else {
+            panic!("not load")
+        };
+        assert!(expire_nodest_conn);
+        let check = ["lvs", "check", "--config", "k.conf", "--expire-nodest-conn"];
+        assert!(Cli::try_parse_from(check).is_ok());
+        assert!(Cli::try_parse_from([&check[..], &["--test"]].concat()).is_err());
     }
 
     #[test]

@@ -173,6 +173,29 @@ pub fn explain(e: ProgramError, what: &str) -> anyhow::Error {
     }
 }
 
+/// How often [`load_xdp`] tries a program the verifier gave up on because
+/// a signal arrived.
+const LOAD_ATTEMPTS: u32 = 5;
+
+/// Loads an XDP program into the kernel. The verifier stops with EAGAIN
+/// when a signal is pending for the loading thread (a child's SIGCHLD in a
+/// process that handles it, say), and the director takes long enough to
+/// verify for that to happen: such a load is tried again, as libbpf does.
+pub fn load_xdp(prog: &mut Xdp, what: &str) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        match prog.load() {
+            Ok(()) => return Ok(()),
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < LOAD_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(explain(e, what)),
+        }
+    }
+}
+
 pub fn attach(prog: &mut Xdp, ifaces: &[String], mode: XdpMode) -> Result<()> {
     for ifname in ifaces {
         prog.attach(ifname, mode).map_err(|e| match e {
@@ -393,13 +416,13 @@ pub fn load_director(
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
-    prog.load().map_err(|e| explain(e, progs::DIRECTOR))?;
+    load_xdp(prog, progs::DIRECTOR)?;
     for name in [progs::CONN_EXPIRE, progs::CONN_FIX, crate::sync::PROG] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?
             .try_into()?;
-        p.load().map_err(|e| explain(e, name))?;
+        load_xdp(p, name)?;
     }
     Ok(bpf)
 }
@@ -563,7 +586,7 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
         .program_mut("pass")
         .ok_or_else(|| anyhow!("object has no pass program"))?
         .try_into()?;
-    prog.load().map_err(|e| explain(e, "pass"))?;
+    load_xdp(prog, "pass")?;
     attach(prog, &ifaces, mode)?;
     let sig = stop_signals()?;
     println!("lvs: pass attached to {}", ifaces.join(", "));

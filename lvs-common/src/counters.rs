@@ -51,7 +51,24 @@ pub const EVICTED: u32 = 19;
 /// shared connection table (also counted in their path's counter).
 pub const FLOW_HIT: u32 = 20;
 
-pub const COUNT: u32 = 21;
+/// New connections put in the embryonic table while it held
+/// `--max-embryonic` or more: each made the LRU evict an older embryonic
+/// one (never an established connection).
+pub const EMBRYONIC_FULL: u32 = 21;
+/// Embryonic connections given the short timeout
+/// (`EMBRYO_SHORT_TIMEOUT_S`): created with the table at least half full.
+pub const SYN_PRESSURE: u32 = 22;
+/// Embryonic connections the LRU evicted, taken off the counts by the
+/// sweeper.
+pub const SYN_FLOOD_EVICTED: u32 = 23;
+/// Embryonic connections promoted to the established table (the client's
+/// handshake-completing ACK; UDP: a second client packet, NAT's reply).
+pub const PROMOTED: u32 = 24;
+/// New connections refused (passed to the stack) or left embryonic
+/// because `CONNS` held `--max-conns` (`--conn-table-full refuse`).
+pub const CONN_TABLE_FULL: u32 = 25;
+
+pub const COUNT: u32 = 26;
 
 /// Printable names, indexed as above.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -76,6 +93,11 @@ pub const NAMES: [&str; COUNT as usize] = [
     "icmp_reply",
     "evicted",
     "flow_hit",
+    "embryonic_full",
+    "syn_pressure",
+    "syn_flood_evicted",
+    "promoted",
+    "conn_table_full",
 ];
 
 /// The value of `COUNTERS`' single entry (per CPU; userspace sums).

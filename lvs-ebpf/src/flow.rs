@@ -494,7 +494,7 @@ pub fn established(p: &Packet, svc: &Service) -> Verdict {
     let now = clock::now();
     let key = &p.key;
     let syn = conntrack::is_syn(p);
-    let Some((c, real)) = conntrack::lookup(key, syn, now) else {
+    let Some((c, real)) = conntrack::lookup(p, syn, now) else {
         // As IPVS: only a SYN opens a TCP connection; anything else
         // without one goes to the director's stack (which resets it).
         if p.key.proto == PROTO_TCP && !syn {

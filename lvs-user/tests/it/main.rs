@@ -11,6 +11,7 @@ mod apply;
 mod capacity;
 mod conns;
 mod dr;
+mod flood;
 mod hops;
 mod icmp;
 mod ipv6;

@@ -1,0 +1,421 @@
+//! SYN floods and a full connection table, through BPF_PROG_TEST_RUN on
+//! the seed plan's namespace (fixed MACs, permanent neighbours): a new
+//! connection waits in the embryonic table until the client completes its
+//! handshake, a flood of new flows evicts only other embryonic ones, and
+//! with `--conn-table-full refuse` a full established table refuses a new
+//! connection instead of evicting an old one.
+
+use std::{net::IpAddr, time::Duration};
+
+use aya::maps::{Array, HashMap, MapData};
+use lvs::{
+    loader::{Sizes, TableFull, TunnelOpts},
+    model::Method,
+    sweeper::Sweeper,
+    tables::names,
+    testbed::Director,
+};
+use lvs_common::{
+    counters, state, Conn, FlowKey, RealConns, AF_INET, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_EMBRYO,
+    CONN_F_SHORT, CONN_STATE_MASK, EMBRYO_SHORT_TIMEOUT_S, PROTO_TCP, PROTO_UDP,
+};
+use lvs_lab::{
+    packet::*,
+    require_root,
+    xdpns::{mac, Plan, XdpNs},
+};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use crate::common::xdp::{service, Fixture, Run, XDP_PASS, XDP_REDIRECT};
+
+const CLIENT: &str = "192.168.47.1";
+const VIP: &str = "192.168.47.128";
+const RS: &str = "192.168.211.129";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn word(a: IpAddr) -> u32 {
+    match a {
+        IpAddr::V4(a) => u32::from_ne_bytes(a.octets()),
+        _ => unreachable!(),
+    }
+}
+
+/// The client-side tuple as the maps key it.
+fn key(src: IpAddr, sport: u16, dport: u16, proto: u8) -> FlowKey {
+    FlowKey {
+        src: [word(src), 0, 0, 0],
+        dst: [word(ip(VIP)), 0, 0, 0],
+        sport: sport.to_be(),
+        dport: dport.to_be(),
+        proto,
+        family: AF_INET,
+        _pad: [0; 2],
+    }
+}
+
+/// The seed namespace with the director loaded with `sizes` and two
+/// services on the VIP: TCP :80 to RS:8080 by `method`, UDP :53 to RS:5353
+/// by `method`.
+fn fixture(tag: &str, sizes: Sizes, method: Method) -> Fixture {
+    let f = XdpNs::new(tag, &Plan::seed(), |pin| {
+        Director::load(pin, sizes, TunnelOpts::default())
+    })
+    .expect("BPF_PROG_TEST_RUN fixture");
+    // DR cannot change the port.
+    let port = |vport: u16, nat: u16| if method == Method::Masq { nat } else { vport };
+    f.services(vec![
+        service(
+            lvs::model::Proto::Tcp,
+            ip(VIP),
+            80,
+            &[(ip(RS), port(80, 8080), method)],
+        ),
+        service(
+            lvs::model::Proto::Udp,
+            ip(VIP),
+            53,
+            &[(ip(RS), port(53, 5353), method)],
+        ),
+    ]);
+    f
+}
+
+fn conn_in(f: &Fixture, table: &str, k: &FlowKey) -> Option<Conn> {
+    let m: HashMap<&MapData, FlowKey, Conn> =
+        HashMap::try_from(f.bpf.map(table).expect("map")).unwrap();
+    m.get(k, 0).ok().filter(|c| c.st & CONN_F_DEAD == 0)
+}
+
+/// Live entries of `table`.
+fn live(f: &Fixture, table: &str) -> Vec<(FlowKey, Conn)> {
+    let m: HashMap<&MapData, FlowKey, Conn> =
+        HashMap::try_from(f.bpf.map(table).expect("map")).unwrap();
+    m.iter()
+        .filter_map(|kv| kv.ok())
+        .filter(|(_, c)| c.st & CONN_F_DEAD == 0)
+        .collect()
+}
+
+/// (ActiveConn, InActConn) summed over every real server.
+fn counts(f: &Fixture) -> (u64, u64) {
+    let a: Array<&MapData, RealConns> =
+        Array::try_from(f.bpf.map(names::REAL_CONNS).unwrap()).unwrap();
+    a.iter()
+        .filter_map(|r| r.ok())
+        .fold((0, 0), |(x, y), r| (x + r.active, y + r.inactive))
+}
+
+fn syn(src: IpAddr, sport: u16) -> Frame {
+    Frame::tcp((src, sport), (ip(VIP), 80), SYN).macs(mac::CLIENT, mac::DIR_EXT)
+}
+
+fn ack(sport: u16, data: &[u8]) -> Frame {
+    Frame::tcp((ip(CLIENT), sport), (ip(VIP), 80), ACK)
+        .macs(mac::CLIENT, mac::DIR_EXT)
+        .payload(data)
+}
+
+fn from_rs(sport: u16, flags: u8, data: &[u8]) -> Frame {
+    Frame::tcp((ip(RS), 8080), (ip(CLIENT), sport), flags)
+        .macs(mac::RS, mac::DIR_INT)
+        .payload(data)
+}
+
+/// `f` as DNAT sends it to the real server.
+fn dnat(f: &Frame) -> Vec<u8> {
+    let mut w = f.clone().macs(mac::DIR_INT, mac::RS);
+    w.dst = ip(RS);
+    if let L4::Tcp { dport, .. } = &mut w.l4 {
+        *dport = 8080;
+    }
+    w.build()
+}
+
+/// `f` (from the real server) as reverse NAT sends it to the client.
+fn snat(f: &Frame) -> Vec<u8> {
+    let mut w = f.clone().macs(mac::DIR_EXT, mac::CLIENT);
+    w.src = ip(VIP);
+    if let L4::Tcp { sport, .. } = &mut w.l4 {
+        *sport = 80;
+    }
+    w.build()
+}
+
+/// Opens a NAT connection from client port `sport` and checks every
+/// packet's bytes and where the connection is after each.
+fn open_nat(f: &Fixture, sport: u16) {
+    let ext = f.link_index("ext0");
+    let int = f.link_index("int0");
+    let k = key(ip(CLIENT), sport, 80, PROTO_TCP);
+    let s = syn(ip(CLIENT), sport);
+    assert_eq!(f.run(&s.build(), ext), (XDP_REDIRECT, dnat(&s)));
+    let sa = from_rs(sport, SYN | ACK, b"");
+    assert_eq!(f.run(&sa.build(), int), (XDP_REDIRECT, snat(&sa)));
+    assert!(conn_in(f, names::CONNS, &k).is_none());
+    let a = ack(sport, b"");
+    assert_eq!(f.run(&a.build(), ext), (XDP_REDIRECT, dnat(&a)));
+    let c = conn_in(f, names::CONNS, &k).expect("promoted");
+    assert_eq!(c.st & CONN_STATE_MASK, state::ESTABLISHED as u32);
+}
+
+/// A SYN goes to the embryonic table (counted inactive), the real
+/// server's SYN-ACK is translated but promotes nothing, and the client's
+/// ACK moves it to the established table, ESTABLISHED and active. UDP:
+/// NAT's reply promotes; for DR, a second client datagram.
+#[test]
+fn the_handshake_ack_promotes_an_embryonic_connection() {
+    if !require_root("flood") {
+        return;
+    }
+    let f = fixture("fl1", Sizes::default(), Method::Masq);
+    let (ext, int) = (f.link_index("ext0"), f.link_index("int0"));
+    let k = key(ip(CLIENT), 41000, 80, PROTO_TCP);
+    let s = syn(ip(CLIENT), 41000);
+    assert_eq!(f.run(&s.build(), ext), (XDP_REDIRECT, dnat(&s)));
+    let e = conn_in(&f, names::EMBRYOS, &k).expect("embryonic");
+    assert_eq!(e.st & CONN_STATE_MASK, state::SYN_RECV as u32);
+    assert!(e.st & CONN_F_EMBRYO != 0 && e.st & CONN_F_SHORT == 0);
+    assert!(conn_in(&f, names::CONNS, &k).is_none());
+    assert_eq!(counts(&f), (0, 1));
+    // The SYN-ACK (and a pure ACK of the real server) prove nothing.
+    let sa = from_rs(41000, SYN | ACK, b"");
+    assert_eq!(f.run(&sa.build(), int), (XDP_REDIRECT, snat(&sa)));
+    let sack = from_rs(41000, ACK, b"");
+    assert_eq!(f.run(&sack.build(), int), (XDP_REDIRECT, snat(&sack)));
+    assert!(conn_in(&f, names::CONNS, &k).is_none());
+    assert_eq!(counts(&f), (0, 1));
+    assert_eq!(f.counter(counters::PROMOTED), 0);
+    // A retransmitted SYN stays embryonic, on the same real server.
+    assert_eq!(f.run(&s.build(), ext), (XDP_REDIRECT, dnat(&s)));
+    assert!(conn_in(&f, names::EMBRYOS, &k).is_some());
+    let a = ack(41000, b"hello");
+    assert_eq!(f.run(&a.build(), ext), (XDP_REDIRECT, dnat(&a)));
+    let c = conn_in(&f, names::CONNS, &k).expect("promoted");
+    assert_eq!(c.st & CONN_STATE_MASK, state::ESTABLISHED as u32);
+    assert!(c.st & CONN_F_ACTIVE != 0 && c.st & CONN_F_EMBRYO == 0);
+    assert!(conn_in(&f, names::EMBRYOS, &k).is_none());
+    assert_eq!(counts(&f), (1, 0));
+    assert_eq!(f.counter(counters::PROMOTED), 1);
+    let d = from_rs(41000, ACK, b"hi");
+    assert_eq!(f.run(&d.build(), int), (XDP_REDIRECT, snat(&d)));
+    assert_eq!(live(&f, names::EMBRYOS).len(), 0);
+
+    // UDP through NAT: the real server's answer promotes.
+    let uk = key(ip(CLIENT), 42000, 53, PROTO_UDP);
+    let q = Frame::udp((ip(CLIENT), 42000), (ip(VIP), 53))
+        .macs(mac::CLIENT, mac::DIR_EXT)
+        .payload(b"q");
+    assert_eq!(f.run(&q.build(), ext).0, XDP_REDIRECT);
+    assert_eq!(f.run(&q.build(), ext).0, XDP_REDIRECT);
+    assert!(conn_in(&f, names::EMBRYOS, &uk).is_some());
+    assert!(conn_in(&f, names::CONNS, &uk).is_none());
+    let r = Frame::udp((ip(RS), 5353), (ip(CLIENT), 42000))
+        .macs(mac::RS, mac::DIR_INT)
+        .payload(b"r");
+    let (action, out) = f.run(&r.build(), int);
+    assert_eq!(action, XDP_REDIRECT);
+    let mut want = r.clone().macs(mac::DIR_EXT, mac::CLIENT);
+    want.src = ip(VIP);
+    want.l4 = L4::Udp {
+        sport: 53,
+        dport: 42000,
+    };
+    assert_eq!(out, want.build());
+    assert!(conn_in(&f, names::CONNS, &uk).is_some());
+    assert!(conn_in(&f, names::EMBRYOS, &uk).is_none());
+    assert_eq!(counts(&f), (1, 1));
+    assert_eq!(f.counter(counters::PROMOTED), 2);
+    drop(f);
+
+    // DR: TCP promotes on the client's ACK, UDP on its second datagram.
+    let f = fixture("fl2", Sizes::default(), Method::Route);
+    let ext = f.link_index("ext0");
+    let s = syn(ip(CLIENT), 43000);
+    assert_eq!(f.run(&s.build(), ext).0, XDP_REDIRECT);
+    let k = key(ip(CLIENT), 43000, 80, PROTO_TCP);
+    assert!(conn_in(&f, names::EMBRYOS, &k).is_some());
+    assert_eq!(f.run(&ack(43000, b"").build(), ext).0, XDP_REDIRECT);
+    assert!(conn_in(&f, names::EMBRYOS, &k).is_none());
+    assert_eq!(
+        conn_in(&f, names::CONNS, &k).map(|c| c.st & CONN_STATE_MASK),
+        Some(state::ESTABLISHED as u32)
+    );
+    let q = Frame::udp((ip(CLIENT), 44000), (ip(VIP), 53))
+        .macs(mac::CLIENT, mac::DIR_EXT)
+        .payload(b"q");
+    let uk = key(ip(CLIENT), 44000, 53, PROTO_UDP);
+    assert_eq!(f.run(&q.build(), ext).0, XDP_REDIRECT);
+    assert!(conn_in(&f, names::EMBRYOS, &uk).is_some());
+    assert!(conn_in(&f, names::CONNS, &uk).is_none());
+    // The second datagram meets the shared path once its flow-cache slot
+    // is older than the slot's lifetime (64 jiffies).
+    let promoted = crate::common::wait_until(Duration::from_secs(3), || {
+        f.run(&q.build(), ext);
+        conn_in(&f, names::CONNS, &uk).is_some()
+    });
+    assert!(promoted, "a second DR datagram promotes");
+    assert!(conn_in(&f, names::EMBRYOS, &uk).is_none());
+    assert_eq!(counts(&f), (1, 1));
+}
+
+/// The sweeper of `lvs load`, run on the fixture's director.
+fn sweep(f: &mut Fixture, sweeper: &mut Sweeper) -> lvs::sweeper::Swept {
+    sweeper.sweep(&mut f.bpf).expect("sweep")
+}
+
+const SMALL: Sizes = Sizes {
+    max_conns: 1024,
+    max_services: 1024,
+    max_reals: 4096,
+    sched_table: 1 << 20,
+    max_embryonic: 256,
+    table_full: TableFull::Refuse,
+};
+
+/// A flood of SYNs from 20 000 distinct sources (random ports), far more
+/// than the embryonic table holds, leaves every established NAT
+/// connection in place: all still forwarded byte-exact both ways. The
+/// flood's entries get the short timeout under pressure; the sweeper
+/// takes the evicted ones off InActConn exactly, and once the survivors
+/// have expired the counts are what the open connections say.
+#[test]
+fn a_syn_flood_never_evicts_an_established_connection() {
+    if !require_root("flood") {
+        return;
+    }
+    let mut f = fixture("fl3", SMALL, Method::Masq);
+    const EST: u16 = 200;
+    for i in 0..EST {
+        open_nat(&f, 20000 + i);
+    }
+    assert_eq!(counts(&f), (EST as u64, 0));
+    let new0 = f.counter(counters::NEW_CONN);
+    let ext = f.link_index("ext0");
+    const FLOOD: u32 = 20_000;
+    let seed: u64 = rand::random();
+    println!("flood seed {seed}");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let frames: Vec<Vec<u8>> = (0..FLOOD)
+        .map(|i| {
+            let src = IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            syn(src, rng.random_range(1024..65535)).build()
+        })
+        .collect();
+    let redirected = f
+        .enter(|| {
+            frames
+                .iter()
+                .filter(|fr| f.run_once(fr, ext).unwrap().action == XDP_REDIRECT)
+                .count()
+        })
+        .unwrap();
+    assert_eq!(redirected, FLOOD as usize);
+    assert_eq!(f.counter(counters::NEW_CONN) - new0, FLOOD as u64);
+    assert!(f.counter(counters::EMBRYONIC_FULL) > 0);
+    assert!(f.counter(counters::SYN_PRESSURE) > 0);
+    assert_eq!(live(&f, names::CONNS).len(), EST as usize);
+    let embryos = live(&f, names::EMBRYOS);
+    let cap = lvs::loader::lru_entries(256, lvs::loader::possible_cpus().unwrap()) as usize;
+    assert!(
+        !embryos.is_empty() && embryos.len() <= cap,
+        "{}",
+        embryos.len()
+    );
+    assert!(
+        embryos.iter().all(|(_, c)| c.st & CONN_F_SHORT != 0),
+        "the flood's survivors were created under pressure"
+    );
+    for i in 0..EST {
+        let a = ack(20000 + i, b"after the flood");
+        assert_eq!(f.run(&a.build(), ext), (XDP_REDIRECT, dnat(&a)), "conn {i}");
+        let r = from_rs(20000 + i, ACK, b"still here");
+        assert_eq!(
+            f.run(&r.build(), f.link_index("int0")),
+            (XDP_REDIRECT, snat(&r)),
+            "reply {i}"
+        );
+    }
+    // Two sweeps: the first flips the epoch, the second finds what the
+    // flood's epoch lost.
+    let mut sw = Sweeper::new(&f.pin);
+    sweep(&mut f, &mut sw);
+    let s = sweep(&mut f, &mut sw);
+    let survivors = live(&f, names::EMBRYOS).len() as u64;
+    assert_eq!(counts(&f), (EST as u64, survivors), "{s:?}");
+    assert_eq!(
+        f.counter(counters::SYN_FLOOD_EVICTED) + survivors,
+        FLOOD as u64,
+        "{s:?}"
+    );
+    assert_eq!(f.counter(counters::EVICTED), 0);
+    // The survivors expire within the short timeout (and its second of
+    // slack); the established connections stay.
+    std::thread::sleep(Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 2));
+    let s = sweep(&mut f, &mut sw);
+    assert_eq!(s.embryonic, 0, "{s:?}");
+    assert_eq!(live(&f, names::EMBRYOS).len(), 0);
+    assert_eq!(counts(&f), (EST as u64, 0));
+    assert_eq!(live(&f, names::CONNS).len(), EST as usize);
+    for i in 0..EST {
+        let a = ack(20000 + i, b"and after expiry");
+        assert_eq!(f.run(&a.build(), ext), (XDP_REDIRECT, dnat(&a)), "conn {i}");
+    }
+}
+
+/// `--conn-table-full refuse` with `--max-conns` established connections:
+/// a new SYN is passed to the director's stack untouched (which resets
+/// it), counted, and every old connection is still forwarded; once one
+/// ends there is room again. With `evict` the new connection is taken.
+#[test]
+fn a_full_table_refuses_new_connections_and_keeps_the_old() {
+    if !require_root("flood") {
+        return;
+    }
+    const MAX: u16 = 16;
+    let sizes = Sizes {
+        max_conns: MAX as u32,
+        ..SMALL
+    };
+    let f = fixture("fl4", sizes, Method::Masq);
+    let ext = f.link_index("ext0");
+    for i in 0..MAX {
+        open_nat(&f, 30000 + i);
+    }
+    let s = syn(ip(CLIENT), 31000);
+    assert_eq!(f.run(&s.build(), ext), (XDP_PASS, s.build()));
+    assert_eq!(f.counter(counters::CONN_TABLE_FULL), 1);
+    assert!(conn_in(&f, names::EMBRYOS, &key(ip(CLIENT), 31000, 80, PROTO_TCP)).is_none());
+    assert_eq!(counts(&f), (MAX as u64, 0));
+    for i in 0..MAX {
+        let a = ack(30000 + i, b"x");
+        assert_eq!(f.run(&a.build(), ext), (XDP_REDIRECT, dnat(&a)), "conn {i}");
+    }
+    // One ends (client RST): its entry goes, and a new connection fits.
+    let rst = Frame::tcp((ip(CLIENT), 30000), (ip(VIP), 80), RST).macs(mac::CLIENT, mac::DIR_EXT);
+    assert_eq!(f.run(&rst.build(), ext).0, XDP_REDIRECT);
+    let k0 = key(ip(CLIENT), 30000, 80, PROTO_TCP);
+    // CLOSE lasts 10 s: a new SYN from the same port reopens it at once.
+    assert_eq!(f.run(&syn(ip(CLIENT), 30000).build(), ext).0, XDP_REDIRECT);
+    assert!(conn_in(&f, names::CONNS, &k0).is_none());
+    assert!(conn_in(&f, names::EMBRYOS, &k0).is_some());
+    drop(f);
+
+    let f = fixture(
+        "fl5",
+        Sizes {
+            table_full: TableFull::Evict,
+            ..sizes
+        },
+        Method::Masq,
+    );
+    let ext = f.link_index("ext0");
+    for i in 0..MAX {
+        open_nat(&f, 30000 + i);
+    }
+    let s = syn(ip(CLIENT), 31000);
+    assert_eq!(f.run(&s.build(), ext), (XDP_REDIRECT, dnat(&s)));
+    assert_eq!(f.counter(counters::CONN_TABLE_FULL), 0);
+}

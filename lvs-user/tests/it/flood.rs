@@ -419,3 +419,194 @@ fn a_full_table_refuses_new_connections_and_keeps_the_old() {
     assert_eq!(f.run(&s.build(), ext), (XDP_REDIRECT, dnat(&s)));
     assert_eq!(f.counter(counters::CONN_TABLE_FULL), 0);
 }
+
+/// Live TCP through `lvs load`: 1 000 established NAT connections (real
+/// sockets, client namespace to a listener in the real server's) exchange
+/// data in rounds (every 50 ms, or as fast as the machine allows) while a
+/// thread pushes SYNs from random sources and ports through the
+/// director's program at full speed with BPF_PROG_TEST_RUN, into the same
+/// pinned maps (live frames cannot be generated fast enough in these
+/// namespaces). Not one established connection breaks; afterwards the
+/// flood's entries are gone within their short timeout and
+/// ActiveConn/InActConn are what the open connections say.
+#[test]
+fn live_nat_connections_survive_a_syn_flood() {
+    use std::{
+        io::{Read, Write},
+        net::TcpListener,
+        sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    };
+
+    use crate::common::{director_with, T};
+    use lvs_lab::{clients::TcpConn, seed};
+
+    if !require_root("flood live") {
+        return;
+    }
+    const N: usize = 1000;
+    let d = director_with(
+        "flive",
+        1,
+        &["--max-conns", "4096", "--max-embryonic", "512"],
+    )
+    .unwrap();
+    let vip = format!("{}:80", seed::VIP);
+    d.adm(&["-A", "-t", &vip, "-s", "rr"]);
+    d.adm(&[
+        "-a",
+        "-t",
+        &vip,
+        "-r",
+        &format!("{}:80", seed::rs_ip(0)),
+        "-m",
+    ]);
+    let listener = d.seed.rs[0]
+        .enter(|| TcpListener::bind("0.0.0.0:80"))
+        .unwrap()
+        .unwrap();
+    let mut pairs = Vec::with_capacity(N);
+    for i in 0..N {
+        let c = TcpConn::connect(&d.seed.client, d.seed.vip(80), T)
+            .unwrap_or_else(|e| panic!("connection {i}: {e:#}\n{}", d.diag()));
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        c.stream().set_read_timeout(Some(T)).unwrap();
+        pairs.push((c, s));
+    }
+    // One exchange each: the director has seen every client's ACK.
+    let exchange = |round: usize, pairs: &[(TcpConn, std::net::TcpStream)]| -> Vec<usize> {
+        let mut broken = Vec::new();
+        for (i, (c, _)) in pairs.iter().enumerate() {
+            if (&*c.stream())
+                .write_all(format!("r{round:05} {i:04}\n").as_bytes())
+                .is_err()
+            {
+                broken.push(i);
+            }
+        }
+        for (i, (c, s)) in pairs.iter().enumerate() {
+            let want = format!("r{round:05} {i:04}\n");
+            let mut got = vec![0u8; want.len()];
+            let ok = (&*s).read_exact(&mut got).is_ok()
+                && got == want.as_bytes()
+                && (&*s).write_all(b"ok\n").is_ok()
+                && {
+                    let mut a = [0u8; 3];
+                    (&*c.stream()).read_exact(&mut a).is_ok() && &a == b"ok\n"
+                };
+            if !ok {
+                broken.push(i);
+            }
+        }
+        broken
+    };
+    assert_eq!(exchange(0, &pairs), Vec::<usize>::new(), "{}", d.diag());
+    let row = |d: &crate::common::Director| d.reals(&vip)[0].clone();
+    assert_eq!((row(&d).active, row(&d).inactive), (N as u64, 0));
+
+    // The flood: a second handle on the pinned director.
+    let pin = d.seed.pin_dir().to_path_buf();
+    let sizes = Sizes {
+        max_conns: 4096,
+        max_embryonic: 512,
+        ..Sizes::default()
+    };
+    let bpf = lvs::loader::load_director(&pin, sizes, false, TunnelOpts::default(), &[]).unwrap();
+    let ext = d.seed.director.ifindex(seed::DIR_EXT_IF).unwrap();
+    let link = d
+        .seed
+        .director
+        .ip(&["-o", "link", "show", seed::DIR_EXT_IF])
+        .unwrap();
+    let dmac: Mac = {
+        let w: Vec<&str> = link.split_whitespace().collect();
+        let m = w[w.iter().position(|x| *x == "link/ether").unwrap() + 1];
+        let b: Vec<u8> = m
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        b.try_into().unwrap()
+    };
+    let stop = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
+    let flood_new0 = d.counter("new_conn");
+    let seed_v: u64 = rand::random();
+    println!("flood seed {seed_v}");
+    let (rounds, broken, secs) = std::thread::scope(|sc| {
+        let flood = sc.spawn(|| {
+            d.seed
+                .director
+                .enter(|| {
+                    let prog = lvs::testbed::prog(&bpf, "director").unwrap();
+                    let mut rng = StdRng::seed_from_u64(seed_v);
+                    while !stop.load(Ordering::Relaxed) {
+                        let src = IpAddr::from([10, rng.random(), rng.random(), rng.random()]);
+                        let fr =
+                            Frame::tcp((src, rng.random_range(1024..65535)), (ip(VIP), 80), SYN)
+                                .macs(mac::CLIENT, dmac)
+                                .build();
+                        let r = lvs::progtest::test_run(prog, &fr, ext, 1, false).unwrap();
+                        assert_eq!(r.action, XDP_REDIRECT);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .unwrap()
+        });
+        let start = std::time::Instant::now();
+        let mut broken = Vec::new();
+        let mut rounds = 0;
+        while start.elapsed() < Duration::from_secs(6) {
+            let t = std::time::Instant::now();
+            rounds += 1;
+            broken.extend(exchange(rounds, &pairs));
+            if let Some(rest) = Duration::from_millis(50).checked_sub(t.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        flood.join().unwrap();
+        (rounds, broken, secs)
+    });
+    let syns = sent.load(Ordering::Relaxed);
+    println!(
+        "flood: {syns} SYNs in {secs:.1} s ({:.0}/s) while {N} connections made {rounds} exchanges each",
+        syns as f64 / secs
+    );
+    assert!(
+        broken.is_empty(),
+        "broken connections: {:?}\n{}",
+        &broken[..broken.len().min(10)],
+        d.diag()
+    );
+    assert!(
+        syns > 10 * 512,
+        "the flood overflowed the embryonic table ({syns} SYNs)"
+    );
+    assert!(d.counter("embryonic_full") > 0);
+    assert_eq!(d.counter("new_conn") - flood_new0, syns);
+    assert_eq!(d.counter("evicted"), 0);
+    // Gone within their short timeout (3 s, a second of slack, two sweeps).
+    let embryos = || {
+        let m: HashMap<&MapData, FlowKey, Conn> =
+            HashMap::try_from(bpf.map(names::EMBRYOS).unwrap()).unwrap();
+        m.iter()
+            .filter_map(|kv| kv.ok())
+            .filter(|(_, c)| c.st & CONN_F_DEAD == 0)
+            .count()
+    };
+    let settled = crate::common::wait_until(
+        Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 5),
+        || embryos() == 0 && row(&d).inactive == 0,
+    );
+    assert!(settled, "embryonic left {} {:?}", embryos(), row(&d));
+    assert_eq!(row(&d).active, N as u64);
+    // The flood's evictions were counted, and taken off InActConn above.
+    assert!(d.counter("syn_pressure") > 0 && d.counter("syn_flood_evicted") > 0);
+    assert_eq!(
+        exchange(rounds + 1, &pairs),
+        Vec::<usize>::new(),
+        "{}",
+        d.diag()
+    );
+}

@@ -492,7 +492,6 @@ fn sum32(v: u32) -> u64 {
 #[inline(never)]
 pub fn established(p: &Packet, svc: &Service) -> Verdict {
     let now = clock::now();
-    let key = &p.key;
     let syn = conntrack::is_syn(p);
     let Some((c, real)) = conntrack::lookup(p, syn, now) else {
         // As IPVS: only a SYN opens a TCP connection; anything else

@@ -477,8 +477,8 @@ fn live_nat_connections_survive_a_syn_flood() {
     let exchange = |round: usize, pairs: &[(TcpConn, std::net::TcpStream)]| -> Vec<usize> {
         let mut broken = Vec::new();
         for (i, (c, _)) in pairs.iter().enumerate() {
-            if (&*c.stream())
-                .write_all(format!("r{round:05} {i:04}\n").as_bytes())
+            let mut w = c.stream();
+            if w.write_all(format!("r{round:05} {i:04}\n").as_bytes())
                 .is_err()
             {
                 broken.push(i);
@@ -487,12 +487,13 @@ fn live_nat_connections_survive_a_syn_flood() {
         for (i, (c, s)) in pairs.iter().enumerate() {
             let want = format!("r{round:05} {i:04}\n");
             let mut got = vec![0u8; want.len()];
-            let ok = (&*s).read_exact(&mut got).is_ok()
+            let (mut srv, mut cli) = (s, c.stream());
+            let ok = srv.read_exact(&mut got).is_ok()
                 && got == want.as_bytes()
-                && (&*s).write_all(b"ok\n").is_ok()
+                && srv.write_all(b"ok\n").is_ok()
                 && {
                     let mut a = [0u8; 3];
-                    (&*c.stream()).read_exact(&mut a).is_ok() && &a == b"ok\n"
+                    cli.read_exact(&mut a).is_ok() && &a == b"ok\n"
                 };
             if !ok {
                 broken.push(i);

@@ -365,6 +365,100 @@ fn a_syn_flood_never_evicts_an_established_connection() {
     }
 }
 
+/// The same with UDP through NAT: 100 flows confirmed by their real
+/// server's answers stay in the established table through a flood of
+/// 20 000 first datagrams from distinct sources, and are still forwarded
+/// byte-exact both ways; the flood's entries leave the counts.
+#[test]
+fn a_udp_flood_never_evicts_a_confirmed_flow() {
+    if !require_root("flood") {
+        return;
+    }
+    let mut f = fixture("fl6", SMALL, Method::Masq);
+    let (ext, int) = (f.link_index("ext0"), f.link_index("int0"));
+    const FLOWS: u16 = 100;
+    let q = |port: u16, data: &[u8]| {
+        Frame::udp((ip(CLIENT), port), (ip(VIP), 53))
+            .macs(mac::CLIENT, mac::DIR_EXT)
+            .payload(data)
+    };
+    let a = |port: u16, data: &[u8]| {
+        Frame::udp((ip(RS), 5353), (ip(CLIENT), port))
+            .macs(mac::RS, mac::DIR_INT)
+            .payload(data)
+    };
+    let fwd = |fr: &Frame, port: u16| {
+        let mut w = fr.clone().macs(mac::DIR_INT, mac::RS);
+        w.dst = ip(RS);
+        w.l4 = L4::Udp {
+            sport: port,
+            dport: 5353,
+        };
+        w.build()
+    };
+    let back = |fr: &Frame, port: u16| {
+        let mut w = fr.clone().macs(mac::DIR_EXT, mac::CLIENT);
+        w.src = ip(VIP);
+        w.l4 = L4::Udp {
+            sport: 53,
+            dport: port,
+        };
+        w.build()
+    };
+    for i in 0..FLOWS {
+        let port = 50000 + i;
+        let (fq, fa) = (q(port, b"query"), a(port, b"answer"));
+        assert_eq!(f.run(&fq.build(), ext), (XDP_REDIRECT, fwd(&fq, port)));
+        assert_eq!(f.run(&fa.build(), int), (XDP_REDIRECT, back(&fa, port)));
+    }
+    assert_eq!(live(&f, names::CONNS).len(), FLOWS as usize);
+    assert_eq!(counts(&f), (0, FLOWS as u64));
+    const FLOOD: u32 = 20_000;
+    let frames: Vec<Vec<u8>> = (0..FLOOD)
+        .map(|i| {
+            let src = IpAddr::from([10, 1 + (i >> 16) as u8, (i >> 8) as u8, i as u8]);
+            Frame::udp((src, 1024 + (i % 60000) as u16), (ip(VIP), 53))
+                .macs(mac::CLIENT, mac::DIR_EXT)
+                .payload(b"flood")
+                .build()
+        })
+        .collect();
+    let redirected = f
+        .enter(|| {
+            frames
+                .iter()
+                .filter(|fr| f.run_once(fr, ext).unwrap().action == XDP_REDIRECT)
+                .count()
+        })
+        .unwrap();
+    assert_eq!(redirected, FLOOD as usize);
+    assert!(f.counter(counters::EMBRYONIC_FULL) > 0);
+    assert_eq!(live(&f, names::CONNS).len(), FLOWS as usize);
+    for i in 0..FLOWS {
+        let port = 50000 + i;
+        let (fq, fa) = (q(port, b"again"), a(port, b"still"));
+        assert_eq!(
+            f.run(&fq.build(), ext),
+            (XDP_REDIRECT, fwd(&fq, port)),
+            "flow {i}"
+        );
+        assert_eq!(
+            f.run(&fa.build(), int),
+            (XDP_REDIRECT, back(&fa, port)),
+            "flow {i}"
+        );
+    }
+    let mut sw = Sweeper::new(&f.pin);
+    sweep(&mut f, &mut sw);
+    sweep(&mut f, &mut sw);
+    let survivors = live(&f, names::EMBRYOS).len() as u64;
+    assert_eq!(counts(&f), (0, FLOWS as u64 + survivors));
+    assert_eq!(
+        f.counter(counters::SYN_FLOOD_EVICTED) + survivors,
+        FLOOD as u64
+    );
+}
+
 /// `--conn-table-full refuse` with `--max-conns` established connections:
 /// a new SYN is passed to the director's stack untouched (which resets
 /// it), counted, and every old connection is still forwarded; once one

@@ -64,10 +64,13 @@ fn occ_add(i: u32, delta: u64) {
     }
 }
 
+/// An occupancy count. Read as signed and floored at zero: an entry
+/// removed that was never counted (one inserted from userspace) must not
+/// wrap it into a table that looks full for ever.
 #[inline(always)]
 fn occ_get(i: u32) -> u64 {
     match OCCUPANCY.get_ptr_mut(i) {
-        Some(p) => unsafe { core::ptr::read_volatile(p) },
+        Some(p) => (unsafe { core::ptr::read_volatile(p) } as i64).max(0) as u64,
         None => 0,
     }
 }

@@ -705,3 +705,137 @@ fn live_nat_connections_survive_a_syn_flood() {
         d.diag()
     );
 }
+
+/// The same for DR through `lvs load` on the LAN lab: 1 000 established DR
+/// connections (two real servers answering the client directly) each
+/// exchange a line every 50 ms while a thread pushes SYNs from random
+/// sources and ports through the pinned director at full speed; none
+/// breaks, and the flood's entries and counts settle afterwards.
+#[test]
+fn live_dr_connections_survive_a_syn_flood() {
+    use std::{
+        net::SocketAddr,
+        sync::{
+            atomic::{AtomicBool, AtomicU64, Ordering},
+            Arc,
+        },
+    };
+
+    use crate::{
+        common::{active_total, lan_director},
+        life::{exchange, open_to},
+    };
+    use lvs_lab::{
+        lan::{self, LanConfig, LAN_IF},
+        servers,
+    };
+
+    if !require_root("flood live DR") {
+        return;
+    }
+    const N: usize = 1000;
+    let d = lan_director(
+        "fdr",
+        LanConfig {
+            real_servers: 2,
+            ..Default::default()
+        },
+        false,
+        &["--max-embryonic", "512"],
+    )
+    .unwrap();
+    let any = SocketAddr::from(([0, 0, 0, 0], 80));
+    let _srv: Vec<_> = d
+        .lan
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| servers::echo_line(ns, any, &format!("rs{}", i + 1)).unwrap())
+        .collect();
+    let vip = d.lan.vip(80);
+    let vs = vip.to_string();
+    d.adm(&["-A", "-t", &vs, "-s", "rr"]);
+    for i in 0..2 {
+        let rs = format!("{}:80", lan::rs_ip(i));
+        d.adm(&["-a", "-t", &vs, "-r", &rs, "-g", "-w", "1"]);
+    }
+    d.resolved(&[lan::rs_ip(0).into(), lan::rs_ip(1).into()]);
+    let conns: Vec<_> = (0..N)
+        .map(|i| open_to(&d.lan.client, vip, &format!("c{i}")))
+        .collect();
+    d.wait_active(&vs, N as u64, Duration::from_secs(10));
+
+    let sizes = Sizes {
+        max_embryonic: 512,
+        ..Sizes::default()
+    };
+    let pin = d.lan.pin_dir().to_path_buf();
+    let bpf = lvs::loader::load_director(&pin, sizes, false, TunnelOpts::default(), &[]).unwrap();
+    let ifindex = d.lan.director.ifindex(LAN_IF).unwrap();
+    let dmac = d.mac(&d.lan.director);
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = AtomicU64::new(0);
+    let new0 = d.counter("new_conn");
+    let seed_v: u64 = rand::random();
+    println!("flood seed {seed_v}");
+    let worker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || exchange(conns, stop))
+    };
+    let start = std::time::Instant::now();
+    let bad = d
+        .lan
+        .director
+        .enter(|| {
+            let prog = lvs::testbed::prog(&bpf, "director").unwrap();
+            let mut rng = StdRng::seed_from_u64(seed_v);
+            let mut bad = 0u64;
+            while start.elapsed() < Duration::from_secs(6) {
+                let src = IpAddr::from([10, rng.random(), rng.random(), rng.random()]);
+                let fr = Frame::tcp((src, rng.random_range(1024..65535)), (vip.ip(), 80), SYN)
+                    .macs(mac::CLIENT, dmac)
+                    .build();
+                let r = lvs::progtest::test_run(prog, &fr, ifindex, 1, false).unwrap();
+                if r.action != lvs_common::xdp::TX && r.action != XDP_REDIRECT {
+                    bad += 1;
+                }
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+            bad
+        })
+        .unwrap();
+    let secs = start.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let x = worker.join().unwrap();
+    let syns = sent.load(Ordering::Relaxed);
+    println!(
+        "DR flood: {syns} SYNs in {secs:.1} s ({:.0}/s); {} lines exchanged on {N} connections",
+        syns as f64 / secs,
+        x.lines
+    );
+    assert_eq!(bad, 0, "every flood SYN forwarded");
+    assert_eq!(x.errors, 0, "{:?}\n{}", x.first_errors, d.diag());
+    assert!(x.lines >= N as u64, "every connection exchanged");
+    assert!(
+        syns > 10 * 512,
+        "the flood overflowed the embryonic table ({syns})"
+    );
+    assert_eq!(d.counter("new_conn") - new0, syns);
+    assert!(d.counter("embryonic_full") > 0);
+    assert_eq!(d.counter("evicted"), 0);
+    let embryos = || {
+        let m: HashMap<&MapData, FlowKey, Conn> =
+            HashMap::try_from(bpf.map(names::EMBRYOS).unwrap()).unwrap();
+        m.iter()
+            .filter_map(|kv| kv.ok())
+            .filter(|(_, c)| c.st & CONN_F_DEAD == 0)
+            .count()
+    };
+    let inactive = |d: &crate::common::Lan| d.reals(&vs).iter().map(|r| r.inactive).sum::<u64>();
+    let settled = crate::common::wait_until(
+        Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 5),
+        || embryos() == 0 && inactive(&d) == 0,
+    );
+    assert!(settled, "embryonic left {} {:?}", embryos(), d.reals(&vs));
+    assert_eq!(active_total(&d.reals(&vs)), N as u64);
+}

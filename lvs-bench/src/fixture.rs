@@ -97,7 +97,13 @@ pub fn load_bench_object(pin: &Path) -> Result<Ebpf> {
         .context("loading the benchmark object")?;
     for name in WRAPPERS
         .iter()
-        .chain(&["bench_drop", "bench_swap", "unit_walk_fill", "unit_walk"])
+        .chain(&[
+            "bench_drop",
+            "bench_swap",
+            "bench_tx",
+            "unit_walk_fill",
+            "unit_walk",
+        ])
         .chain(UNITS.iter().map(|(p, _)| p))
     {
         load_prog(&mut base, name)?;
@@ -166,6 +172,9 @@ pub fn fixture(tag: &str, sizes: Sizes) -> Result<Fixture> {
         let base = load_bench_object(pin)?;
         Ok(Loaded { dir, base })
     })?;
+    // The links' MACs, as `lvs load` writes them: frames to another MAC
+    // are passed.
+    fx.enter(|| fx.dir.sync_link_macs())??;
     let mut nat = VirtualService::new(
         ServiceAddr {
             proto: Proto::Tcp,

@@ -171,6 +171,7 @@ impl Live {
         let g0 = gen.ifindex("g0")?;
         let pin = lab.pin_dir()?;
         let director = Director::load(&pin, Sizes::default(), Default::default())?;
+        dir.enter(|| director.sync_link_macs())??;
         let base = crate::fixture::load_bench_object(&pin)?;
         let mut t = Tables::open(&pin)?;
         let mut snap = t.snapshot()?;
@@ -263,10 +264,11 @@ impl Live {
         let (obj, name) = match target {
             Target::Drop => (&mut self.base, "bench_drop"),
             Target::Swap => (&mut self.base, "bench_swap"),
-            // DR rewrites only the MACs, so the production program itself
-            // leaves a recycled frame fit to be sent again; NAT rewrites
-            // addresses and needs the restoring wrapper.
-            Target::DirectorDr => (&mut self.director.bpf, "director"),
+            // Both need the restoring wrapper: NAT rewrites addresses, and
+            // DR, as every method, decrements the TTL, so a recycled frame
+            // would come back one hop older each round (and at TTL 1 be
+            // answered with time exceeded instead of forwarded).
+            Target::DirectorDr => (&mut self.base, "director_bench"),
             Target::DirectorNat => (&mut self.base, "director_bench"),
         };
         Ok(obj
@@ -289,7 +291,7 @@ impl Live {
     }
 
     fn generate(&self, target: Target, threads: usize, secs: f64) -> Result<Sample> {
-        let gen_prog = prog(&self.base, "bench_swap")?;
+        let gen_prog = prog(&self.base, "bench_tx")?;
         // One flow per thread.
         let frames: Vec<Vec<u8>> = (0..threads as u16)
             .map(|t| ack_to((CLIENT, CLIENT_PORT + t), target.port()))
@@ -465,14 +467,13 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
          carry over.",
     );
     sec.note(
-        "The DR row runs the production `director` itself: it rewrites only the MACs. The NAT \
-         row runs `director_bench` (the same code, then the frame's first 64 bytes restored) \
-         because live-frame pages are recycled within a call without being re-initialised: a \
-         NAT-rewritten page would come back addressed to the real server. The restore adds the \
-         wrapper's cost (section 1's wrapper row minus XDP_DROP) to the NAT row. The \
-         generator is `bench_swap`, so \
-         the frame's MACs alternate between rounds of the page pool; no program here reads \
-         them.",
+        "The DR and NAT rows run `director_bench` (the same code, then the frame's first 64 \
+         bytes restored) because live-frame pages are recycled within a call without being \
+         re-initialised: a NAT-rewritten page would come back addressed to the real server, \
+         and a DR one (the director decrements the TTL on every method, as IPVS) one hop older \
+         each round. The restore adds the wrapper's cost (section 1's wrapper row minus \
+         XDP_DROP) to both rows. The generator is `bench_tx` (XDP_TX, frame unchanged), so \
+         every frame reaches d0 addressed to its MAC, as the director requires.",
     );
     sec.note(
         "\"Offered\" counts frames the generator's calls completed. Frames veth cannot queue \

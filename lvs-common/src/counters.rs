@@ -51,24 +51,58 @@ pub const EVICTED: u32 = 19;
 /// shared connection table (also counted in their path's counter).
 pub const FLOW_HIT: u32 = 20;
 
+/// IP frames whose destination MAC is not the receiving link's (broadcast,
+/// multicast, another host's): handed to the kernel untouched, as a router
+/// would never route them.
+pub const FOREIGN_MAC: u32 = 21;
+/// Packets of a service, a NAT reply or a tracked ICMP error with TTL / hop
+/// limit <= 1: never forwarded. A service's packet is answered with ICMP
+/// time exceeded from the VIP; a NAT reply is handed untranslated to the
+/// kernel (which answers the real server as a router does); an ICMP error
+/// is dropped (no error about an error).
+pub const TTL_EXCEEDED: u32 = 22;
+
 /// New connections put in the embryonic table while it held
 /// `--max-embryonic` or more: each made the LRU evict an older embryonic
 /// one (never an established connection).
-pub const EMBRYONIC_FULL: u32 = 21;
+pub const EMBRYONIC_FULL: u32 = 23;
 /// Embryonic connections given the short timeout
 /// (`EMBRYO_SHORT_TIMEOUT_S`): created with the table at least half full.
-pub const SYN_PRESSURE: u32 = 22;
+pub const SYN_PRESSURE: u32 = 24;
 /// Embryonic connections the LRU evicted, taken off the counts by the
 /// sweeper.
-pub const SYN_FLOOD_EVICTED: u32 = 23;
+pub const SYN_FLOOD_EVICTED: u32 = 25;
 /// Embryonic connections promoted to the established table (the client's
 /// handshake-completing ACK; UDP: a second client packet, NAT's reply).
-pub const PROMOTED: u32 = 24;
-/// New connections refused (passed to the stack) or left embryonic
-/// because `CONNS` held `--max-conns` (`--conn-table-full refuse`).
-pub const CONN_TABLE_FULL: u32 = 25;
+pub const PROMOTED: u32 = 26;
+/// Embryonic connections whose promotion met a full `CONNS`
+/// (`--conn-table-full refuse`): they stay embryonic, and the packet is
+/// forwarded.
+pub const PROMOTE_FULL: u32 = 27;
+/// New connections refused because `CONNS` held `--max-conns`
+/// (`--conn-table-full refuse`): their first packet is passed to the
+/// director's stack untouched.
+pub const CONN_TABLE_FULL: u32 = 28;
 
-pub const COUNT: u32 = 26;
+pub const COUNT: u32 = 29;
+
+/// Counters that do not end a packet's way through the director: `rx`
+/// (every frame), `new_conn` (then forwarded and counted by its path),
+/// `evicted` (the sweeper's) and `flow_hit` (also counted by its path),
+/// and the flood defences' but `conn_table_full` (a connection's first
+/// packet is then forwarded, or for `syn_flood_evicted` the sweeper's).
+/// Every frame moves `rx` and exactly one counter not in this list.
+pub const NOT_TERMINAL: [u32; 9] = [
+    RX,
+    NEW_CONN,
+    EVICTED,
+    FLOW_HIT,
+    EMBRYONIC_FULL,
+    SYN_PRESSURE,
+    SYN_FLOOD_EVICTED,
+    PROMOTED,
+    PROMOTE_FULL,
+];
 
 /// Printable names, indexed as above.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -93,10 +127,13 @@ pub const NAMES: [&str; COUNT as usize] = [
     "icmp_reply",
     "evicted",
     "flow_hit",
+    "foreign_mac",
+    "ttl_exceeded",
     "embryonic_full",
     "syn_pressure",
     "syn_flood_evicted",
     "promoted",
+    "promote_full",
     "conn_table_full",
 ];
 

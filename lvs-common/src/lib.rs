@@ -447,6 +447,18 @@ pub const FIX_INACTIVE: u32 = 1;
 /// LRU evicted: off `EmbryoCounts` and `RealConns::inactive`.
 pub const FIX_EMBRYO: u32 = 2;
 
+/// Input of `conn_sync` (BPF_PROG_TEST_RUN data): a connection a sync
+/// master announced, mapped onto this director's tables by the backup
+/// (`lvs-user/src/sync/`). `conn.st` holds the state and `CONN_F_ACTIVE`;
+/// the program inserts or updates the connection and moves the counts
+/// atomically with the data path.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnSync {
+    pub key: FlowKey,
+    pub conn: Conn,
+}
+
 /// XDP actions, as the programs return them and userspace reads them from
 /// BPF_PROG_TEST_RUN.
 pub mod xdp {
@@ -560,6 +572,37 @@ pub struct Config {
     /// [`TABLE_FULL_REFUSE`] or [`TABLE_FULL_EVICT`] (`--conn-table-full`).
     pub conn_table_full: u32,
 }
+
+/// Value of `LINK_MACS`, indexed by ifindex: the link's MAC as the frame
+/// carries it, loaded as words (`lo`: bytes 0..4, `hi`: bytes 4..6 in memory
+/// order), and `set` non-zero once `lvs` wrote it. A frame is the link's when
+/// its first six bytes are `lo`, `hi`: one array lookup and two compares.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkMac {
+    pub lo: u32,
+    pub hi: u16,
+    pub set: u16,
+}
+
+impl LinkMac {
+    pub fn new(mac: [u8; 6]) -> LinkMac {
+        LinkMac {
+            lo: u32::from_ne_bytes([mac[0], mac[1], mac[2], mac[3]]),
+            hi: u16::from_ne_bytes([mac[4], mac[5]]),
+            set: 1,
+        }
+    }
+
+    /// Whether a frame starting with `dst` (its destination MAC) is this
+    /// link's.
+    pub fn is(&self, dst: [u8; 6]) -> bool {
+        self.set != 0 && *self == LinkMac::new(dst)
+    }
+}
+
+/// `LINK_MACS`' size: links with a larger ifindex are refused by `lvs load`.
+pub const MAX_IFINDEX: u32 = 1 << 16;
 
 /// Key of `VLAN_IN`: the link a tagged frame arrived on and its VLAN id.
 /// The value is the VLAN sub-interface's ifindex, the link the kernel's
@@ -691,6 +734,7 @@ mod pod {
     unsafe impl aya::Pod for ConnFix {}
     unsafe impl aya::Pod for VlanKey {}
     unsafe impl aya::Pod for VlanDev {}
+    unsafe impl aya::Pod for LinkMac {}
     unsafe impl aya::Pod for counters::Counters {}
     unsafe impl aya::Pod for RealHop {}
     unsafe impl aya::Pod for Rate {}
@@ -700,6 +744,8 @@ mod pod {
     unsafe impl bytemuck::Pod for FlowKey {}
     unsafe impl bytemuck::Zeroable for ConnFix {}
     unsafe impl bytemuck::Pod for ConnFix {}
+    unsafe impl bytemuck::Zeroable for ConnSync {}
+    unsafe impl bytemuck::Pod for ConnSync {}
 }
 
 #[cfg(test)]
@@ -809,6 +855,7 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<ConnFix>(), 16);
+        assert_eq!(size_of::<ConnSync>(), 64);
         assert_eq!(size_of::<ServiceKey>(), 20);
         assert_eq!(size_of::<Service>(), 44);
         assert_eq!(size_of::<ServiceEntry>(), 88);

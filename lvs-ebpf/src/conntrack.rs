@@ -92,7 +92,7 @@ fn embryo_forget(real: u32, st: u32) {
 }
 
 #[inline(always)]
-fn counts_add(real: u32, active: bool, delta: u64) {
+pub(crate) fn counts_add(real: u32, active: bool, delta: u64) {
     if let Some(c) = REAL_CONNS.get_ptr_mut(real) {
         let field = unsafe {
             if active {
@@ -139,6 +139,13 @@ pub fn kill(key: &FlowKey, c: *mut Conn, embryo: bool) -> bool {
     true
 }
 
+/// One entry more in `CONNS`, inserted by another path than promotion
+/// (the sync backup's `conn_sync`): `kill` takes it off again.
+#[inline(always)]
+pub(crate) fn counted_in_conns() {
+    occ_add(occupancy::CONNS, 1);
+}
+
 /// Whether `CONNS` has room for one more connection: always with
 /// `--conn-table-full evict` (the LRU makes it), else below `max_conns`.
 #[inline(always)]
@@ -180,7 +187,7 @@ fn promotes(p: &Packet, st: u32) -> bool {
 #[inline(never)]
 pub fn promote(key: &FlowKey, c: *mut Conn) -> *mut Conn {
     if !room() {
-        count(counters::CONN_TABLE_FULL);
+        count(counters::PROMOTE_FULL);
         return core::ptr::null_mut();
     }
     // Copies in a per-CPU slot, not on this frame (the third of its call

@@ -6,7 +6,7 @@ use lvs_common::{counters, VlanKey, METHOD_MASQ, METHOD_ROUTE, METHOD_TUNNEL};
 
 use crate::{
     flow, fwd, icmp,
-    maps::{maybe_ours, CHOSEN, CHOSEN_CLIENT, CONFIG, PACKET, VLAN_IN},
+    maps::{maybe_ours, to_link, CHOSEN, CHOSEN_CLIENT, CONFIG, PACKET, VLAN_IN},
     parse::{self, Packet},
     stats::{self, count},
     svc,
@@ -61,11 +61,27 @@ pub fn director(ctx: &XdpContext) -> u32 {
     // frame stays live below them, and the chosen real server is passed in
     // a per-CPU slot rather than on the stack. That keeps the verifier's
     // combined stack (512 bytes over the call chain) in bounds.
-    let v = if p.key.proto == parse::PROTO_ICMP || p.key.proto == parse::PROTO_ICMPV6 {
-        icmp::errors::handle(ctx, p)
-    } else if !maybe_ours(&p.key.dst, p.key.dport) && !maybe_ours(&p.key.src, p.key.sport) {
+    let icmp = p.key.proto == parse::PROTO_ICMP || p.key.proto == parse::PROTO_ICMPV6;
+    if !icmp && !maybe_ours(&p.key.dst, p.key.dport) && !maybe_ours(&p.key.src, p.key.sport) {
         count(counters::PASS);
         return Verdict::PASS.xdp();
+    }
+    // A frame to another MAC (broadcast, multicast, another host's) is
+    // not routed to us: the kernel would not forward it, nor do we. The
+    // parser read the Ethernet header, so 14 bytes are there.
+    if !parse::ptr_at::<[u8; 14]>(ctx, 0).is_some_and(|e| to_link(e as usize, p.ingress)) {
+        count(counters::FOREIGN_MAC);
+        return Verdict::PASS.xdp();
+    }
+    let v = if icmp {
+        match icmp::errors::handle(ctx, p) {
+            // Not an error of a tracked connection: the stack's.
+            Verdict::PASS => {
+                count(counters::PASS);
+                return Verdict::PASS.xdp();
+            }
+            v => v,
+        }
     } else {
         match svc::lookup(p) {
             Some(s) => match flow::established(p, s) {
@@ -83,16 +99,18 @@ pub fn director(ctx: &XdpContext) -> u32 {
 }
 
 /// Carries out a path's request: forward to the chosen real server by its
-/// method, send a translated ICMP error, or answer with too-big.
+/// method, send a translated ICMP error, or answer with too-big or time
+/// exceeded. Every packet forwarded leaves with its TTL / hop limit one
+/// less (`fwd::dec_ttl`), as IPVS's; one that arrived with <= 1 is not
+/// forwarded (the forwarding paths check, `fwd::expired`).
 #[inline(always)]
 fn finish(ctx: &XdpContext, p: &Packet, v: Verdict) -> Verdict {
     let v = if v == Verdict::SCHEDULED || v == Verdict::ICMP_TO_REAL {
         let Some(ch) = CHOSEN.get(0) else {
             return Verdict::DROP;
         };
-        if v == Verdict::ICMP_TO_REAL {
-            count(counters::ICMP_FWD);
-        }
+        // An error forwarded to its connection's real server is counted
+        // as `icmp_fwd` in place of its method's counter.
         match ch.real.method {
             METHOD_MASQ if v == Verdict::ICMP_TO_REAL => {
                 icmp::errors::nat_to_real(ctx, p, &ch.real)
@@ -113,6 +131,9 @@ fn finish(ctx: &XdpContext, p: &Packet, v: Verdict) -> Verdict {
     } else {
         v
     };
+    if v == Verdict::TIME_EXCEEDED {
+        return icmp::too_big::time_exceeded(ctx, p);
+    }
     match v.too_big_mtu() {
         Some(mtu) => icmp::too_big::too_big(ctx, p, mtu),
         None => v,

@@ -41,7 +41,7 @@ use lvs_common::{
 use crate::{
     bounds::{data, data_end, frame_holds},
     clock, conntrack,
-    maps::{choose, maybe_ours, REALS},
+    maps::{choose, maybe_ours, to_link, REALS},
     parse::{Packet, ETH_HLEN, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
     stats::{account, bump, count},
     verdict::Verdict,
@@ -57,7 +57,7 @@ const SLOT_TTL: u64 = 64;
 
 /// What a slot does to a packet.
 const KIND_EMPTY: u8 = 0;
-/// Only the MACs change (DR).
+/// The MACs (and the TTL) change (DR).
 const KIND_MACS: u8 = 1;
 /// NAT, client -> real server: the destination address and port change.
 const KIND_DNAT: u8 = 2;
@@ -93,7 +93,8 @@ pub struct Slot {
     at: u64,
     /// The new address of a NAT rewrite.
     new_addr: u32,
-    /// One's-complement sums to add to the IPv4 and L4 checksums.
+    /// One's-complement sums to add to the IPv4 (the TTL's decrement
+    /// included; TUN: the inner header's) and L4 checksums.
     ip_delta: u16,
     l4_delta: u16,
     /// The Ethernet addresses to write (destination, then source), as an
@@ -114,6 +115,7 @@ pub struct Slot {
 static FLOW_CACHE: PerCpuArray<Slot> = PerCpuArray::with_max_entries(1 << BITS, 0);
 
 /// Offsets in an option-less IPv4 frame.
+const IP_TTL: usize = ETH_HLEN + 8;
 const IP_CSUM: usize = ETH_HLEN + 10;
 const IP_SRC: usize = ETH_HLEN + 12;
 const IP_DST: usize = ETH_HLEN + 16;
@@ -144,6 +146,24 @@ fn load<T: Copy>(at: usize) -> T {
 fn store<T>(at: usize, v: T) {
     // SAFETY: as `load`.
     unsafe { core::ptr::write(at as *mut T, v) }
+}
+
+/// What decrementing the TTL adds to the header checksum, with the TTL and
+/// protocol word loaded as the fast path loads it (native order: the word
+/// drops by one, and RFC 1624's ~m + m' is 0xfffe).
+const TTL_DELTA: u64 = 0xfffe;
+
+/// Whether the option-less IPv4 header at `start + ETH_HLEN` (checked to
+/// be in the frame) has a valid checksum: five word loads and a fold.
+#[inline(always)]
+fn header_ok(start: usize) -> bool {
+    let mut sum = 0u64;
+    let mut i = 0;
+    while i < 20 {
+        sum += sum32(load::<u32>(start + ETH_HLEN + i));
+        i += 4;
+    }
+    csum::fold(sum) == 0xffff
 }
 
 /// `check` after adding the precomputed one's-complement sum `delta`.
@@ -216,7 +236,9 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
         || unsafe { bpf_jiffies64() }.wrapping_sub(s.at) >= SLOT_TTL
     {
         // Not a cached flow. To no service and from no NAT real server:
-        // not ours, passed here; anything else takes the shared path.
+        // not ours, passed here whatever its MAC or header checksum
+        // (nothing of ours reads it; counted `pass`); anything else takes
+        // the shared path.
         if !maybe_ours(&[dst, 0, 0, 0], (ports >> 16) as u16)
             && !maybe_ours(&[src, 0, 0, 0], ports as u16)
         {
@@ -225,11 +247,23 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
         }
         return None;
     }
+    // A cached flow's packet meets the shared path's rules before it is
+    // forwarded: to the link's MAC, a valid header checksum, TTL > 1;
+    // otherwise the shared path passes (or answers) and counts it. (The
+    // TTL is loaded again where used: fewer values live across the checks
+    // keep the entry point's stack frame small.)
+    if !to_link(start, ingress) || !header_ok(start) || load::<u8>(start + IP_TTL) <= 1 {
+        return None;
+    }
     let real = REALS.get(s.real)?;
     if real.generation != s.real_generation || real_word(real) != s.real_word {
         return None;
     }
     let inbound = s.kind != KIND_SNAT;
+    // Every kind forwards this IP header (TUN inside the new one): TTL one
+    // less, its checksum by the slot's delta (which includes NAT's address).
+    store(start + IP_TTL, load::<u8>(start + IP_TTL) - 1);
+    store(start + IP_CSUM, adjust(load(start + IP_CSUM), s.ip_delta));
     let mut start = start;
     if s.kind == KIND_TUN {
         let tos = load::<u8>(start + ETH_HLEN + 1);
@@ -243,7 +277,6 @@ pub fn fast(ctx: &XdpContext, counts: *mut Counters) -> Option<u32> {
         };
         store(start + addr_off, s.new_addr);
         store(start + port_off, s.new_port);
-        store(start + IP_CSUM, adjust(load(start + IP_CSUM), s.ip_delta));
         let old = load::<u16>(start + l4_csum);
         // UDP: a zero checksum means none and stays zero; a computed zero
         // is sent as all ones.
@@ -459,6 +492,7 @@ pub fn commit(p: &Packet) {
     s.macs_lo = st.macs_lo;
     s.macs_hi = st.macs_hi;
     s.max_len = p.ip_len;
+    s.ip_delta = TTL_DELTA as u16;
     if st.kind == KIND_TUN {
         s.new_addr = st.new_addr;
         s.tun_src = st.tun_src;
@@ -475,7 +509,7 @@ pub fn commit(p: &Packet) {
         s.new_port = st.new_port;
         // RFC 1624: HC' = ~(~HC + ~m + m') for each changed word m.
         let a = sum32(!old_addr) + sum32(st.new_addr);
-        s.ip_delta = csum::fold(a);
+        s.ip_delta = csum::fold(a + TTL_DELTA);
         s.l4_delta = csum::fold(a + (!old_port) as u64 + st.new_port as u64);
     }
     s.kind = st.kind;

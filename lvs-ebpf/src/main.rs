@@ -40,6 +40,12 @@ mod prog {
         lvs_ebpf::gc::conn_fix(&ctx)
     }
 
+    /// Run by a sync backup to insert a synced connection (see `sync`).
+    #[xdp]
+    pub fn conn_sync(ctx: XdpContext) -> u32 {
+        lvs_ebpf::sync::conn_sync(&ctx)
+    }
+
     #[panic_handler]
     fn panic(_info: &core::panic::PanicInfo) -> ! {
         loop {}

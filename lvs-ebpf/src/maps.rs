@@ -8,8 +8,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lvs_common::{
-    counters, AddrKey, Config, Conn, EmbryoCounts, FlowKey, Lblc, LblcKey, Persist, PersistKey,
-    Rate, Real, RealConns, RealHop, RealViews, ServiceEntry, ServiceKey, Stats, VlanDev, VlanKey,
+    counters, AddrKey, Config, Conn, EmbryoCounts, FlowKey, Lblc, LblcKey, LinkMac, Persist,
+    PersistKey, Rate, Real, RealConns, RealHop, RealViews, ServiceEntry, ServiceKey, Stats,
+    VlanDev, VlanKey,
 };
 
 /// (proto, family, VIP, port) -> service, both generations' copies (see
@@ -199,6 +200,30 @@ pub static VLAN_IN: HashMap<VlanKey, u32> = HashMap::pinned(1024, 0);
 /// ... and a VLAN sub-interface the FIB sends out of -> its link and id.
 #[map]
 pub static VLAN_OUT: HashMap<u32, VlanDev> = HashMap::pinned(1024, 0);
+
+/// ifindex -> the link's MAC, written by `lvs load` for every link (and by
+/// the BPF_PROG_TEST_RUN fixtures): a frame to another MAC is not routed
+/// to us, so the director leaves it to the kernel. An array, so that the
+/// check is one inlined lookup and two word compares.
+#[map]
+pub static LINK_MACS: Array<LinkMac> = Array::pinned(lvs_common::MAX_IFINDEX, 0);
+
+/// Whether the frame starting at `start` (the caller checked 6 bytes) is
+/// addressed to link `ifindex`: an entry `lvs` wrote and an equal MAC.
+#[inline(always)]
+pub fn to_link(start: usize, ifindex: u32) -> bool {
+    // SAFETY: the caller checked `start + 6` against the frame's end;
+    // unaligned packet loads are allowed (see `flow::load`).
+    let (lo, hi) = unsafe {
+        (
+            core::ptr::read(start as *const u32),
+            core::ptr::read((start + 4) as *const u16),
+        )
+    };
+    LINK_MACS
+        .get(ifindex)
+        .is_some_and(|m| m.set != 0 && m.lo == lo && m.hi == hi)
+}
 
 /// Runtime settings written by `lvs load` (index 0).
 #[map]

@@ -1,11 +1,13 @@
 //! Packet parsing into a small [`Packet`] view, with verifier-proof bounds
 //! checks. Nothing here writes to the packet.
 //!
-//! Rules (documented in the README): a frame we cannot fully parse, an IPv4
-//! header with IHL < 5 or a total length beyond the frame, and any IP
+//! Rules (documented in the README's "Packet rules"): a frame we cannot
+//! fully parse, an IPv4 header with IHL < 5, a total length beyond the
+//! frame or a bad header checksum (the kernel would drop it), and any IP
 //! fragment are handed to the kernel untouched (XDP_PASS, counted as
 //! `malformed` or `fragment`), so the director never forwards something it
-//! did not understand. One VLAN tag is parsed (the headers then start 4
+//! did not understand. IPv6 extension headers are not parsed: such a
+//! packet is not TCP/UDP/ICMPv6 here and passes (`pass`). One VLAN tag is parsed (the headers then start 4
 //! bytes later); a frame with two is passed untouched.
 
 use aya_ebpf::programs::XdpContext;
@@ -73,6 +75,8 @@ pub struct Packet {
     /// The 802.1Q/802.1ad tag's VLAN id, if the frame carries one.
     pub vid: u16,
     pub tagged: bool,
+    /// TTL / hop limit as received: a packet with <= 1 is never forwarded.
+    pub ttl: u8,
 }
 
 #[inline(always)]
@@ -119,6 +123,9 @@ fn parse_ipv4(ctx: &XdpContext, p: &mut Packet, l3: usize) -> Result<(), Skip> {
     if (tot as usize) < ihl || !frame_holds(ctx, l3 + tot as usize) {
         return Err(Skip::Malformed);
     }
+    if !header_sum_ok(ctx, b0, l3, ihl) {
+        return Err(Skip::Malformed);
+    }
     let frag = u16::from_be_bytes([h[6], h[7]]);
     // MF set or a non-zero offset: a fragment.
     if frag & 0x3fff != 0 {
@@ -140,7 +147,38 @@ fn parse_ipv4(ctx: &XdpContext, p: &mut Packet, l3: usize) -> Result<(), Skip> {
     p.l4_off = l3 + (ihl & 0x3c);
     p.tcp_flags = 0;
     p.ip_len = tot;
+    p.ttl = h[8];
     parse_l4(ctx, p, tot as usize - ihl)
+}
+
+/// Whether the IPv4 header at `l3` (`h`: its first 20 bytes, checked to be
+/// in the frame; `ihl` bytes in all) has a valid checksum: its words sum
+/// to 0xffff. Word loads (packet data need not be aligned for XDP, see
+/// `flow::load`): byte reads would keep twenty values live across the
+/// parser and grow the entry point's stack frame.
+#[inline(always)]
+fn header_sum_ok(ctx: &XdpContext, h: *const [u8; 20], l3: usize, ihl: usize) -> bool {
+    let w = h as *const u32;
+    let mut sum = 0u64;
+    for i in 0..5 {
+        // SAFETY: within the 20 bytes checked by the caller.
+        let v = unsafe { core::ptr::read(w.add(i)) };
+        sum += (v & 0xffff) as u64 + (v >> 16) as u64;
+    }
+    // Options: at most 40 bytes, in 4-byte words.
+    for i in 0..10usize {
+        let off = 20 + i * 4;
+        if off >= ihl {
+            break;
+        }
+        let Some(o) = ptr_at::<u32>(ctx, l3 + off) else {
+            return false;
+        };
+        // SAFETY: `ptr_at` checked the word is in the frame.
+        let v = unsafe { core::ptr::read(o) };
+        sum += (v & 0xffff) as u64 + (v >> 16) as u64;
+    }
+    lvs_common::csum::fold(sum) == 0xffff
 }
 
 #[inline(always)]
@@ -167,6 +205,7 @@ fn parse_ipv6(ctx: &XdpContext, p: &mut Packet, l3: usize) -> Result<(), Skip> {
     p.l4_off = l3 + 40;
     p.tcp_flags = 0;
     p.ip_len = plen.saturating_add(40);
+    p.ttl = h[7];
     parse_l4(ctx, p, plen as usize)
 }
 

@@ -25,6 +25,9 @@ impl Verdict {
     pub const ICMP_TO_CLIENT: Verdict = Verdict(1 << 19);
     /// No connection for a packet that may open one: schedule it.
     pub const NEW: Verdict = Verdict(1 << 20);
+    /// A packet to forward arrived with TTL / hop limit <= 1: answer its
+    /// sender with time exceeded.
+    pub const TIME_EXCEEDED: Verdict = Verdict(1 << 21);
 
     /// An action returned by a helper (`bpf_redirect`) or chosen directly.
     #[inline(always)]

@@ -260,10 +260,9 @@ pub fn lookup(
 #[inline(always)]
 pub fn send(ctx: &XdpContext, p: &Packet, hop: &Hop) -> Verdict {
     let (dev, vid) = egress(hop.ifindex);
-    if retag(ctx, p.tagged, vid).is_none() {
-        return Verdict::DROP;
-    }
-    let Some(eth) = ptr_at::<[u8; 12]>(ctx, 0) else {
+    // (Counted here: the callers count only what was sent.)
+    let Some(eth) = retag(ctx, p.tagged, vid).and_then(|_| ptr_at::<[u8; 12]>(ctx, 0)) else {
+        crate::stats::count(lvs_common::counters::XMIT_ERR);
         return Verdict::DROP;
     };
     let mut macs = [0u8; 12];

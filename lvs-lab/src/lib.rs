@@ -18,6 +18,8 @@
 
 mod bpffs;
 pub mod clients;
+pub mod fuzz;
+pub mod ha;
 pub mod interrupt;
 mod lab;
 pub mod lan;

@@ -292,6 +292,80 @@ pub fn icmp4_error(
     f
 }
 
+/// An Ethernet frame carrying an ICMPv6 error (`typ`/`code`, 4 bytes of
+/// `rest`, e.g. the MTU of "packet too big") that quotes `quoted`, with a
+/// correct checksum over the pseudo-header.
+#[allow(clippy::too_many_arguments)]
+pub fn icmp6_error(
+    src_mac: Mac,
+    dst_mac: Mac,
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    typ: u8,
+    code: u8,
+    rest: [u8; 4],
+    quoted: &[u8],
+) -> Vec<u8> {
+    let mut icmp = vec![typ, code, 0, 0];
+    icmp.extend_from_slice(&rest);
+    icmp.extend_from_slice(quoted);
+    let c = checksum_l4(src.into(), dst.into(), 58, &icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&ETH_P_IPV6.to_be_bytes());
+    f.extend_from_slice(&ipv6_header(src, dst, 58, icmp.len(), 64));
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// Recomputes the IPv4 header checksum of the untagged frame `f` (IHL
+/// honoured); nothing for other frames.
+pub fn fix_ipv4_checksum(f: &mut [u8]) {
+    if f.len() < 34 || f[12..14] != ETH_P_IP.to_be_bytes() {
+        return;
+    }
+    let ihl = (f[14] & 0x0f) as usize * 4;
+    if ihl < 20 || f.len() < 14 + ihl {
+        return;
+    }
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The untagged IPv4 frame `f` with `opts` (a multiple of 4 bytes) as IP
+/// options: IHL, total length and header checksum adjusted (the L4
+/// checksum does not cover options).
+pub fn with_ip_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
+    assert!(opts.len().is_multiple_of(4) && opts.len() <= 40);
+    let ihl = (f[14] & 0x0f) as usize * 4;
+    let mut out = f[..14 + ihl].to_vec();
+    out.extend_from_slice(opts);
+    out.extend_from_slice(&f[14 + ihl..]);
+    out[14] = 0x40 | ((ihl + opts.len()) / 4) as u8;
+    let tot = u16::from_be_bytes([out[16], out[17]]) as usize + opts.len();
+    out[16..18].copy_from_slice(&(tot as u16).to_be_bytes());
+    fix_ipv4_checksum(&mut out);
+    out
+}
+
+/// The untagged frame `f` as a router forwards it: TTL / hop limit one
+/// less, the IPv4 header checksum updated.
+pub fn dec_ttl(f: &[u8]) -> Vec<u8> {
+    let mut f = f.to_vec();
+    match u16::from_be_bytes([f[12], f[13]]) {
+        ETH_P_IP => {
+            f[22] -= 1;
+            fix_ipv4_checksum(&mut f);
+        }
+        ETH_P_IPV6 => f[21] -= 1,
+        _ => panic!("not an IP frame"),
+    }
+    f
+}
+
 /// The L4 checksum over the pseudo-header and `seg` (whose checksum field
 /// must be zero, or it is included).
 pub fn checksum_l4(src: IpAddr, dst: IpAddr, proto: u8, seg: &[u8]) -> u16 {

@@ -8,7 +8,7 @@ use std::{
     net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
     os::fd::AsRawFd,
     sync::{
-        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering},
         mpsc, Arc, Mutex,
     },
     thread::{self, JoinHandle},
@@ -99,6 +99,30 @@ fn http_in(ns: Option<&Netns>, addr: SocketAddr, body: &str) -> Result<Server> {
     let body: Arc<str> = body.into();
     tcp_server(ns, "http", addr, move |stream, stop, stats| {
         serve_http(stream, stop, stats, &body)
+    })
+}
+
+/// [`http`] whose answer to `path` has the status `status` holds at the
+/// time (200 or 500, say), while every other path keeps answering 200:
+/// a health URL that can fail while the port still serves.
+pub fn http_health(
+    ns: &Netns,
+    addr: SocketAddr,
+    body: &str,
+    path: &str,
+    status: Arc<AtomicU16>,
+) -> Result<Server> {
+    let body: Arc<str> = body.into();
+    let path: Arc<str> = path.into();
+    tcp_server(Some(ns), "http-health", addr, move |stream, stop, stats| {
+        let status_of = |p: &str| {
+            if p == &*path {
+                status.load(Ordering::SeqCst)
+            } else {
+                200
+            }
+        };
+        serve_http_with(stream, stop, stats, &body, &status_of)
     })
 }
 
@@ -273,7 +297,28 @@ fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>, stop: &AtomicBool) -> bool {
     }
 }
 
-fn serve_http(mut stream: TcpStream, stop: &AtomicBool, stats: &Stats, body: &str) {
+fn serve_http(stream: TcpStream, stop: &AtomicBool, stats: &Stats, body: &str) {
+    serve_http_with(stream, stop, stats, body, &|_| 200)
+}
+
+/// The reason phrase of the few statuses the test servers answer with.
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        404 => "Not Found",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn serve_http_with(
+    mut stream: TcpStream,
+    stop: &AtomicBool,
+    stats: &Stats,
+    body: &str,
+    status_of: &dyn Fn(&str) -> u16,
+) {
     let Ok(peer) = stream.peer_addr() else { return };
     let mut buf = Vec::new();
     loop {
@@ -293,8 +338,11 @@ fn serve_http(mut stream: TcpStream, stop: &AtomicBool, stats: &Stats, body: &st
             return;
         }
         buf.drain(..total);
+        let path = head.split(' ').nth(1).unwrap_or("/");
+        let status = status_of(path);
         let response = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
+            "HTTP/1.1 {status} {}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
+            reason(status),
             body.len(),
             if keep_alive { "keep-alive" } else { "close" },
         );

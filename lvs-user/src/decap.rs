@@ -102,6 +102,67 @@ async fn serve(ifaces: Vec<String>, mode: XdpMode, pin_dir: &Path) -> Result<()>
     }
 }
 
+/// The decap program loaded but attached to nothing, its maps pinned under
+/// `pin_dir` (removed on drop) and `addrs` as the host's addresses: for
+/// BPF_PROG_TEST_RUN (the data-path fuzzer).
+pub struct Loaded {
+    pub bpf: aya::Ebpf,
+    pin_dir: std::path::PathBuf,
+}
+
+impl Loaded {
+    pub fn load(pin_dir: &Path, addrs: &[IpAddr]) -> Result<Loaded> {
+        loader::ensure_bpffs(pin_dir)?;
+        let mut bpf = EbpfLoader::new()
+            .default_map_pin_directory(pin_dir)
+            .load(DECAP_OBJ)
+            .context("cannot load the decap object (are you root?)")?;
+        let prog: &mut Xdp = bpf
+            .program_mut("decap")
+            .ok_or_else(|| anyhow!("object has no decap program"))?
+            .try_into()?;
+        prog.load().map_err(|e| loader::explain(e, "decap"))?;
+        let mut map: HashMap<_, AddrKey, u8> = HashMap::try_from(
+            bpf.map_mut("DECAP_ADDRS")
+                .ok_or_else(|| anyhow!("object has no DECAP_ADDRS map"))?,
+        )?;
+        for a in addrs {
+            map.insert(key(*a), 1, 0)?;
+        }
+        Ok(Loaded {
+            bpf,
+            pin_dir: pin_dir.to_path_buf(),
+        })
+    }
+
+    pub fn prog(&self) -> Result<&Xdp> {
+        crate::testbed::prog(&self.bpf, "decap")
+    }
+
+    /// `DECAP_COUNTERS` summed over CPUs (rx, decap, not_ours).
+    pub fn counters(&self) -> Result<[u64; lvs_common::decap_counters::COUNT as usize]> {
+        let m = self
+            .bpf
+            .map("DECAP_COUNTERS")
+            .ok_or_else(|| anyhow!("object has no DECAP_COUNTERS map"))?;
+        let c: aya::maps::PerCpuArray<_, u64> = aya::maps::PerCpuArray::try_from(m)?;
+        let mut out = [0u64; lvs_common::decap_counters::COUNT as usize];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = c.get(&(i as u32), 0)?.iter().sum();
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        for m in MAPS {
+            let _ = std::fs::remove_file(self.pin_dir.join(m));
+        }
+        let _ = std::fs::remove_dir(&self.pin_dir);
+    }
+}
+
 /// Makes the map hold exactly this host's current addresses.
 fn sync(map: &mut HashMap<&mut MapData, AddrKey, u8>, known: &mut HashSet<AddrKey>) -> Result<()> {
     let now: HashSet<AddrKey> = host_addrs()?.into_iter().map(key).collect();

@@ -6,9 +6,11 @@
 
 pub mod adm;
 pub mod decap;
+pub mod health;
 pub mod hops;
 pub mod keepalived;
 pub mod life;
+pub mod linkmacs;
 pub mod loader;
 pub mod metrics;
 pub mod model;
@@ -19,6 +21,7 @@ pub mod rules;
 pub mod schedtab;
 pub mod stats;
 pub mod sweeper;
+pub mod sync;
 pub mod tables;
 pub mod testbed;
 pub mod vlan;

@@ -93,6 +93,9 @@ pub struct LoadOpts {
     pub detach_on_exit: bool,
     /// `--metrics ADDR:PORT`: serve Prometheus text at `/metrics`.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--config FILE`: keepalived.conf's virtual servers, health-checked
+    /// (`crate::health`).
+    pub config: Option<PathBuf>,
     /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
     pub rules: Option<PathBuf>,
 }
@@ -417,7 +420,7 @@ pub fn load_director(
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     prog.load().map_err(|e| explain(e, progs::DIRECTOR))?;
-    for name in [progs::CONN_EXPIRE, progs::CONN_FIX] {
+    for name in [progs::CONN_EXPIRE, progs::CONN_FIX, crate::sync::PROG] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?
@@ -447,11 +450,17 @@ pub fn remove_pins(dir: &Path) {
 /// `lvs load`: attach the director (or adopt the one pinned at the pin
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
-    // A bad rules file stops the start before anything is loaded.
+    // A bad rules file or configuration stops the start before anything
+    // is loaded.
     let rules = opts
         .rules
         .as_deref()
         .map(crate::rules::Rules::read)
+        .transpose()?;
+    let ka = opts
+        .config
+        .as_deref()
+        .map(crate::health::load)
         .transpose()?;
     let life = Life::prepare(&opts)?;
     let mut bpf = load_director(
@@ -461,7 +470,7 @@ pub async fn run_load(opts: LoadOpts) -> Result<()> {
         opts.tunnel,
         &opts.timeouts,
     )?;
-    serve(&mut bpf, &opts, life, rules).await
+    serve(&mut bpf, &opts, life, rules, ka).await
 }
 
 async fn serve(
@@ -469,6 +478,7 @@ async fn serve(
     opts: &LoadOpts,
     mut life: Life,
     rules: Option<crate::rules::Rules>,
+    ka: Option<crate::keepalived::KaConfig>,
 ) -> Result<()> {
     spawn_logger(bpf);
     crate::tables::Tables::open(life.work_dir())
@@ -479,11 +489,23 @@ async fn serve(
     }
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
     let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
+    // Before attaching: frames to a MAC the director does not know as the
+    // link's are passed, so an empty table would forward nothing.
+    let mut link_macs = crate::linkmacs::LinkMacs::default();
+    link_macs
+        .sync(life.work_dir())
+        .context("writing the links' MACs (LINK_MACS)")?;
+    let _sync = crate::sync::start(life.work_dir(), &opts.pin_dir, bpf, life.adopting())
+        .map_err(|e| log::warn!("connection sync unavailable: {e:#}"))
+        .ok();
     let prog: &mut Xdp = bpf
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     life.attach(prog, opts)?;
+    // The configuration's services are in the tables before ready; the
+    // checker then runs on a thread of its own.
+    let health = crate::health::start_with(opts, ka, life.work_dir())?;
     let mut neighbours = Neighbours::default();
     let mut sweeper = Sweeper::new(&opts.pin_dir);
     // Without it DR and TUN still work through the FIB, if forwarding is
@@ -507,7 +529,10 @@ async fn serve(
     // Every signal's handler is in place before readiness is announced: a
     // SIGHUP or SIGTERM right after READY=1 must not meet the default action.
     let sig = stop_signals()?;
-    crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
+    // With --config, SIGHUP is the health checker's (it re-reads that).
+    if opts.config.is_none() {
+        crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
+    }
     life.publish(opts)?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
@@ -535,10 +560,15 @@ async fn serve(
                 if let Err(e) = crate::vlan::sync(bpf) {
                     warn::warn(&format!("VLAN sub-interfaces: {e:#}"));
                 }
+                if let Err(e) = link_macs.sync(&opts.pin_dir) {
+                    warn::warn(&format!("links' MACs: {e:#}"));
+                }
                 warn::flush();
             }
         }
     }
+    // The checker's status goes first: what follows may take a while.
+    drop(health);
     if let Some(h) = &mut hops {
         h.stop();
     }

@@ -55,6 +55,13 @@ impl Director {
         progtest::test_run(self.prog("director")?, frame, ifindex, 1, true)
     }
 
+    /// Writes `LINK_MACS` from the links of the calling thread's namespace,
+    /// as `lvs load` does from its own: call inside the fixture's namespace
+    /// (frames to other MACs are passed untouched).
+    pub fn sync_link_macs(&self) -> Result<usize> {
+        crate::linkmacs::sync(&self.pin)
+    }
+
     /// Replaces the whole configuration through the table store.
     pub fn set_services(&self, services: Vec<VirtualService>) -> Result<()> {
         let mut t = Tables::open(&self.pin)?;

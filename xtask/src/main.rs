@@ -4,6 +4,7 @@ mod bench;
 mod build;
 mod cmd;
 mod demo;
+mod fuzz;
 mod lint;
 mod package;
 mod setup;
@@ -47,6 +48,8 @@ enum Task {
     /// Benchmarks: program cost, scale, live veth, wrk end to end, control
     /// plane; report in bench-results/.
     Bench(bench::Opts),
+    /// The data-path fuzzer for any number of frames (release build).
+    Fuzz(fuzz::Opts),
     /// The demo's fallback web server when nginx is missing.
     #[command(hide = true)]
     ServeHttp {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Task::Package => package::run().map(|p| println!("{}", p.display())),
         Task::Test { args } => return test::run(&args),
         Task::Bench(opts) => bench::run(opts),
+        Task::Fuzz(opts) => fuzz::run(opts),
         Task::ServeHttp { addr, body } => demo::serve_http(addr, &body),
     };
     match result {

@@ -40,6 +40,12 @@ const TOOLS: &[(&str, &str)] = &[
     // `systemd-analyze verify` (setpriv and unshare are util-linux's).
     ("dpkg-shlibdeps", "dpkg-dev"),
     ("systemd-analyze", "systemd"),
+    // lvsadm's argument errors are checked against the real ipvsadm, run
+    // under an LD_PRELOAD shim (built with cc) in its own network
+    // namespace (unshare).
+    ("ipvsadm", "ipvsadm"),
+    ("cc", "gcc"),
+    ("unshare", "util-linux"),
 ];
 
 #[derive(Clone, Copy, PartialEq)]

@@ -69,6 +69,15 @@ mod prog {
         xdp_action::XDP_TX
     }
 
+    /// Bounces the frame unchanged: the live section's generator, so that
+    /// every frame reaches the program under test as it was built,
+    /// addressed to that link's MAC (the director passes frames to other
+    /// MACs; `bench_swap` as the generator alternated them between rounds).
+    #[xdp]
+    pub fn bench_tx(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_TX
+    }
+
     // Unit costs: one operation of the data path's kind each, measured
     // against XDP_DROP in the same run, so the director's figures can be
     // read as a sum of known parts.

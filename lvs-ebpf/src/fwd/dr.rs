@@ -1,5 +1,6 @@
-//! Direct routing: the packet keeps its IP header (the real server holds
-//! the VIP on a loopback); only the MACs change, towards the real server.
+//! Direct routing: the packet keeps its addresses (the real server holds
+//! the VIP on a loopback); the MACs change, towards the real server, and
+//! the TTL / hop limit is one less, as a router's.
 
 use aya_ebpf::programs::XdpContext;
 use lvs_common::counters;
@@ -13,8 +14,13 @@ use crate::{
     xmit::{self, Miss},
 };
 
+/// Sends the frame to the real server, counted as `dr_fwd` (`icmp_fwd` for
+/// an ICMP error of the connection).
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
+    if super::expired(p) {
+        return Verdict::TIME_EXCEEDED;
+    }
     match xmit::real_hop(
         ctx,
         p,
@@ -26,9 +32,13 @@ pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
         false,
     ) {
         Ok(hop) => {
+            if super::dec_ttl(ctx, p).is_none() {
+                count(counters::XMIT_ERR);
+                return Verdict::DROP;
+            }
             let v = xmit::send(ctx, p, &hop);
             if v != Verdict::DROP {
-                count(counters::DR_FWD);
+                count(super::sent_counter(p, counters::DR_FWD));
                 flow::stage(&ch.cache, &hop, None);
             }
             v

@@ -18,6 +18,9 @@ use crate::{
 /// Client -> real server: the destination becomes the real server's.
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
+    if super::expired(p) {
+        return Verdict::TIME_EXCEEDED;
+    }
     let real = &ch.real;
     // The route is looked up before the rewrite, so that a "fragmentation
     // needed" can still quote the packet as the client sent it.
@@ -33,6 +36,10 @@ pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
     }
     match hop {
         Ok(h) => {
+            if super::dec_ttl(ctx, p).is_none() {
+                count(counters::XMIT_ERR);
+                return Verdict::DROP;
+            }
             let v = xmit::send(ctx, p, &h);
             if v != Verdict::DROP {
                 count(counters::NAT_FWD);
@@ -63,6 +70,13 @@ pub fn reply(ctx: &XdpContext, p: &Packet) -> Verdict {
         count(counters::PASS);
         return Verdict::PASS;
     };
+    // Not forwarded at TTL <= 1: untranslated, the kernel (which routes
+    // between the real servers and clients for NAT) answers the real
+    // server with time exceeded, as a router does.
+    if p.ttl <= 1 {
+        count(counters::TTL_EXCEEDED);
+        return Verdict::PASS;
+    }
     // Used in place (also as the key of `CONNS`): a map value stays valid
     // for the whole run.
     let hop = match xmit::lookup_cached(
@@ -100,7 +114,9 @@ pub fn reply(ctx: &XdpContext, p: &Packet) -> Verdict {
             ok: flow::cacheable(p, st),
         };
     }
-    if rewrite(ctx, p, End::Src, &client.dst, client.dport).is_none() {
+    if rewrite(ctx, p, End::Src, &client.dst, client.dport).is_none()
+        || super::dec_ttl(ctx, p).is_none()
+    {
         count(counters::XMIT_ERR);
         return Verdict::DROP;
     }

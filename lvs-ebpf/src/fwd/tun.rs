@@ -21,6 +21,9 @@ const IPPROTO_IPV6: u8 = 41;
 // that the NAT and DR paths do not share.
 #[inline(never)]
 pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen, cfg: Option<&Config>) -> Verdict {
+    if super::expired(p) {
+        return Verdict::TIME_EXCEEDED;
+    }
     let real = &ch.real;
     let v4 = p.key.family == AF_INET;
     let overhead: u16 = if v4 { 20 } else { 40 };
@@ -44,7 +47,11 @@ pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen, cfg: Option<&Config>) 
         return too_big(ctx, p, (cfg_mtu as u16).saturating_sub(overhead));
     }
     let src = if want_src { hop.src } else { cfg_src };
-    let ok = if v4 {
+    // The inner packet is the one forwarded: its TTL is one less (the
+    // outer header's is 64).
+    let ok = if super::dec_ttl(ctx, p).is_none() {
+        None
+    } else if v4 {
         encap4(ctx, p, &src, &real.addr)
     } else {
         encap6(ctx, p, &src, &real.addr)
@@ -55,7 +62,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen, cfg: Option<&Config>) 
     }
     let v = xmit::send(ctx, p, &hop);
     if v != Verdict::DROP {
-        count(counters::TUN_FWD);
+        count(super::sent_counter(p, counters::TUN_FWD));
         if v4 {
             flow::stage_tunnel(&ch.cache, &hop, src[0], real.addr[0]);
         }

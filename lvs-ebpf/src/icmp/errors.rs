@@ -44,17 +44,23 @@ fn is_error(p: &Packet, icmp_type: u8) -> bool {
     }
 }
 
+/// The quoted packet, if the error holds its IP header and the 8 bytes
+/// after it (the ports, and UDP's checksum) within the outer IP packet's
+/// own length, not only within the frame: bytes past the IP length are
+/// padding, never read. A quoted IPv4 header may carry options (its IHL is
+/// honoured).
 #[inline(always)]
 fn inner(ctx: &XdpContext, p: &Packet) -> Option<Inner> {
     let l3 = p.l4_off + 8;
+    let end = p.l3_off + p.ip_len as usize;
     let (l4, proto, src, dst) = if p.key.family == AF_INET {
         let h = unsafe { &*ptr_at::<[u8; 20]>(ctx, l3)? };
-        // Option-less embedded headers only, as quoted by every router.
-        if h[0] != 0x45 {
+        let ihl = ((h[0] & 0x0f) as usize) * 4;
+        if h[0] >> 4 != 4 || ihl < 20 {
             return None;
         }
         let a = |o: usize| u32::from_ne_bytes([h[o], h[o + 1], h[o + 2], h[o + 3]]);
-        (l3 + 20, h[9], [a(12), 0, 0, 0], [a(16), 0, 0, 0])
+        (l3 + (ihl & 0x3c), h[9], [a(12), 0, 0, 0], [a(16), 0, 0, 0])
     } else {
         let h = unsafe { &*ptr_at::<[u8; 40]>(ctx, l3)? };
         if h[0] >> 4 != 6 {
@@ -68,7 +74,7 @@ fn inner(ctx: &XdpContext, p: &Packet) -> Option<Inner> {
             [a(24), a(28), a(32), a(36)],
         )
     };
-    if proto != PROTO_TCP && proto != PROTO_UDP {
+    if (proto != PROTO_TCP && proto != PROTO_UDP) || l4 + 8 > end {
         return None;
     }
     let ports = unsafe { &*ptr_at::<[u8; 8]>(ctx, l4)? };
@@ -87,6 +93,23 @@ fn inner(ctx: &XdpContext, p: &Packet) -> Option<Inner> {
 /// the real server in `CHOSEN` when the caller must forward it).
 #[inline(never)]
 pub fn handle(ctx: &XdpContext, p: &Packet) -> Verdict {
+    let v = tracked(ctx, p);
+    // A tracked error at TTL / hop limit <= 1 is not forwarded, nor
+    // answered: no ICMP error about an ICMP error (RFC 1122 3.2.2).
+    if v != Verdict::PASS && v != Verdict::DROP && crate::fwd::expired(p) {
+        count(counters::TTL_EXCEEDED);
+        return Verdict::DROP;
+    }
+    v
+}
+
+/// What [`handle`] does with an error of a tracked connection, TTL aside.
+#[inline(always)]
+fn tracked(ctx: &XdpContext, p: &Packet) -> Verdict {
+    // The ICMP header itself within the IP packet (`inner` checks the rest).
+    if p.l4_off + 8 > p.l3_off + p.ip_len as usize {
+        return Verdict::PASS;
+    }
     let Some(t) = ptr_at::<u8>(ctx, p.l4_off) else {
         return Verdict::PASS;
     };
@@ -150,18 +173,11 @@ pub fn nat_to_client(ctx: &XdpContext, p: &Packet, client: &FlowKey) -> Verdict 
         inner: End::Dst,
         miss: counters::NAT_REPLY_DROP,
     };
-    translate_and_send(
-        ctx,
-        p,
-        &to,
-        &client.dst,
-        client.dport,
-        Some(counters::ICMP_REPLY),
-    )
+    translate_and_send(ctx, p, &to, &client.dst, client.dport, counters::ICMP_REPLY)
 }
 
 /// NAT: the error goes to the real server with its address as outer
-/// destination and as the embedded packet's source (counted by the caller).
+/// destination and as the embedded packet's source.
 #[inline(never)]
 pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
     let to = Towards {
@@ -171,7 +187,7 @@ pub fn nat_to_real(ctx: &XdpContext, p: &Packet, real: &Real) -> Verdict {
         inner: End::Src,
         miss: counters::FWD_NO_NEIGH,
     };
-    translate_and_send(ctx, p, &to, &real.addr, real.port, None)
+    translate_and_send(ctx, p, &to, &real.addr, real.port, counters::ICMP_FWD)
 }
 
 /// Which way a translated error goes.
@@ -185,8 +201,8 @@ struct Towards<'a> {
     miss: u32,
 }
 
-/// Routes first (so a miss leaves the packet as it was), translates, sends;
-/// `sent` is counted on success (if the caller does not count it itself).
+/// Routes first (so a miss leaves the packet as it was), translates (the
+/// outer TTL / hop limit one less), sends; `sent` is counted on success.
 #[inline(always)]
 fn translate_and_send(
     ctx: &XdpContext,
@@ -194,7 +210,7 @@ fn translate_and_send(
     to: &Towards,
     addr: &[u32; 4],
     port: u16,
-    sent: Option<u32>,
+    sent: u32,
 ) -> Verdict {
     let Some(inn) = inner(ctx, p) else {
         return Verdict::PASS;
@@ -217,9 +233,7 @@ fn translate_and_send(
     }
     let v = xmit::send(ctx, p, &hop);
     if v != Verdict::DROP {
-        if let Some(c) = sent {
-            count(c);
-        }
+        count(sent);
     }
     v
 }
@@ -272,12 +286,21 @@ fn translate(
         (false, End::Dst) => p.l3_off + 24,
     };
     let old = swap_addr(ctx, off, v4, addr)?;
+    // The outer header is the one forwarded: its TTL / hop limit is one
+    // less (the caller checked it was > 1), updated with the address in
+    // one checksum update. The TTL and protocol word loaded little-endian
+    // (bpfel) drops by one when the TTL does.
     if v4 {
-        let ipc = ptr_at::<u16>(ctx, p.l3_off + 10)?;
-        unsafe { ipc.write_unaligned(csum::replace32(ipc.read_unaligned(), old[0], addr[0])) };
+        let w = ptr_at::<[u16; 2]>(ctx, p.l3_off + 8)?;
+        let [ttl, ipc] = unsafe { w.read_unaligned() };
+        let new_ttl = ttl.wrapping_sub(1);
+        let ipc = csum::replace16(csum::replace32(ipc, old[0], addr[0]), ttl, new_ttl);
+        unsafe { w.write_unaligned([new_ttl, ipc]) };
     } else {
-        // ICMPv6's checksum covers the pseudo-header.
+        // ICMPv6's checksum covers the pseudo-header, not the hop limit.
         c = csum::replace128(c, &old, addr);
+        let h = ptr_at::<u8>(ctx, p.l3_off + 7)?;
+        unsafe { *h = (*h).wrapping_sub(1) };
     }
     // Embedded header: address, its checksum, port, UDP checksum.
     let off = match (v4, inner_end) {

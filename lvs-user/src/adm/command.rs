@@ -110,6 +110,25 @@ pub enum DaemonState {
     Backup,
 }
 
+/// `--start-daemon`'s values (ipvsadm's `ipvs_daemon_t`, zeroed first:
+/// 0 and `None` are "the kernel's default").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonSpec {
+    pub state: DaemonState,
+    /// `--mcast-interface`, at most 15 bytes as ipvsadm keeps it.
+    pub mcast_ifn: String,
+    /// `--syncid`.
+    pub syncid: u8,
+    /// `--sync-maxlen`.
+    pub sync_maxlen: u32,
+    /// `--mcast-group`.
+    pub mcast_group: Option<std::net::IpAddr>,
+    /// `--mcast-port`.
+    pub mcast_port: u16,
+    /// `--mcast-ttl`.
+    pub mcast_ttl: u8,
+}
+
 /// One ipvsadm command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -130,7 +149,7 @@ pub enum Command {
     Restore,
     /// `--set TCP TCPFIN UDP`; 0 leaves a value unchanged.
     SetTimeouts(Timeouts),
-    StartDaemon(DaemonState),
+    StartDaemon(DaemonSpec),
     StopDaemon(DaemonState),
     Help,
     Version,

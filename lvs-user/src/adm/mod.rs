@@ -32,9 +32,13 @@ use crate::tables::{self, Tables};
 pub mod apply;
 pub mod args;
 pub mod command;
+pub mod daemon;
 pub mod format;
 pub mod restore;
 pub mod support;
+
+#[cfg(test)]
+mod props;
 
 pub use command::Command;
 
@@ -201,10 +205,26 @@ pub fn run_with<S: Store>(
     stderr: &mut dyn Write,
 ) -> i32 {
     let result = split_pin_path(args).and_then(|(args, pin)| {
+        let (args, health) = split_health(args);
         let prog = args.first().map(String::as_str).unwrap_or("lvsadm");
         let cmd = args::parse(&args, resolve)?;
         support::check_supported(&cmd)?;
-        execute(&cmd, prog, &pin, resolve, open, stdin, stdout)
+        if health {
+            check_health(&cmd)?;
+        }
+        execute(&cmd, prog, &pin, resolve, open, stdin, stdout)?;
+        if health {
+            let st = crate::health::status::read(&pin)
+                .map_err(|e| Error::list(format!("lvsadm: {e:#}")))?;
+            let now = crate::health::status::unix(std::time::SystemTime::now());
+            let only = match &cmd {
+                Command::List(o) => o.service.as_ref(),
+                _ => None,
+            };
+            let text = crate::health::show::health(st.as_ref(), now, only);
+            let _ = stdout.write_all(text.as_bytes());
+        }
+        Ok(())
     });
     // Output errors (a closed pipe under `| head`) are not worth a panic.
     match result {
@@ -249,6 +269,30 @@ fn split_pin_path(args: Vec<String>) -> Result<(Vec<String>, PathBuf), Error> {
     Ok((rest, tables::pin_path(pin.as_deref())))
 }
 
+/// Takes lvs-xdp's own `--health` (not an ipvsadm option) out of the
+/// arguments, before `--` only.
+fn split_health(args: Vec<String>) -> (Vec<String>, bool) {
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    let health = args[..end].iter().skip(1).any(|a| a == "--health");
+    let rest = args
+        .into_iter()
+        .enumerate()
+        .filter(|(i, a)| *i == 0 || *i >= end || a != "--health")
+        .map(|(_, a)| a)
+        .collect();
+    (rest, health)
+}
+
+/// `--health` goes with the listing of services only.
+fn check_health(cmd: &Command) -> Result<(), Error> {
+    match cmd {
+        Command::List(o) if !o.connection && !o.timeout && !o.daemon => Ok(()),
+        _ => Err(Error::usage(
+            "lvsadm: --health goes with -L/-l (the services), not with this command",
+        )),
+    }
+}
+
 fn execute<S: Store>(
     cmd: &Command,
     prog: &str,
@@ -285,6 +329,12 @@ fn execute<S: Store>(
 
     match cmd {
         Command::Help | Command::Version => unreachable!("handled above"),
+        Command::StartDaemon(spec) => daemon::start(pin, spec),
+        Command::StopDaemon(state) => daemon::stop(pin, *state),
+        Command::List(opts) if opts.daemon => {
+            let _ = stdout.write_all(daemon::list(pin)?.as_bytes());
+            Ok(())
+        }
         Command::List(opts) if opts.connection => {
             let conns = store
                 .connections()
@@ -317,10 +367,7 @@ fn execute<S: Store>(
                 .map_err(|e| Error::op(format!("lvsadm: can't zero the counters: {e:#}")))
         }
         Command::Restore => {
-            let mut input = String::new();
-            stdin
-                .read_to_string(&mut input)
-                .map_err(|e| Error::op(format!("lvsadm: can't read the rules from stdin: {e}")))?;
+            let input = restore::read_input(stdin)?;
             let new = restore::restore(&snap, &input, prog, resolve)?;
             commit(&mut store, &snap, &new)
         }
@@ -487,6 +534,29 @@ mod tests {
              TCP  192.168.47.128:80 rr\n  \
              -> 192.168.211.129:80           Masq    1      0          0         \n"
         );
+        assert_eq!(mem.borrow().commits, 0);
+    }
+
+    #[test]
+    fn health_adds_a_section_after_the_listing() {
+        let mem = table();
+        let plain = run_mem(&mem, &["-Ln"], "");
+        let dir = "--pin-path=/nonexistent/lvs-health-unit-test";
+        let o = run_mem(&mem, &["-L", "-n", "--health", dir], "");
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let rest = o
+            .stdout
+            .strip_prefix(&plain.stdout)
+            .expect("the listing first");
+        assert!(rest.starts_with("Health: no checker runs"), "{rest}");
+        for bad in [
+            &["-L", "-c", "--health"][..],
+            &["-A", "-t", "1.2.3.4:80", "--health"],
+        ] {
+            let o = run_mem(&mem, bad, "");
+            assert_eq!(o.code, 2, "{bad:?}: {}", o.stdout);
+            assert!(o.stderr.contains("--health goes with -L"), "{}", o.stderr);
+        }
         assert_eq!(mem.borrow().commits, 0);
     }
 

@@ -19,22 +19,63 @@
 //!
 //! Only commands that change the table may appear; a nested `-R` is refused
 //! with "Try `lvsadm -h' ..." as ipvsadm refuses it.
+//!
+//! Bounds against hostile input (lvsadm's own): at most [`MAX_INPUT`]
+//! bytes are read, a line of more than [`MAX_WORDS`] words is refused
+//! without reading it into words, and bytes that are not UTF-8 fail on
+//! their line.
+
+use std::io::Read;
 
 use super::args;
 use super::command::Command;
 use super::{apply, support, Error, Resolve};
 use crate::model::Snapshot;
 
+/// The most `-R` reads: far more than any table holds (a rule is ~50
+/// bytes; this is over a million), and a bound on what a runaway or
+/// hostile stdin can make lvsadm hold in memory.
+pub const MAX_INPUT: u64 = 64 << 20;
+
+/// Reads the whole of stdin for `-R`, at most [`MAX_INPUT`] bytes. Bytes
+/// that are not UTF-8 become U+FFFD, so such a line fails with its number
+/// (as ipvsadm, which reads bytes, would fail on it) instead of the whole
+/// input failing without one; a comment in Latin-1 stays a comment.
+pub fn read_input(r: &mut dyn Read) -> Result<String, Error> {
+    let mut buf = Vec::new();
+    r.take(MAX_INPUT + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| Error::op(format!("lvsadm: can't read the rules from stdin: {e}")))?;
+    if buf.len() as u64 > MAX_INPUT {
+        return Err(Error::usage(format!(
+            "lvsadm: -R: the input is larger than {} MiB\n\
+             lvsadm: -R: nothing restored, the table is unchanged",
+            MAX_INPUT >> 20
+        )));
+    }
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+/// The most words a line may have: no ipvsadm command has half as many,
+/// and the bound keeps a hostile line (megabytes of words) from costing
+/// memory in proportion to it.
+pub const MAX_WORDS: usize = 64;
+
 /// The words of one input line.
 pub fn words(line: &str) -> Vec<String> {
+    split(line).map(String::from).collect()
+}
+
+fn split(line: &str) -> impl Iterator<Item = &str> {
     let line = match line.find('#') {
         Some(i) => &line[..i],
         None => line,
     };
     line.split([' ', '\t', '\r'])
         .filter(|w| !w.is_empty() && *w != "ipvsadm" && *w != "lvsadm")
-        .map(String::from)
-        .collect()
 }
 
 /// Applies every line of `input` to a copy of `snap`; the copy if all
@@ -58,13 +99,21 @@ pub fn restore_numbered(
 ) -> Result<Snapshot, (usize, Error)> {
     let mut work = snap.clone();
     for (i, line) in input.split('\n').enumerate() {
-        let words = words(line);
+        let words: Vec<&str> = split(line).take(MAX_WORDS + 1).collect();
         if words.is_empty() {
             continue;
         }
+        if words.len() > MAX_WORDS {
+            return Err((
+                i + 1,
+                Error::usage(format!(
+                    "more than {MAX_WORDS} words: no ipvsadm command is that long"
+                )),
+            ));
+        }
         let mut argv = Vec::with_capacity(words.len() + 1);
         argv.push(prog.to_string());
-        argv.extend(words);
+        argv.extend(words.into_iter().map(String::from));
         restore_line(&mut work, &argv, prog, resolve).map_err(|e| (i + 1, e))?;
     }
     Ok(work)
@@ -253,6 +302,44 @@ mod tests {
         // The input is all or nothing: the snapshot given is never touched,
         // and what the caller commits is only the Ok value.
         assert_eq!(snap, table());
+    }
+
+    #[test]
+    fn input_is_bounded_and_bytes_name_their_line() {
+        let big = vec![b'#'; MAX_INPUT as usize + 1];
+        let e = read_input(&mut big.as_slice()).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "lvsadm: -R: the input is larger than 64 MiB\n\
+             lvsadm: -R: nothing restored, the table is unchanged"
+        );
+        let input = b"-A -t 10.5.0.1:80 -s rr # caf\xe9\n-A -t 10.5.0.2:80 -s r\xffr\n";
+        let text = read_input(&mut &input[..]).unwrap();
+        // Line 1's Latin-1 comment is a comment; line 2's byte fails there.
+        assert!(text.contains("caf\u{fffd}"));
+        let e = r(&table(), &text).unwrap_err();
+        assert!(e.msg.starts_with("lvsadm: -R: line 2: "), "{}", e.msg);
+    }
+
+    #[test]
+    fn a_line_of_too_many_words_is_refused_at_once() {
+        let line = format!("-A -t 10.5.0.1:80 -s rr{}", " -w 1".repeat(200_000));
+        let e = r(&table(), &format!("-C\n{line}\n")).unwrap_err();
+        assert_eq!(
+            e.msg,
+            "lvsadm: -R: line 2: more than 64 words: no ipvsadm command is that long\n\
+             lvsadm: -R: nothing restored, the table is unchanged"
+        );
+        // 64 words are still a command line, as ipvsadm reads it.
+        let line = format!("-A -t 10.5.0.1:80 -s rr -p{}", " -w 1".repeat(29));
+        assert_eq!(words(&line).len(), 64);
+        let e = r(&table(), &line).unwrap_err();
+        assert!(
+            e.msg
+                .contains("line 1: multiple 'weight' options specified"),
+            "{}",
+            e.msg
+        );
     }
 
     #[test]

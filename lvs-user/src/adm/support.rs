@@ -21,8 +21,7 @@ pub const METHODS: &[Method] = &[Method::Masq, Method::Route, Method::Tunnel];
 
 /// Optional features the data path implements. Still refused, each for
 /// lack of a place in the model or the data path: `--pe`, `-o`, the tunnel
-/// options and `--tun-info`, the sync daemon (and `-f` and SCTP, refused
-/// while parsing).
+/// options and `--tun-info` (and `-f` and SCTP, refused while parsing).
 pub const FEATURES: &[Feature] = &[
     Feature::Ipv6,
     // Persistence, thresholds, scheduler flags, connection states and
@@ -39,6 +38,8 @@ pub const FEATURES: &[Feature] = &[
     Feature::SetTimeouts,
     // The daemon's rate estimator (`crate::rate`).
     Feature::RateList,
+    // IPVS's connection sync, inside `lvs load` (`crate::sync`).
+    Feature::SyncDaemon,
 ];
 
 /// Everything else that can be switched on, one by one.
@@ -312,6 +313,11 @@ mod tests {
             "-L --rate -t 10.0.0.1:80",
             "--set 900 120 300",
             "--set 0 60 0",
+            // The sync daemon (`crate::sync`), once refused.
+            "--start-daemon master --mcast-interface eth0 --syncid 1",
+            "--start-daemon backup --mcast-interface eth0 --syncid 1 --sync-maxlen 1400 --mcast-group 239.1.1.1 --mcast-port 9000 --mcast-ttl 2",
+            "--stop-daemon backup",
+            "-L --daemon",
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
@@ -342,7 +348,10 @@ mod tests {
                 "-A -t 10.0.0.1:80 -s rr -p 60 --pe sip",
                 "lvsadm: --pe (persistence engines) is not implemented yet",
             ),
-            ("-L --tun-info", "lvsadm: --tun-info (tunnel listing) is not implemented yet"),
+            (
+                "-L --tun-info",
+                "lvsadm: --tun-info (tunnel listing) is not implemented yet",
+            ),
             (
                 "-a -t 10.0.0.1:80 -r 10.1.0.1 -i --tun-type gue --tun-port 6080",
                 "lvsadm: --tun-type/--tun-port/--tun-*csum (tunnel options) is not implemented yet",
@@ -350,18 +359,6 @@ mod tests {
             (
                 "-a -t 10.0.0.1:80 -r 10.1.0.1 -i -x 10 --tun-type gue --tun-port 6080 --tun-csum",
                 "lvsadm: --tun-type/--tun-port/--tun-*csum (tunnel options) is not implemented yet",
-            ),
-            (
-                "--start-daemon master",
-                "lvsadm: the connection sync daemon (--start-daemon, --stop-daemon, --daemon) is not implemented yet",
-            ),
-            (
-                "--stop-daemon backup",
-                "lvsadm: the connection sync daemon (--start-daemon, --stop-daemon, --daemon) is not implemented yet",
-            ),
-            (
-                "-L --daemon",
-                "lvsadm: the connection sync daemon (--start-daemon, --stop-daemon, --daemon) is not implemented yet",
             ),
         ];
         for (cmd, msg) in cases {

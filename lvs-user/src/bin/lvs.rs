@@ -93,6 +93,10 @@ enum Cmd {
         /// ipvs names, and lvs-xdp's own under lvs_).
         #[arg(long, value_name = "ADDR:PORT")]
         metrics: Option<std::net::SocketAddr>,
+        /// keepalived.conf: apply its virtual servers before saying ready,
+        /// then health-check their real servers (SIGHUP re-reads it).
+        #[arg(long, conflicts_with = "rules")]
+        config: Option<PathBuf>,
         /// An `ipvsadm -S` file: the table, applied as one change before
         /// the director reports ready (a bad file stops the start); SIGHUP
         /// applies it again, as `lvs apply` does.
@@ -138,6 +142,27 @@ enum Cmd {
         #[arg(long)]
         pin_path: Option<PathBuf>,
     },
+    /// Health-check the virtual servers of a keepalived.conf; with
+    /// `--test`, only validate the file (as `keepalived -t`): exit 0, or
+    /// print `FILE:LINE: …` and exit 1.
+    Check {
+        /// keepalived.conf (keepalived.conf(5): its virtual_server blocks).
+        #[arg(long)]
+        config: PathBuf,
+        /// Only validate the file; apply and check nothing.
+        #[arg(long)]
+        test: bool,
+        /// Without --test: the director whose tables the checker keeps
+        /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs].
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
+    },
+    /// The connection sync daemons' counters (received, rejected by
+    /// reason, skipped, sent), from `lvs load`'s control socket.
+    SyncStats {
+        #[arg(long)]
+        pin_path: Option<PathBuf>,
+    },
 }
 
 /// Parses `STATE=SECS` (state names as `lvsadm -L -c` prints them, any case)
@@ -173,6 +198,37 @@ fn print_counters(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `lvs check --config FILE --test`: the file parsed and validated, its
+/// warnings and skipped blocks on stderr, nothing applied.
+fn check_config(path: &Path, test: bool) -> Result<()> {
+    let cfg = lvs::keepalived::load(path)?;
+    if !cfg.skipped.is_empty() {
+        eprintln!(
+            "lvs: {}: skipped {} (keepalived's other parts: run keepalived beside lvs for VRRP)",
+            path.display(),
+            cfg.skipped.join(", ")
+        );
+    }
+    for w in &cfg.warnings {
+        eprintln!("lvs: warning: {w}");
+    }
+    if !test {
+        anyhow::bail!("lvs check without --test (running the checker) is not implemented yet");
+    }
+    let reals: usize = cfg
+        .virtual_servers
+        .iter()
+        .map(|v| v.real_servers.len())
+        .sum();
+    println!(
+        "{}: configuration OK: {} virtual servers, {} real servers",
+        path.display(),
+        cfg.virtual_servers.len(),
+        reals
+    );
+    Ok(())
+}
+
 fn main() {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -198,6 +254,7 @@ fn main() {
                 timeouts,
                 detach_on_exit,
                 metrics,
+                config,
                 rules,
             } => {
                 let mut tunnel = TunnelOpts {
@@ -227,6 +284,7 @@ fn main() {
                     timeouts,
                     detach_on_exit,
                     metrics,
+                    config,
                     rules,
                 })
                 .await
@@ -247,6 +305,20 @@ fn main() {
                 decap::run(ifaces, xdp_mode.into(), &dir).await
             }
             Cmd::Stats { pin_path } => print_counters(&tables::pin_path(pin_path.as_deref())),
+            Cmd::Check {
+                config,
+                test,
+                pin_path,
+            } if !test => {
+                // Running the checker (its load says what it skipped).
+                let dir = tables::pin_path(pin_path.as_deref());
+                lvs::health::run_beside(&config, lvs::health::load, &dir).await
+            }
+            Cmd::Check { config, test, .. } => check_config(&config, test),
+            Cmd::SyncStats { pin_path } => {
+                lvs::sync::control::stats_text(&tables::pin_path(pin_path.as_deref()))
+                    .map(|t| print!("{t}"))
+            }
         }
     });
     if let Err(e) = result {
@@ -290,6 +362,16 @@ mod tests {
     }
 
     #[test]
+    fn check_takes_a_config_and_test() {
+        let cli = Cli::try_parse_from(["lvs", "check", "--config", "k.conf", "--test"]).unwrap();
+        let Cmd::Check { config, test, .. } = cli.cmd else {
+            panic!("not a check command");
+        };
+        assert_eq!((config, test), (PathBuf::from("k.conf"), true));
+        assert!(Cli::try_parse_from(["lvs", "check", "--test"]).is_err());
+    }
+
+    #[test]
     fn the_cli_takes_repeated_timeouts() {
         let cli = Cli::try_parse_from([
             "lvs",
@@ -313,5 +395,15 @@ mod tests {
             ]
         );
         assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--timeout", "x=1"]).is_err());
+    }
+
+    #[test]
+    fn config_and_rules_are_exclusive() {
+        let both = [
+            "lvs", "load", "-i", "eth0", "--config", "k.conf", "--rules", "r",
+        ];
+        let e = Cli::try_parse_from(both).err().expect("refused");
+        assert!(e.to_string().contains("cannot be used with"), "{e}");
+        assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--config", "k.conf"]).is_ok());
     }
 }

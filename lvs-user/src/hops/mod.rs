@@ -25,7 +25,7 @@
 //! whose server is gone, is NAT, or has no usable next hop is cleared, and
 //! the data path then falls back to the FIB.
 
-mod rtnl;
+pub(crate) mod rtnl;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},

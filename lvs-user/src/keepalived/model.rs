@@ -17,13 +17,23 @@ pub struct Origin {
 #[derive(Clone, Debug, PartialEq)]
 pub struct KaConfig {
     pub virtual_servers: Vec<VirtualServer>,
+    /// `FILE:LINE: …` for each value keepalived would also only warn
+    /// about and default (no `lvs_sched`, `lvs_method` or `protocol`):
+    /// `keepalived -t` exits non-zero on them, lvs-xdp applies the default
+    /// and says so.
+    pub warnings: Vec<String>,
+    /// The names of the top-level blocks skipped (`global_defs`,
+    /// `vrrp_instance`, `static_ipaddress`, …: keepalived's other parts),
+    /// in file order, each once.
+    pub skipped: Vec<String>,
 }
 
 /// One `virtual_server IP PORT { … }`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct VirtualServer {
     pub origin: Origin,
-    /// `IP PORT` and `protocol` (TCP when absent, as keepalived).
+    /// `IP PORT` and `protocol` (UDP when absent, as keepalived 2.2 does,
+    /// with a warning: the kernel's default for protocol 0).
     pub key: ServiceAddr,
     /// `lvs_sched` / `lb_algo` (keepalived's default: wlc).
     pub sched: Scheduler,
@@ -31,12 +41,16 @@ pub struct VirtualServer {
     pub sched_flags: u16,
     /// `lvs_method` / `lb_kind` (keepalived's default: NAT).
     pub method: Method,
-    /// `persistence_timeout` / `persistence_granularity`.
+    /// `persistence_timeout` (alone: 360 s, keepalived's six minutes) /
+    /// `persistence_granularity`.
     pub persistence: Option<Persistence>,
     /// `delay_loop` (default 60 s): the period of every checker below.
     pub delay_loop: Duration,
     /// Defaults the real servers' checkers inherit when they set none:
-    /// `connect_timeout`, `retry`, `delay_before_retry`, `warmup`.
+    /// `connect_timeout`, `retry`, `delay_before_retry`, `warmup` (when
+    /// unset here: 5 s, 1, 1 s and the delay_loop — but every [`Checker`]
+    /// holds its own resolved values, with its kind's defaults; read
+    /// those).
     pub connect_timeout: Duration,
     pub retry: u32,
     pub delay_before_retry: Duration,
@@ -116,8 +130,11 @@ pub struct Checker {
     pub delay_before_retry: Duration,
     /// `delay_loop` for this checker (default: the server's).
     pub delay_loop: Duration,
-    /// `warmup`.
+    /// `warmup` (default: up to delay_loop).
     pub warmup: Duration,
+    /// `alpha` for this checker (default: the server's): it starts as
+    /// failed.
+    pub alpha: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -155,6 +172,10 @@ pub struct Url {
     pub status_codes: Vec<std::ops::RangeInclusive<u16>>,
     /// `digest`: MD5 of the body, lowercase hex.
     pub digest: Option<String>,
+    /// The Host header: the url's `virtualhost`, else the checker's, the
+    /// real server's or the virtual server's (resolved); None: the
+    /// connect address.
+    pub virtualhost: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -171,8 +192,16 @@ pub struct MiscCheck {
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct UdpCheck {
+    /// `payload`; empty when none is given (keepalived then sends random
+    /// bytes).
     pub payload: Vec<u8>,
+    /// `require_reply [HEX]`: None, no reply needed (an ICMP error fails
+    /// the check); Some(empty), any reply; Some(bytes), a reply starting
+    /// with them (up to the shorter of the two).
     pub require_reply: Option<Vec<u8>>,
+    /// `min_reply_length` (default 0) / `max_reply_length` (default 255).
+    pub min_reply_length: u32,
+    pub max_reply_length: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]

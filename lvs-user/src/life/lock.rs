@@ -26,10 +26,16 @@ pub fn lock_path(dir: &Path) -> PathBuf {
 }
 
 fn lock_path_in(run: &Path, dir: &Path) -> PathBuf {
+    run.join(format!("load-{}.lock", encode(dir)))
+}
+
+/// A pin directory's path with `%` and `/` percent-encoded: the part of
+/// the names of its files under [`run_dir`] (this lock, the health
+/// checker's status) that keeps distinct directories apart.
+pub fn encode(dir: &Path) -> String {
     let s = dir.to_string_lossy();
     let s = s.trim_end_matches('/');
-    let enc = s.replace('%', "%25").replace('/', "%2F");
-    run.join(format!("load-{enc}.lock"))
+    s.replace('%', "%25").replace('/', "%2F")
 }
 
 /// Held while an `lvs load` (or `lvs unload`) works on a pin directory;

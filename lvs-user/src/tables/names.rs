@@ -35,10 +35,12 @@ pub const REAL_HOPS: &str = "REAL_HOPS";
 /// (`crate::rate`).
 pub const SVC_RATES: &str = "SVC_RATES";
 pub const REAL_RATES: &str = "REAL_RATES";
+/// Links' MACs by ifindex (`crate::linkmacs`).
+pub const LINK_MACS: &str = "LINK_MACS";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 27] = [
+pub const ALL: [&str; 28] = [
     SERVICES,
     GENERATION,
     REAL_VIEWS,
@@ -66,6 +68,7 @@ pub const ALL: [&str; 27] = [
     REAL_HOPS,
     SVC_RATES,
     REAL_RATES,
+    LINK_MACS,
 ];
 
 /// Programs of the director object.

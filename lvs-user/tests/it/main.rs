@@ -7,15 +7,20 @@
 
 mod common;
 
+mod adm_hostile;
 mod apply;
 mod capacity;
 mod conns;
 mod dr;
 mod flood;
+mod fuzz;
+mod health;
 mod hops;
+mod hostile;
 mod icmp;
 mod ipv6;
 mod jumbo;
+mod kaconf;
 mod life;
 mod lvsadm;
 mod metrics;
@@ -27,7 +32,9 @@ mod prog_run;
 mod rate;
 mod sched;
 mod static_neigh;
+mod sync;
 mod tunnel;
 mod txn;
 mod upgrade;
+mod vrrp;
 mod warn;

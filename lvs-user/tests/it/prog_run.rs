@@ -110,9 +110,11 @@ fn nat_forward_and_reply_rewrite_exact_bytes() {
         seq: 0x1000_0000,
         ack: 0,
     };
+    // Forwarded as a router forwards: TTL one less (IPVS decrements it on
+    // every method).
     assert_eq!(
         out,
-        want.build(),
+        dec_ttl(&want.build()),
         "DNAT output differs from a freshly built frame"
     );
     let p = parse(&out).unwrap();
@@ -139,7 +141,7 @@ fn nat_forward_and_reply_rewrite_exact_bytes() {
         seq: 0x1000_0000,
         ack: 0,
     };
-    assert_eq!(out, want.build(), "reverse NAT output differs");
+    assert_eq!(out, dec_ttl(&want.build()), "reverse NAT output differs");
     assert_eq!(f.counter(counters::NAT_FWD), 1);
     assert_eq!(f.counter(counters::NAT_REPLY), 1);
 
@@ -176,7 +178,7 @@ fn udp_checksums_including_zero() {
             sport: 33000 + no_csum as u16,
             dport: 5353,
         };
-        assert_eq!(out, want.build(), "udp_no_csum={no_csum}");
+        assert_eq!(out, dec_ttl(&want.build()), "udp_no_csum={no_csum}");
         if no_csum {
             let p = parse(&out).unwrap();
             assert_eq!(
@@ -364,7 +366,12 @@ fn tun_encapsulates_exactly_and_answers_too_big() {
         &outer,
         "outer IPv4 header (source: the egress link's address)"
     );
-    assert_eq!(&out[34..], &inner[14..], "inner packet unchanged");
+    // The inner packet is the one forwarded: its TTL is one less.
+    assert_eq!(
+        &out[34..],
+        &dec_ttl(&inner)[14..],
+        "inner packet unchanged but for its TTL"
+    );
 
     // A path MTU below packet + 20 with DF: ICMP "fragmentation needed"
     // back to the client, quoting its header, with the MTU minus 20.
@@ -399,7 +406,8 @@ fn dr_rewrites_only_macs() {
     assert_eq!(action, XDP_REDIRECT);
     assert_eq!(&out[..6], &RS_MAC);
     assert_eq!(&out[6..12], &DIR_INT_MAC);
-    assert_eq!(&out[12..], &syn[12..]);
+    // The MACs, and the TTL as every forwarded packet's (IPVS's DR too).
+    assert_eq!(&out[12..], &dec_ttl(&syn)[12..]);
 }
 
 /// The first 28 bytes (IP header + 8) of a frame's IP packet, as routers
@@ -453,7 +461,12 @@ fn icmp_errors_of_nat_connections_are_translated() {
         mtu,
         &quote(&syn),
     );
-    assert_eq!(out, want, "reply-direction ICMP error, translated");
+    // The error is forwarded: its TTL is one less.
+    assert_eq!(
+        out,
+        dec_ttl(&want),
+        "reply-direction ICMP error, translated"
+    );
 
     // A router between the client and the director cannot forward a reply
     // (VIP:80 -> client): its error, sent to the VIP, reaches the real
@@ -495,7 +508,11 @@ fn icmp_errors_of_nat_connections_are_translated() {
         mtu,
         &quote(&from_rs),
     );
-    assert_eq!(out, want, "forward-direction ICMP error, translated");
+    assert_eq!(
+        out,
+        dec_ttl(&want),
+        "forward-direction ICMP error, translated"
+    );
 
     // Errors about unknown flows, and echo, are the director's own.
     let other = Frame::tcp((ip("192.168.47.128"), 80), (ip("192.168.47.1"), 40999), ACK);
@@ -548,7 +565,7 @@ fn ipv6_nat_forward_and_reply_exact_bytes() {
         seq: 0x1000_0000,
         ack: 0,
     };
-    assert_eq!(out, want.build());
+    assert_eq!(out, dec_ttl(&want.build()), "hop limit one less");
     let reply = Frame::tcp((rs, 8080), (c, 40000), SYN | ACK).macs(RS_MAC, DIR_INT_MAC);
     let (action, out) = f.run(&reply.build(), f.link_index("int0"));
     assert_eq!(action, XDP_REDIRECT);
@@ -561,7 +578,7 @@ fn ipv6_nat_forward_and_reply_exact_bytes() {
         seq: 0x1000_0000,
         ack: 0,
     };
-    assert_eq!(out, want.build());
+    assert_eq!(out, dec_ttl(&want.build()));
     // An extension header before TCP: passed untouched (documented rule).
     let mut ext = syn.build();
     ext[14 + 6] = 0; // next header: hop-by-hop options
@@ -572,7 +589,7 @@ fn ipv6_nat_forward_and_reply_exact_bytes() {
 // every frame on the calling thread's CPU, so one test's frames meet one
 // CPU's cache; the test pins itself to CPU 0 to be sure.
 
-fn pin_to_cpu0() {
+pub(crate) fn pin_to_cpu0() {
     // SAFETY: a plain sched_setaffinity on this thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
@@ -671,7 +688,8 @@ fn flow_cache_forwards_established_nat_exactly_both_ways() {
     assert_eq!(action, XDP_REDIRECT);
     let mut want = with_ports(ack.clone(), 41000, 8080).macs(DIR_INT_MAC, RS_MAC);
     want.dst = ip("192.168.211.129");
-    assert_eq!(out, want.build());
+    // The cache decrements the TTL too (its checksum delta includes it).
+    assert_eq!(out, dec_ttl(&want.build()));
     let p = parse(&out).unwrap();
     assert!(p.ip_csum_ok && p.l4_csum_ok);
 
@@ -686,7 +704,7 @@ fn flow_cache_forwards_established_nat_exactly_both_ways() {
     assert_eq!(action, XDP_REDIRECT);
     let mut want = with_ports(reply.clone(), 80, 41000).macs(DIR_EXT_MAC, CLIENT_MAC);
     want.src = ip("192.168.47.128");
-    assert_eq!(out, want.build());
+    assert_eq!(out, dec_ttl(&want.build()));
 
     // An incremental update keeps a bad checksum bad, as IPVS's does.
     let mut bad = ack.build();
@@ -711,7 +729,7 @@ fn want_nat(ack: &Frame) -> Vec<u8> {
     };
     let mut want = with_ports(ack.clone(), sport, 8080).macs(DIR_INT_MAC, RS_MAC);
     want.dst = ip("192.168.211.129");
-    want.build()
+    dec_ttl(&want.build())
 }
 
 #[test]
@@ -737,7 +755,7 @@ fn flow_cache_serves_udp_and_dr_and_tun() {
             sport: 34000,
             dport: 5353,
         };
-        assert_eq!(out, want.build());
+        assert_eq!(out, dec_ttl(&want.build()));
     }
     assert_eq!(f.counter(counters::FLOW_HIT), hits);
     let a = Frame::udp((ip("192.168.211.129"), 5353), (ip("192.168.47.1"), 34000))
@@ -751,7 +769,7 @@ fn flow_cache_serves_udp_and_dr_and_tun() {
         sport: 53,
         dport: 34000,
     };
-    assert_eq!(out, want.build());
+    assert_eq!(out, dec_ttl(&want.build()));
 
     // DR: only the MACs change.
     set_method(&f, Method::Route);
@@ -761,7 +779,7 @@ fn flow_cache_serves_udp_and_dr_and_tun() {
     assert_eq!(action, XDP_REDIRECT);
     assert_eq!(&out[..6], &RS_MAC);
     assert_eq!(&out[6..12], &DIR_INT_MAC);
-    assert_eq!(&out[12..], &ack[12..]);
+    assert_eq!(&out[12..], &dec_ttl(&ack)[12..]);
 
     // TUN: the outer header is the shared path's, byte for byte.
     set_method(&f, Method::Tunnel);
@@ -781,7 +799,7 @@ fn flow_cache_serves_udp_and_dr_and_tun() {
     outer[1] = ack[15];
     assert_eq!(&out[..6], &RS_MAC);
     assert_eq!(&out[14..34], &outer);
-    assert_eq!(&out[34..], &ack[14..]);
+    assert_eq!(&out[34..], &dec_ttl(&ack)[14..]);
 }
 
 #[test]
@@ -932,7 +950,7 @@ fn vlan_tags_are_parsed_rewritten_pushed_and_popped() {
     want = with_ports(want, 40000, 8080);
     assert_eq!(
         out,
-        tagged(&want.build(), 0xa000 | 200),
+        tagged(&dec_ttl(&want.build()), 0xa000 | 200),
         "VLAN id rewritten"
     );
     let p = parse(
@@ -957,7 +975,11 @@ fn vlan_tags_are_parsed_rewritten_pushed_and_popped() {
     assert_eq!(action, XDP_REDIRECT);
     let mut want = with_ports(reply.clone(), 80, 40000).macs(DIR_EXT_MAC, CLIENT_MAC);
     want.src = ip("192.168.47.128");
-    assert_eq!(out, want.build(), "tag popped towards an untagged link");
+    assert_eq!(
+        out,
+        dec_ttl(&want.build()),
+        "tag popped towards an untagged link"
+    );
 
     // An untagged client frame whose way out is VLAN 200: a tag is pushed.
     let syn2 = Frame::tcp((ip("192.168.47.1"), 40002), (ip("192.168.47.128"), 80), SYN)
@@ -966,7 +988,7 @@ fn vlan_tags_are_parsed_rewritten_pushed_and_popped() {
     assert_eq!(action, XDP_REDIRECT);
     let mut want = with_ports(syn2.clone(), 40002, 8080).macs(DIR_INT_MAC, RS_MAC);
     want.dst = ip("192.168.211.129");
-    assert_eq!(out, tagged(&want.build(), 200), "tag pushed");
+    assert_eq!(out, tagged(&dec_ttl(&want.build()), 200), "tag pushed");
 
     // TUN keeps the frame's tag in front of the new outer header, then
     // rewrites it for the way out.
@@ -990,7 +1012,7 @@ fn vlan_tags_are_parsed_rewritten_pushed_and_popped() {
     want.extend_from_slice(&DIR_INT_MAC);
     want.extend_from_slice(&[0x81, 0x00, 0x00, 200, 0x08, 0x00]);
     want.extend_from_slice(&outer);
-    want.extend_from_slice(&syn3[14..]);
+    want.extend_from_slice(&dec_ttl(&syn3)[14..]);
     assert_eq!(out, want, "IPIP under the egress VLAN's tag");
 
     // A VLAN the director has no sub-interface for, and two tags: passed

@@ -61,7 +61,10 @@ fn encapsulated(inner: &[u8], src: IpAddr) -> Vec<u8> {
 
 /// [`encapsulated`] towards LAN real server `rs`.
 fn encapsulated_to(inner: &[u8], src: IpAddr, rs: usize) -> Vec<u8> {
-    let ip_pkt = &inner[14..];
+    // The inner packet is the one forwarded: its TTL is one less (IPVS
+    // decrements it before encapsulating).
+    let forwarded = lvs_lab::packet::dec_ttl(inner);
+    let ip_pkt = &forwarded[14..];
     let mut f = Vec::new();
     f.extend_from_slice(&RS_MAC[rs]);
     f.extend_from_slice(&DIR_MAC);

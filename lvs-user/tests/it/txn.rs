@@ -17,17 +17,16 @@ use lvs::{
     adm::{format, restore, NoResolve},
     loader::Sizes,
     model::Snapshot,
-    testbed::Director,
 };
 use lvs_lab::{
     packet::{parse, Frame, SYN},
     require_root,
-    xdpns::{mac, Plan, XdpNs},
+    xdpns::{mac, Plan},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use crate::common::{
-    xdp::{Fixture, XDP_REDIRECT},
+    xdp::{fixture_sized, Fixture, XDP_REDIRECT},
     LVS, LVSADM,
 };
 
@@ -39,10 +38,7 @@ fn report(line: &str) {
 }
 
 fn fixture(tag: &str, sizes: Sizes) -> Fixture {
-    XdpNs::new(tag, &Plan::seed(), |pin| {
-        Director::load(pin, sizes, Default::default())
-    })
-    .expect("BPF_PROG_TEST_RUN fixture")
+    fixture_sized(tag, &Plan::seed(), sizes, Default::default())
 }
 
 /// Runs `prog args…` against the pins of `f` with `stdin`: (exit code,

@@ -7,7 +7,7 @@ use super::state::State;
 use super::table::{Cmd, Opt, OptSet};
 use super::{fail, legality, try_help, DEFAULT_SCHEDULER};
 use crate::adm::command::{
-    Command, DaemonState, ListOpts, ServerKey, ServerSpec, ServiceSpec, TunnelSpec,
+    Command, DaemonSpec, DaemonState, ListOpts, ServerKey, ServerSpec, ServiceSpec, TunnelSpec,
 };
 use crate::model::{Method, Proto, ServiceAddr, Timeouts};
 
@@ -69,7 +69,15 @@ pub(super) fn build(cmd: Cmd, mut st: State<'_>, extra: Extra<'_>) -> Result<Com
         },
         Cmd::Restore => Command::Restore,
         Cmd::Set => Command::SetTimeouts(extra.timeouts),
-        Cmd::StartDaemon => Command::StartDaemon(extra.daemon),
+        Cmd::StartDaemon => Command::StartDaemon(DaemonSpec {
+            state: extra.daemon,
+            mcast_ifn: st.mcast_ifn.clone(),
+            syncid: st.syncid,
+            sync_maxlen: st.sync_maxlen,
+            mcast_group: st.mcast_group,
+            mcast_port: st.mcast_port,
+            mcast_ttl: st.mcast_ttl,
+        }),
         Cmd::StopDaemon => Command::StopDaemon(extra.daemon),
     })
 }

@@ -35,8 +35,8 @@
 //! as the C library does, `usage` has `-h` and `-v`.
 
 pub use super::command::{
-    Command, DaemonState, ListOpts, Netmask, ServerKey, ServerSpec, ServiceSpec, TunnelSpec,
-    TunnelType,
+    Command, DaemonSpec, DaemonState, ListOpts, Netmask, ServerKey, ServerSpec, ServiceSpec,
+    TunnelSpec, TunnelType,
 };
 pub use numbers::{inet_aton, parse_service, string_to_number};
 pub use usage::{usage, version};
@@ -78,6 +78,15 @@ pub fn try_help(prog: &str) -> Error {
         code: EXIT_ERROR,
         msg: format!("Try `{prog} -h' or '{prog} --help' for more information."),
     }
+}
+
+/// Every option's spellings, from the one option table: (long name,
+/// short letters, whether it takes a value). For generators of command
+/// lines (the property tests).
+pub fn option_spellings() -> impl Iterator<Item = (&'static str, &'static [char], bool)> {
+    table::OPTIONS
+        .iter()
+        .map(|o| (o.long, o.short, o.arg != table::ArgKind::None))
 }
 
 /// Parses a whole command line; `argv[0]` is the program name. An empty

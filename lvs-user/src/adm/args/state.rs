@@ -16,6 +16,8 @@ use crate::model::{Method, Proto};
 const SCHED_NAME_MAX: usize = 15;
 /// ... and at most 127 bytes of `-b`'s value.
 const SCHED_FLAGS_MAX: usize = 127;
+/// ... and at most `IP_VS_IFNAME_MAXLEN - 1` of `--mcast-interface`.
+const IFNAME_MAX: usize = 15;
 
 /// What the options said so far (ipvsadm's `struct ipvs_command_entry` and
 /// its `options` bits). Flags that are only listing switches (`-n`, `-c`,
@@ -44,6 +46,13 @@ pub(super) struct State<'r> {
     pub l_threshold: Option<u32>,
     pub tun_type: TunnelType,
     pub tun_port: Option<u16>,
+    // The sync daemon (`--start-daemon`'s options).
+    pub mcast_ifn: String,
+    pub syncid: u8,
+    pub sync_maxlen: u32,
+    pub mcast_group: Option<IpAddr>,
+    pub mcast_port: u16,
+    pub mcast_ttl: u8,
 }
 
 impl<'r> State<'r> {
@@ -68,6 +77,12 @@ impl<'r> State<'r> {
             l_threshold: None,
             tun_type: TunnelType::Ipip,
             tun_port: None,
+            mcast_ifn: String::new(),
+            syncid: 0,
+            sync_maxlen: 0,
+            mcast_group: None,
+            mcast_port: 0,
+            mcast_ttl: 0,
         }
     }
 
@@ -134,18 +149,22 @@ impl<'r> State<'r> {
             Tag::TunPort => {
                 self.tun_port = Some(number(v, 1, 65535, "illegal tunnel port specified")? as u16)
             }
-            // The sync daemon's values are only checked, for ipvsadm's
-            // messages: lvsadm refuses the daemon commands, nothing keeps
-            // them.
-            Tag::SyncId => _ = number(v, 0, 255, "illegal syncid specified")?,
-            Tag::McastGroup => mcast_group(v)?,
-            Tag::McastPort => _ = number(v, 1, 65535, "illegal mcast-port specified")?,
-            Tag::McastTtl => _ = number(v, 1, 255, "illegal mcast-ttl specified")?,
-            Tag::SyncMaxlen => _ = number(v, 1, 65535 - 20 - 8, "illegal sync-maxlen specified")?,
+            // The sync daemon's values (`crate::sync`).
+            Tag::McastInterface => self.mcast_ifn = truncated(v, IFNAME_MAX),
+            Tag::SyncId => self.syncid = number(v, 0, 255, "illegal syncid specified")? as u8,
+            Tag::McastGroup => self.mcast_group = Some(mcast_group(v)?),
+            Tag::McastPort => {
+                self.mcast_port = number(v, 1, 65535, "illegal mcast-port specified")? as u16
+            }
+            Tag::McastTtl => {
+                self.mcast_ttl = number(v, 1, 255, "illegal mcast-ttl specified")? as u8
+            }
+            Tag::SyncMaxlen => {
+                self.sync_maxlen = number(v, 1, 65535 - 20 - 8, "illegal sync-maxlen specified")?
+            }
             // These say nothing but that they were given.
             Tag::Numeric
             | Tag::Connection
-            | Tag::McastInterface
             | Tag::Timeout
             | Tag::Daemon
             | Tag::Stats
@@ -213,15 +232,15 @@ fn number(v: &str, min: i32, max: i32, msg: &str) -> Result<u32, Error> {
 }
 
 /// `--mcast-group`: a multicast address of either family.
-fn mcast_group(v: &str) -> Result<(), Error> {
+fn mcast_group(v: &str) -> Result<IpAddr, Error> {
     if v.contains(':') {
         match v.parse::<Ipv6Addr>() {
-            Ok(a) if a.is_multicast() => Ok(()),
+            Ok(a) if a.is_multicast() => Ok(IpAddr::V6(a)),
             _ => Err(fail(format!("invalid IPv6 mcast-group `{v}'"))),
         }
     } else {
         match v.parse::<Ipv4Addr>() {
-            Ok(a) if a.is_multicast() => Ok(()),
+            Ok(a) if a.is_multicast() => Ok(IpAddr::V4(a)),
             _ => Err(fail(format!("invalid IPv4 mcast-group `{v}'"))),
         }
     }

@@ -603,7 +603,15 @@ fn help_version_daemon() {
     assert_eq!(p("--version").unwrap(), Command::Version);
     assert_eq!(
         p("--start-daemon backup --syncid 3").unwrap(),
-        Command::StartDaemon(DaemonState::Backup)
+        Command::StartDaemon(DaemonSpec {
+            state: DaemonState::Backup,
+            mcast_ifn: String::new(),
+            syncid: 3,
+            sync_maxlen: 0,
+            mcast_group: None,
+            mcast_port: 0,
+            mcast_ttl: 0,
+        })
     );
     assert_eq!(
         err("--start-daemon slave"),

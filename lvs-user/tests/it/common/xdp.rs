@@ -43,10 +43,19 @@ pub type Fixture = XdpNs<Director>;
 /// The namespace of `plan` and the director loaded with `tunnel` (no
 /// services yet).
 pub fn fixture_with(tag: &str, plan: &Plan, tunnel: TunnelOpts) -> Fixture {
-    XdpNs::new(tag, plan, |pin| {
-        Director::load(pin, Sizes::default(), tunnel)
-    })
-    .expect("BPF_PROG_TEST_RUN fixture")
+    fixture_sized(tag, plan, Sizes::default(), tunnel)
+}
+
+/// The namespace of `plan` and the director loaded with `sizes` and
+/// `tunnel`, its links' MACs known to the data path (`LINK_MACS`), as
+/// `lvs load` makes them known.
+pub fn fixture_sized(tag: &str, plan: &Plan, sizes: Sizes, tunnel: TunnelOpts) -> Fixture {
+    let f = XdpNs::new(tag, plan, |pin| Director::load(pin, sizes, tunnel))
+        .expect("BPF_PROG_TEST_RUN fixture");
+    f.enter(|| f.sync_link_macs())
+        .expect("setns")
+        .expect("the links' MACs");
+    f
 }
 
 /// The LAN plan's namespace and the director loaded with `tunnel`.

@@ -13,7 +13,6 @@ use lvs::{
     model::Method,
     sweeper::Sweeper,
     tables::names,
-    testbed::Director,
 };
 use lvs_common::{
     counters, state, Conn, FlowKey, RealConns, AF_INET, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_EMBRYO,
@@ -22,11 +21,11 @@ use lvs_common::{
 use lvs_lab::{
     packet::*,
     require_root,
-    xdpns::{mac, Plan, XdpNs},
+    xdpns::{mac, Plan},
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
-use crate::common::xdp::{service, Fixture, Run, XDP_PASS, XDP_REDIRECT};
+use crate::common::xdp::{fixture_sized, service, Fixture, Run, XDP_PASS, XDP_REDIRECT};
 
 const CLIENT: &str = "192.168.47.1";
 const VIP: &str = "192.168.47.128";
@@ -60,10 +59,7 @@ fn key(src: IpAddr, sport: u16, dport: u16, proto: u8) -> FlowKey {
 /// services on the VIP: TCP :80 to RS:8080 by `method`, UDP :53 to RS:5353
 /// by `method`.
 fn fixture(tag: &str, sizes: Sizes, method: Method) -> Fixture {
-    let f = XdpNs::new(tag, &Plan::seed(), |pin| {
-        Director::load(pin, sizes, TunnelOpts::default())
-    })
-    .expect("BPF_PROG_TEST_RUN fixture");
+    let f = fixture_sized(tag, &Plan::seed(), sizes, TunnelOpts::default());
     // DR cannot change the port.
     let port = |vport: u16, nat: u16| if method == Method::Masq { nat } else { vport };
     f.services(vec![
@@ -124,14 +120,14 @@ fn from_rs(sport: u16, flags: u8, data: &[u8]) -> Frame {
         .payload(data)
 }
 
-/// `f` as DNAT sends it to the real server.
+/// `f` as DNAT sends it to the real server (a hop older).
 fn dnat(f: &Frame) -> Vec<u8> {
     let mut w = f.clone().macs(mac::DIR_INT, mac::RS);
     w.dst = ip(RS);
     if let L4::Tcp { dport, .. } = &mut w.l4 {
         *dport = 8080;
     }
-    w.build()
+    dec_ttl(&w.build())
 }
 
 /// `f` (from the real server) as reverse NAT sends it to the client.
@@ -141,7 +137,7 @@ fn snat(f: &Frame) -> Vec<u8> {
     if let L4::Tcp { sport, .. } = &mut w.l4 {
         *sport = 80;
     }
-    w.build()
+    dec_ttl(&w.build())
 }
 
 /// Opens a NAT connection from client port `sport` and checks every
@@ -223,7 +219,7 @@ fn the_handshake_ack_promotes_an_embryonic_connection() {
         sport: 53,
         dport: 42000,
     };
-    assert_eq!(out, want.build());
+    assert_eq!(out, dec_ttl(&want.build()));
     assert!(conn_in(&f, names::CONNS, &uk).is_some());
     assert!(conn_in(&f, names::EMBRYOS, &uk).is_none());
     assert_eq!(counts(&f), (1, 1));
@@ -394,7 +390,7 @@ fn a_udp_flood_never_evicts_a_confirmed_flow() {
             sport: port,
             dport: 5353,
         };
-        w.build()
+        dec_ttl(&w.build())
     };
     let back = |fr: &Frame, port: u16| {
         let mut w = fr.clone().macs(mac::DIR_EXT, mac::CLIENT);
@@ -403,7 +399,7 @@ fn a_udp_flood_never_evicts_a_confirmed_flow() {
             sport: 53,
             dport: port,
         };
-        w.build()
+        dec_ttl(&w.build())
     };
     for i in 0..FLOWS {
         let port = 50000 + i;

@@ -62,29 +62,33 @@ pub const FOREIGN_MAC: u32 = 21;
 /// is dropped (no error about an error).
 pub const TTL_EXCEEDED: u32 = 22;
 
+/// Packets of a connection whose real server the health checker removed
+/// (`Real::flags` has `REAL_F_NODEST`): dropped, as IPVS drops them.
+pub const NODEST_DROP: u32 = 23;
+
 /// New connections put in the embryonic table while it held
 /// `--max-embryonic` or more: each made the LRU evict an older embryonic
 /// one (never an established connection).
-pub const EMBRYONIC_FULL: u32 = 23;
+pub const EMBRYONIC_FULL: u32 = 24;
 /// Embryonic connections given the short timeout
 /// (`EMBRYO_SHORT_TIMEOUT_S`): created with the table at least half full.
-pub const SYN_PRESSURE: u32 = 24;
+pub const SYN_PRESSURE: u32 = 25;
 /// Embryonic connections the LRU evicted, taken off the counts by the
 /// sweeper.
-pub const SYN_FLOOD_EVICTED: u32 = 25;
+pub const SYN_FLOOD_EVICTED: u32 = 26;
 /// Embryonic connections promoted to the established table (the client's
 /// handshake-completing ACK; UDP: a second client packet, NAT's reply).
-pub const PROMOTED: u32 = 26;
+pub const PROMOTED: u32 = 27;
 /// Embryonic connections whose promotion met a full `CONNS`
 /// (`--conn-table-full refuse`): they stay embryonic, and the packet is
 /// forwarded.
-pub const PROMOTE_FULL: u32 = 27;
+pub const PROMOTE_FULL: u32 = 28;
 /// New connections refused because `CONNS` held `--max-conns`
 /// (`--conn-table-full refuse`): their first packet is passed to the
 /// director's stack untouched.
-pub const CONN_TABLE_FULL: u32 = 28;
+pub const CONN_TABLE_FULL: u32 = 29;
 
-pub const COUNT: u32 = 29;
+pub const COUNT: u32 = 30;
 
 /// Counters that do not end a packet's way through the director: `rx`
 /// (every frame), `new_conn` (then forwarded and counted by its path),
@@ -129,6 +133,7 @@ pub const NAMES: [&str; COUNT as usize] = [
     "flow_hit",
     "foreign_mac",
     "ttl_exceeded",
+    "nodest_drop",
     "embryonic_full",
     "syn_pressure",
     "syn_flood_evicted",

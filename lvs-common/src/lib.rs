@@ -63,6 +63,16 @@ pub const SVC_F_DELETED: u16 = 1 << 5;
 pub const REAL_F_IN_USE: u8 = 1 << 0;
 /// The real server is a member of its service (not yet deleted).
 pub const REAL_F_MEMBER: u8 = 1 << 1;
+/// The health checker took this (no longer member) server out for failing
+/// its checks: packets of its connections are dropped, as IPVS drops those
+/// of a destination that is no longer available (`expire_nodest_conn=0`).
+/// `lvsadm -d` does not set it (its connections continue); re-adding the
+/// server makes the slot a member again and clears it.
+pub const REAL_F_NODEST: u8 = 1 << 2;
+/// With [`REAL_F_NODEST`]: the connection also ends at its next packet,
+/// which then goes on as one without a connection (IPVS's
+/// `expire_nodest_conn=1`).
+pub const REAL_F_EXPIRE: u8 = 1 << 3;
 
 /// Conntrack states; IPVS's TCP states plus one for UDP.
 pub mod state {

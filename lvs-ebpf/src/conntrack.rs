@@ -24,9 +24,9 @@
 //! evicted.
 
 use lvs_common::{
-    counters, occupancy, state, tcp, Conn, FlowKey, Real, CONN_F_ACTIVE, CONN_F_DEAD,
-    CONN_F_EMBRYO, CONN_F_EPOCH, CONN_F_NOOUTPUT, CONN_F_SHORT, CONN_STATE_MASK, CONN_TOUCH_NS,
-    METHOD_MASQ, PROTO_TCP, REAL_F_IN_USE, TABLE_FULL_REFUSE,
+    counters, occupancy, sched, state, tcp, Conn, FlowKey, Real, Service, CONN_F_ACTIVE,
+    CONN_F_DEAD, CONN_F_EMBRYO, CONN_F_EPOCH, CONN_F_NOOUTPUT, CONN_F_SHORT, CONN_STATE_MASK,
+    CONN_TOUCH_NS, METHOD_MASQ, PROTO_TCP, REAL_F_IN_USE, TABLE_FULL_REFUSE,
 };
 
 use aya_ebpf::{macros::map, maps::PerCpuArray};
@@ -45,6 +45,21 @@ use crate::{
 #[inline(always)]
 pub fn is_syn(p: &Packet) -> bool {
     p.key.proto == PROTO_TCP && tcp::opens(p.tcp_flags)
+}
+
+/// A TCP segment without SYN that may open a connection anyway, as IPVS's
+/// `sloppy_tcp` lets it (any but a RST): only for services whose
+/// schedulers hash the client (`mh`, `sh`), where another director behind
+/// the same ECMP router picked, or would pick, the same real server, so a
+/// connection the router moved here mid-stream keeps its server. It is
+/// tracked as [`create`] tracks a SYN (SYN_RECV: inactive, short-lived)
+/// until the next segment moves it on; anything else without an entry
+/// goes to the stack.
+#[inline(always)]
+pub fn sloppy(p: &Packet, svc: &Service) -> bool {
+    p.key.proto == PROTO_TCP
+        && p.tcp_flags & tcp::RST == 0
+        && (svc.sched == sched::MH || svc.sched == sched::SH)
 }
 
 /// Timeout of a state, in seconds (shortened for embryonic connections
@@ -144,6 +159,14 @@ pub fn kill(key: &FlowKey, c: *mut Conn, embryo: bool) -> bool {
 #[inline(always)]
 pub(crate) fn counted_in_conns() {
     occ_add(occupancy::CONNS, 1);
+}
+
+/// Ends the connection `c` that `lookup` returned, from whichever table
+/// holds it.
+#[inline(always)]
+pub fn end(key: &FlowKey, c: *mut Conn) -> bool {
+    let embryo = unsafe { core::ptr::read_volatile(&raw const (*c).st) } & CONN_F_EMBRYO != 0;
+    kill(key, c, embryo)
 }
 
 /// Whether `CONNS` has room for one more connection: always with

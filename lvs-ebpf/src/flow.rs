@@ -35,7 +35,7 @@ use aya_ebpf::{
 };
 use lvs_common::{
     counters::{self, Counters},
-    csum, hash, Real, Service, AF_INET, PROTO_TCP, PROTO_UDP,
+    csum, hash, Real, Service, AF_INET, PROTO_TCP, PROTO_UDP, REAL_F_EXPIRE, REAL_F_NODEST,
 };
 
 use crate::{
@@ -522,15 +522,35 @@ fn sum32(v: u32) -> u64 {
 
 /// Client -> VIP of a tracked connection, through the shared table: on
 /// success its real server is in `CHOSEN` and the verdict is `SCHEDULED`;
-/// `NEW` asks for scheduling.
+/// `NEW` asks for scheduling. A connection of a server the health checker
+/// removed (`REAL_F_NODEST`) is dropped, or with `REAL_F_EXPIRE` ended.
 #[inline(never)]
 pub fn established(p: &Packet, svc: &Service) -> Verdict {
     let now = clock::now();
     let syn = conntrack::is_syn(p);
-    let Some((c, real)) = conntrack::lookup(p, syn, now) else {
-        // As IPVS: only a SYN opens a TCP connection; anything else
-        // without one goes to the director's stack (which resets it).
-        if p.key.proto == PROTO_TCP && !syn {
+    let found = match conntrack::lookup(p, syn, now) {
+        // Its real server was taken out by the health checker: as IPVS
+        // with a destination no longer available. The flow cache checks
+        // the flags, so no packet of it is served from there.
+        Some((c, real)) if real.flags & REAL_F_NODEST != 0 => {
+            if real.flags & REAL_F_EXPIRE == 0 {
+                // `expire_nodest_conn=0`: dropped, the connection's timer
+                // left to run out (its last-seen time is not refreshed).
+                count(counters::NODEST_DROP);
+                return Verdict::DROP;
+            }
+            // `expire_nodest_conn=1` (IPVS since Linux 5.9): the
+            // connection ends and the packet goes on without one.
+            conntrack::end(&p.key, c);
+            None
+        }
+        f => f,
+    };
+    let Some((c, real)) = found else {
+        // As IPVS: only a SYN opens a TCP connection (or, for mh/sh, any
+        // segment but a RST, `conntrack::sloppy`); anything else without
+        // one goes to the director's stack (which resets it).
+        if p.key.proto == PROTO_TCP && !syn && !conntrack::sloppy(p, svc) {
             count(counters::NO_CONN);
             return Verdict::PASS;
         }

@@ -182,13 +182,41 @@ impl HttpConn {
         self.request(path, true)
     }
 
-    fn request(&mut self, path: &str, keep_alive: bool) -> Result<String> {
+    /// Sends `GET path` keeping the connection open, without waiting for
+    /// the answer: [`HttpConn::answer`] reads it (a request whose packets
+    /// are dropped for a while is answered once TCP's retransmission gets
+    /// through).
+    pub fn send(&mut self, path: &str) -> Result<()> {
+        self.send_request(path, true)
+    }
+
+    /// The body of the answer to the request [`HttpConn::send`] sent,
+    /// waiting at most `wait` for each read (the connection's timeout is
+    /// restored after).
+    pub fn answer(&mut self, wait: Duration) -> Result<String> {
+        let before = self.stream.read_timeout()?;
+        self.stream.set_read_timeout(Some(wait))?;
+        let got = self.read_answer(true);
+        self.stream.set_read_timeout(before)?;
+        got
+    }
+
+    fn send_request(&mut self, path: &str, keep_alive: bool) -> Result<()> {
         let conn = if keep_alive { "keep-alive" } else { "close" };
         let req = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: lvs-lab\r\nConnection: {conn}\r\n\r\n",
             self.host
         );
         self.stream.write_all(req.as_bytes())?;
+        Ok(())
+    }
+
+    fn request(&mut self, path: &str, keep_alive: bool) -> Result<String> {
+        self.send_request(path, keep_alive)?;
+        self.read_answer(keep_alive)
+    }
+
+    fn read_answer(&mut self, keep_alive: bool) -> Result<String> {
         let head_end = loop {
             if let Some(i) = find(&self.buf, b"\r\n\r\n") {
                 break i;
@@ -232,6 +260,9 @@ impl HttpConn {
                 self.buf.extend_from_slice(&chunk[..n]);
                 Ok(())
             }
+            // A signal (the demo's Ctrl-C handler, say) interrupts a read
+            // with a timeout even under SA_RESTART: the callers read again.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
             Err(e) => Err(anyhow!("reading {what} from {}: {e}", self.host)),
         }
     }

@@ -18,6 +18,7 @@
 
 mod bpffs;
 pub mod clients;
+pub mod ecmp;
 pub mod fuzz;
 pub mod ha;
 pub mod interrupt;

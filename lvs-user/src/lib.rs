@@ -5,6 +5,7 @@
 //! director with.
 
 pub mod adm;
+pub mod bgp;
 pub mod decap;
 pub mod health;
 pub mod hops;

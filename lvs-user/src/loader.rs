@@ -93,9 +93,14 @@ pub struct LoadOpts {
     pub detach_on_exit: bool,
     /// `--metrics ADDR:PORT`: serve Prometheus text at `/metrics`.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--bgp bird`: announce the VIPs through BIRD (`crate::bgp`).
+    pub bgp: Option<crate::bgp::BgpOpts>,
     /// `--config FILE`: keepalived.conf's virtual servers, health-checked
     /// (`crate::health`).
     pub config: Option<PathBuf>,
+    /// `--expire-nodest-conn` (with `--config`): a connection of a server
+    /// the checker removed ends at its next packet (IPVS's sysctl `=1`).
+    pub expire_nodest_conn: bool,
     /// `--rules FILE`: the table at start and on SIGHUP (`crate::rules`).
     pub rules: Option<PathBuf>,
 }
@@ -450,6 +455,7 @@ pub fn remove_pins(dir: &Path) {
 /// `lvs load`: attach the director (or adopt the one pinned at the pin
 /// directory) and serve until SIGINT/SIGTERM (see [`crate::life`]).
 pub async fn run_load(opts: LoadOpts) -> Result<()> {
+    opts.bgp.as_ref().map(crate::bgp::check).transpose()?;
     // A bad rules file or configuration stops the start before anything
     // is loaded.
     let rules = opts
@@ -534,6 +540,9 @@ async fn serve(
         crate::rules::spawn_reload(opts.pin_dir.clone(), opts.rules.clone())?;
     }
     life.publish(opts)?;
+    let mut bgp = (opts.bgp.clone())
+        .map(|b| crate::bgp::start(&opts.pin_dir, &opts.ifaces, b, opts.detach_on_exit))
+        .transpose()?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     // Next hops the data path found missing are resolved sooner.
     let mut misses = tokio::time::interval(Duration::from_millis(200));
@@ -572,6 +581,8 @@ async fn serve(
     if let Some(h) = &mut hops {
         h.stop();
     }
+    // Withdrawn (if asked) before a --detach-on-exit stops forwarding.
+    bgp.as_mut().map(crate::bgp::Announcer::stop);
     life.finish(opts, &mut neighbours);
     Ok(())
 }

@@ -26,6 +26,8 @@ use lvs_lab::{
 
 use crate::build::{self, Bins};
 
+mod ecmp;
+
 /// The tutorial's script (section 18.10), verbatim but for the ipvsadm
 /// path and one non-breaking space (see the test below).
 const NAT_SCRIPT: &str = include_str!("../lab/lvs_nat.sh");
@@ -62,6 +64,8 @@ pub enum Mode {
     Dr,
     /// LVS-TUN (`-i`): IPIP to the real servers, which run `lvs decap`.
     Tun,
+    /// Three DR directors behind a router's ECMP, announced by BIRD (BGP).
+    Ecmp,
 }
 
 impl Mode {
@@ -71,13 +75,15 @@ impl Mode {
             Mode::Nat => ("lvs_nat.sh", NAT_SCRIPT),
             Mode::Dr => ("lvs_dr.sh", DR_SCRIPT),
             Mode::Tun => ("lvs_tun.sh", TUN_SCRIPT),
+            // Runs none: `ecmp::run` drives its lab itself.
+            Mode::Ecmp => ("", ""),
         }
     }
 
     /// The real servers' script, if the mode has one.
     fn realserver_script(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Mode::Nat => None,
+            Mode::Nat | Mode::Ecmp => None,
             Mode::Dr | Mode::Tun => Some(("lvs_realserver.sh", REALSERVER_SCRIPT)),
         }
     }
@@ -94,7 +100,7 @@ impl DemoLab {
         Ok(match mode {
             Mode::Nat => DemoLab::Seed(SeedLab::with_config("demo", SeedConfig::default())?),
             // The scripts put the VIP in place, as on real machines.
-            Mode::Dr | Mode::Tun => DemoLab::Lan(LanLab::with_config(
+            Mode::Dr | Mode::Tun | Mode::Ecmp => DemoLab::Lan(LanLab::with_config(
                 "demo",
                 LanConfig {
                     vip: false,
@@ -228,6 +234,9 @@ pub fn run(opts: Opts) -> Result<()> {
     if opts.clean {
         return clean();
     }
+    if opts.mode == Mode::Ecmp && opts.keep {
+        bail!("--keep is not supported with --mode ecmp");
+    }
     interrupt::install();
     let bins = match &opts.bin_dir {
         Some(dir) => {
@@ -239,6 +248,9 @@ pub fn run(opts: Opts) -> Result<()> {
         }
     };
     interrupt::check()?;
+    if opts.mode == Mode::Ecmp {
+        return ecmp::run(&bins);
+    }
 
     step("building the lab (client, director, switch, rs1, rs2)");
     let lab = DemoLab::build(opts.mode)?;
@@ -446,7 +458,7 @@ fn print_counters(lab: &DemoLab, bins: &Bins, mode: Mode) -> Result<usize> {
                     get("nat_fwd"),
                     get("nat_reply")
                 ),
-                Mode::Dr | Mode::Tun => {
+                Mode::Dr | Mode::Tun | Mode::Ecmp => {
                     let (name, counter) = if mode == Mode::Dr {
                         ("DR", "dr_fwd")
                     } else {

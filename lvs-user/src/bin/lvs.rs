@@ -35,6 +35,13 @@ impl From<Mode> for XdpMode {
     }
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum Bgp {
+    Bird,
+}
+
+// Parsed once per run: the size of `Load`'s options does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Cmd {
     /// Load and attach the director to every named link (or adopt the one
@@ -93,10 +100,30 @@ enum Cmd {
         /// ipvs names, and lvs-xdp's own under lvs_).
         #[arg(long, value_name = "ADDR:PORT")]
         metrics: Option<std::net::SocketAddr>,
+        /// Announce each VIP that has a real server of weight > 0 through
+        /// BIRD 2 (the only speaker supported: `bird`).
+        #[arg(long, value_enum)]
+        bgp: Option<Bgp>,
+        /// BIRD's control socket.
+        #[arg(long, requires = "bgp", value_name = "PATH", default_value = lvs::bgp::DEFAULT_SOCKET)]
+        bird_socket: PathBuf,
+        /// The file of VIP routes BIRD's configuration includes (written
+        /// atomically by lvs).
+        #[arg(long, requires = "bgp", value_name = "FILE", default_value = lvs::bgp::DEFAULT_INCLUDE)]
+        bird_include: PathBuf,
+        /// Withdraw the VIPs when the daemon stops (they stay announced
+        /// otherwise: the director keeps forwarding).
+        #[arg(long, requires = "bgp")]
+        withdraw: bool,
         /// keepalived.conf: apply its virtual servers before saying ready,
         /// then health-check their real servers (SIGHUP re-reads it).
         #[arg(long, conflicts_with = "rules")]
         config: Option<PathBuf>,
+        /// With --config: a connection of a real server the checker removed
+        /// ends at its next packet (IPVS's expire_nodest_conn=1), rather
+        /// than having its packets dropped until it times out.
+        #[arg(long, requires = "config")]
+        expire_nodest_conn: bool,
         /// An `ipvsadm -S` file: the table, applied as one change before
         /// the director reports ready (a bad file stops the start); SIGHUP
         /// applies it again, as `lvs apply` does.
@@ -152,6 +179,11 @@ enum Cmd {
         /// Only validate the file; apply and check nothing.
         #[arg(long)]
         test: bool,
+        /// A connection of a real server the checker removed ends at its
+        /// next packet (IPVS's expire_nodest_conn=1), rather than having
+        /// its packets dropped until it times out.
+        #[arg(long, conflicts_with = "test")]
+        expire_nodest_conn: bool,
         /// Without --test: the director whose tables the checker keeps
         /// [default: $LVS_PIN_PATH or /sys/fs/bpf/lvs].
         #[arg(long)]
@@ -254,7 +286,12 @@ fn main() {
                 timeouts,
                 detach_on_exit,
                 metrics,
+                bgp,
+                bird_socket,
+                bird_include,
+                withdraw,
                 config,
+                expire_nodest_conn,
                 rules,
             } => {
                 let mut tunnel = TunnelOpts {
@@ -284,7 +321,13 @@ fn main() {
                     timeouts,
                     detach_on_exit,
                     metrics,
+                    bgp: bgp.map(|Bgp::Bird| lvs::bgp::BgpOpts {
+                        socket: bird_socket,
+                        include: bird_include,
+                        withdraw,
+                    }),
                     config,
+                    expire_nodest_conn,
                     rules,
                 })
                 .await
@@ -309,10 +352,14 @@ fn main() {
                 config,
                 test,
                 pin_path,
+                expire_nodest_conn,
             } if !test => {
                 // Running the checker (its load says what it skipped).
                 let dir = tables::pin_path(pin_path.as_deref());
-                lvs::health::run_beside(&config, lvs::health::load, &dir).await
+                let nodest = lvs::health::apply::Nodest {
+                    expire: expire_nodest_conn,
+                };
+                lvs::health::run_beside(&config, lvs::health::load, &dir, nodest).await
             }
             Cmd::Check { config, test, .. } => check_config(&config, test),
             Cmd::SyncStats { pin_path } => {
@@ -372,6 +419,35 @@ mod tests {
     }
 
     #[test]
+    fn bgp_options_need_bgp_and_default_to_debians_paths() {
+        let cli = Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--bgp", "bird"]).unwrap();
+        let Cmd::Load {
+            bgp,
+            bird_socket,
+            bird_include,
+            withdraw,
+            ..
+        } = cli.cmd
+        else {
+            panic!("not a load command");
+        };
+        assert!(matches!(bgp, Some(Bgp::Bird)));
+        assert_eq!(bird_socket, PathBuf::from("/run/bird/bird.ctl"));
+        assert_eq!(bird_include, PathBuf::from("/etc/bird/lvs-vips.conf"));
+        assert!(!withdraw);
+        for extra in [
+            ["--withdraw", ""],
+            ["--bird-include", "/x"],
+            ["--bird-socket", "/x"],
+        ] {
+            let mut argv = vec!["lvs", "load", "-i", "eth0"];
+            argv.extend(extra.iter().filter(|a| !a.is_empty()));
+            assert!(Cli::try_parse_from(&argv).is_err(), "{argv:?}");
+        }
+        assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--bgp", "gobgp"]).is_err());
+    }
+
+    #[test]
     fn the_cli_takes_repeated_timeouts() {
         let cli = Cli::try_parse_from([
             "lvs",
@@ -395,6 +471,23 @@ mod tests {
             ]
         );
         assert!(Cli::try_parse_from(["lvs", "load", "-i", "eth0", "--timeout", "x=1"]).is_err());
+    }
+
+    #[test]
+    fn expire_nodest_conn_goes_with_a_checker() {
+        let load = ["lvs", "load", "-i", "eth0", "--expire-nodest-conn"];
+        assert!(Cli::try_parse_from(load).is_err(), "needs --config");
+        let cli = Cli::try_parse_from([&load[..], &["--config", "k.conf"]].concat()).unwrap();
+        let Cmd::Load {
+            expire_nodest_conn, ..
+        } = cli.cmd
+        else {
+            panic!("not load")
+        };
+        assert!(expire_nodest_conn);
+        let check = ["lvs", "check", "--config", "k.conf", "--expire-nodest-conn"];
+        assert!(Cli::try_parse_from(check).is_ok());
+        assert!(Cli::try_parse_from([&check[..], &["--test"]].concat()).is_err());
     }
 
     #[test]

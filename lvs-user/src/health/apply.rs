@@ -8,7 +8,7 @@
 //! the checker manages that is missing from the tables (deleted with
 //! `lvsadm -D`) is made again.
 
-use std::path::Path;
+use std::{net::IpAddr, path::Path};
 
 use anyhow::Result;
 
@@ -114,16 +114,46 @@ pub fn edit(snap: &mut Snapshot, old: Option<&[VirtualService]>, new: &[VirtualS
     *snap != before
 }
 
+/// A configured real server that is out of its service because its
+/// checks failed (not inhibited): IPVS drops its connections' packets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failed {
+    pub service: ServiceAddr,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+/// What becomes of the connections of [`Failed`] servers: dropped, and
+/// with `expire` (IPVS's `expire_nodest_conn=1`) ended at their next packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Nodest {
+    pub expire: bool,
+}
+
 /// One change of the tables under `dir`: snapshot, [`edit`], commit (under
-/// the directory's lock, which `Tables::open` takes and holds).
-pub fn apply(dir: &Path, old: Option<&[VirtualService]>, new: &[VirtualService]) -> Result<bool> {
+/// the directory's lock, which `Tables::open` takes and holds); then the
+/// slots the `failed` servers left are marked (`Tables::mark_nodest`),
+/// whether or not this change removed them, so that a retry after a
+/// failed marking marks them too. Servers removed otherwise (a reload
+/// that drops them, a sorry server going, quorum) are not marked: their
+/// connections continue as after `lvsadm -d`.
+pub fn apply(
+    dir: &Path,
+    old: Option<&[VirtualService]>,
+    new: &[VirtualService],
+    failed: &[Failed],
+    nodest: Nodest,
+) -> Result<bool> {
     let mut t = Tables::open(dir)?;
     let mut snap = t.snapshot()?;
-    if !edit(&mut snap, old, new) {
-        return Ok(false);
+    let changed = edit(&mut snap, old, new);
+    if changed {
+        t.commit(&snap)?;
     }
-    t.commit(&snap)?;
-    Ok(true)
+    for f in failed {
+        t.mark_nodest(&f.service, f.addr, f.port, nodest.expire)?;
+    }
+    Ok(changed)
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! use only it (and inhibited servers at 0); an idle `sorry_server_inhibit`
 //! sorry server at weight 0.
 
-use super::state::ServiceState;
+use super::{apply::Failed, state::ServiceState};
 use crate::keepalived::model::VirtualServer;
 use crate::model::{RealServer, Scheduler, VirtualService};
 
@@ -51,4 +51,53 @@ pub fn service(vs: &VirtualServer, st: &ServiceState) -> VirtualService {
         }
     }
     out
+}
+
+/// The configured real servers of `vs` that `st` keeps out of the table
+/// for failing their checks (not inhibited, which stay at weight 0).
+pub fn failed(vs: &VirtualServer, st: &ServiceState) -> Vec<Failed> {
+    vs.real_servers
+        .iter()
+        .zip(&st.reals)
+        .filter(|(rs, real)| !real.alive && !rs.inhibit_on_failure)
+        .map(|(rs, _)| Failed {
+            service: vs.key,
+            addr: rs.addr.ip(),
+            port: rs.addr.port(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::health::fixture::*;
+    use std::time::SystemTime;
+
+    fn failed_addrs(vs: &VirtualServer, st: &ServiceState) -> Vec<String> {
+        failed(vs, st)
+            .iter()
+            .map(|f| format!("{}:{}", f.addr, f.port))
+            .collect()
+    }
+
+    #[test]
+    fn only_servers_out_for_failed_checks_are_failed() {
+        let mut vs = lab();
+        vs.real_servers[1].inhibit_on_failure = true;
+        vs.sorry_server = Some(sorry("192.168.47.9:80", false));
+        let now = SystemTime::UNIX_EPOCH;
+        let (mut st, _) = ServiceState::start(&vs, now);
+        assert!(failed_addrs(&vs, &st).is_empty());
+        st.verdict(&vs, 0, 0, false, None, now);
+        assert_eq!(failed_addrs(&vs, &st), ["192.168.47.2:80"]);
+        assert!(failed(&vs, &st).iter().all(|f| f.service == vs.key));
+        // Inhibited (weight 0, still a member) is not failed, nor is the
+        // sorry server that replaces them.
+        st.verdict(&vs, 1, 0, false, None, now);
+        assert!(st.sorry_active);
+        assert_eq!(failed_addrs(&vs, &st), ["192.168.47.2:80"]);
+        st.verdict(&vs, 0, 0, true, None, now);
+        assert!(failed_addrs(&vs, &st).is_empty());
+    }
 }

@@ -17,7 +17,8 @@ use tokio::{
 };
 
 use super::{
-    apply, desired, probe,
+    apply::{self, Failed, Nodest},
+    desired, probe,
     state::{Effect, ServiceState},
     status,
 };
@@ -56,10 +57,24 @@ pub struct Engine {
     rx: mpsc::UnboundedReceiver<Report>,
     /// What was last handed to the applier.
     sent: Vec<VirtualService>,
-    to_applier: Option<std_mpsc::Sender<Vec<VirtualService>>>,
+    sent_failed: Vec<Failed>,
+    to_applier: Option<std_mpsc::Sender<Change>>,
     status_dirty: bool,
     /// A verdict changed a state since the tables were last computed.
     changed: bool,
+}
+
+/// What the applier is handed: the tables, and the servers out of them
+/// for failing their checks.
+type Change = (Vec<VirtualService>, Vec<Failed>);
+
+/// The servers of `cfg` that `states` keep out for failed checks.
+pub fn failed(cfg: &KaConfig, states: &[ServiceState]) -> Vec<Failed> {
+    cfg.virtual_servers
+        .iter()
+        .zip(states)
+        .flat_map(|(vs, st)| desired::failed(vs, st))
+        .collect()
 }
 
 /// The tables `cfg` in `states` stand for.
@@ -136,14 +151,16 @@ impl Engine {
         states: Vec<ServiceState>,
         pin_dir: &Path,
         applied: Vec<VirtualService>,
+        nodest: Nodest,
     ) -> Engine {
+        let sent_failed = failed(&cfg, &states);
         let (tx, rx) = mpsc::unbounded_channel();
         let (atx, arx) = std_mpsc::channel();
         let dir = pin_dir.to_path_buf();
         let start = applied.clone();
         let spawned = std::thread::Builder::new()
             .name("health-apply".into())
-            .spawn(move || applier(&dir, start, arx));
+            .spawn(move || applier(&dir, start, arx, nodest));
         if let Err(e) = &spawned {
             log::error!("health checker: cannot start the applier thread: {e}");
         }
@@ -158,6 +175,7 @@ impl Engine {
             tx,
             rx,
             sent: applied,
+            sent_failed,
             to_applier: spawned.is_ok().then_some(atx),
             status_dirty: true,
             changed: false,
@@ -235,12 +253,14 @@ impl Engine {
             return;
         }
         let want = tables(&self.cfg, &self.states);
-        if want != self.sent {
+        let out = failed(&self.cfg, &self.states);
+        if want != self.sent || out != self.sent_failed {
             self.sent = want.clone();
+            self.sent_failed = out.clone();
             self.status_dirty = true;
             self.write_status();
             if let Some(tx) = &self.to_applier {
-                let _ = tx.send(want);
+                let _ = tx.send((want, out));
             }
         }
     }
@@ -371,9 +391,10 @@ pub fn snapshot_status(
 fn applier(
     dir: &Path,
     mut applied: Vec<VirtualService>,
-    rx: std_mpsc::Receiver<Vec<VirtualService>>,
+    rx: std_mpsc::Receiver<Change>,
+    nodest: Nodest,
 ) {
-    let mut pending: Option<Vec<VirtualService>> = None;
+    let mut pending: Option<Change> = None;
     // A failure is logged once until it changes or ends (a director that
     // is gone would otherwise log every second).
     let mut failing: Option<String> = None;
@@ -396,8 +417,10 @@ fn applier(
         while let Ok(n) = rx.try_recv() {
             pending = Some(n);
         }
-        let Some(want) = pending.take() else { continue };
-        match apply::apply(dir, Some(&applied), &want) {
+        let Some((want, out)) = pending.take() else {
+            continue;
+        };
+        match apply::apply(dir, Some(&applied), &want, &out, nodest) {
             Ok(_) => {
                 applied = want;
                 if failing.take().is_some() {
@@ -410,7 +433,7 @@ fn applier(
                     log::warn!("health checker: cannot change the tables (retrying): {msg}");
                 }
                 failing = Some(msg);
-                pending = Some(want);
+                pending = Some((want, out));
             }
         }
     }

@@ -74,10 +74,12 @@ pub fn start(
     cfg: KaConfig,
     work_dir: &Path,
     pin_dir: &Path,
+    nodest: apply::Nodest,
 ) -> Result<Running> {
     let states = start_states(&cfg);
     let tables = engine::tables(&cfg, &states);
-    apply::apply(work_dir, None, &tables)
+    let failed = engine::failed(&cfg, &states);
+    apply::apply(work_dir, None, &tables, &failed, nodest)
         .context("applying the configuration's virtual servers")?;
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let (path, dir) = (config_path.to_path_buf(), pin_dir.to_path_buf());
@@ -97,7 +99,7 @@ pub fn start(
                     Err(e) => return drop(ready_tx.send(Err(e.to_string()))),
                 };
                 let _ = ready_tx.send(Ok(()));
-                let engine = engine::Engine::new(&path, load, cfg, states, &dir, tables);
+                let engine = engine::Engine::new(&path, load, cfg, states, &dir, tables, nodest);
                 engine.run(hup, std::future::pending()).await;
             });
         })
@@ -114,18 +116,25 @@ pub fn start(
 /// `lvs check --config FILE --pin-path DIR`: the checker beside a director
 /// started otherwise, until SIGINT/SIGTERM (which leave the tables as
 /// they are).
-pub async fn run_beside(config_path: &Path, load: Loader, pin_dir: &Path) -> Result<()> {
+pub async fn run_beside(
+    config_path: &Path,
+    load: Loader,
+    pin_dir: &Path,
+    nodest: apply::Nodest,
+) -> Result<()> {
     let cfg = load(config_path)?;
     let hup = engine::hangup()?;
     let states = start_states(&cfg);
     let tables = engine::tables(&cfg, &states);
-    apply::apply(pin_dir, None, &tables).context("applying the configuration's virtual servers")?;
+    let failed = engine::failed(&cfg, &states);
+    apply::apply(pin_dir, None, &tables, &failed, nodest)
+        .context("applying the configuration's virtual servers")?;
     println!(
         "lvs: checking the real servers of {} for the director at {}",
         config_path.display(),
         pin_dir.display()
     );
-    let engine = engine::Engine::new(config_path, load, cfg, states, pin_dir, tables);
+    let engine = engine::Engine::new(config_path, load, cfg, states, pin_dir, tables, nodest);
     let stop = async {
         let _ = crate::loader::wait_for_signal().await;
     };
@@ -157,7 +166,12 @@ pub fn start_with(
     work_dir: &Path,
 ) -> Result<Option<Running>> {
     match (&opts.config, cfg) {
-        (Some(path), Some(cfg)) => start(path, load, cfg, work_dir, &opts.pin_dir).map(Some),
+        (Some(path), Some(cfg)) => {
+            let nodest = apply::Nodest {
+                expire: opts.expire_nodest_conn,
+            };
+            start(path, load, cfg, work_dir, &opts.pin_dir, nodest).map(Some)
+        }
         _ => Ok(None),
     }
 }

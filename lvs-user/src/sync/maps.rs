@@ -15,8 +15,8 @@ use aya::{
     programs::Xdp,
 };
 use lvs_common::{
-    xdp, Config, Conn, ConnSync, FlowKey, Persist, PersistKey, Real, Service, ServiceKey,
-    REAL_F_IN_USE, REAL_F_MEMBER, SVC_F_DELETED,
+    xdp, Config, Conn, ConnSync, FlowKey, Persist, PersistKey, Real, Service, ServiceEntry,
+    ServiceKey, GEN_CURRENT, REAL_F_IN_USE, REAL_F_MEMBER, SVC_F_DELETED,
 };
 
 use crate::tables::names;
@@ -27,7 +27,9 @@ pub const PROG: &str = "conn_sync";
 pub struct SyncMaps {
     conns: HashMap<MapData, FlowKey, Conn>,
     persist: HashMap<MapData, PersistKey, Persist>,
-    services: HashMap<MapData, ServiceKey, Service>,
+    services: HashMap<MapData, ServiceKey, ServiceEntry>,
+    /// Which copy of each service entry is live (`tables::txn`).
+    generation: Array<MapData, u64>,
     reals: Array<MapData, Real>,
     dests: Array<MapData, u32>,
     config: Array<MapData, Config>,
@@ -47,6 +49,7 @@ impl SyncMaps {
             conns: HashMap::try_from(Map::LruHashMap(open(dir, names::CONNS)?))?,
             persist: HashMap::try_from(Map::LruHashMap(open(dir, names::PERSIST)?))?,
             services: HashMap::try_from(Map::HashMap(open(dir, names::SERVICES)?))?,
+            generation: Array::try_from(Map::Array(open(dir, names::GENERATION)?))?,
             reals: Array::try_from(Map::Array(open(dir, names::REALS)?))?,
             dests: Array::try_from(Map::Array(open(dir, names::DESTS)?))?,
             config: Array::try_from(Map::Array(open(dir, names::CONFIG)?))?,
@@ -73,9 +76,11 @@ impl SyncMaps {
 
     /// Every live service (tombstones left out).
     pub fn services(&self) -> Vec<(ServiceKey, Service)> {
+        let gen = self.generation();
         self.services
             .iter()
             .filter_map(|kv| kv.ok())
+            .map(|(k, e)| (k, *e.view(gen)))
             .filter(|(_, s)| s.flags & SVC_F_DELETED == 0)
             .collect()
     }
@@ -84,7 +89,14 @@ impl SyncMaps {
         self.services
             .get(k, 0)
             .ok()
+            .map(|e| *e.view(self.generation()))
             .filter(|s| s.flags & SVC_F_DELETED == 0)
+    }
+
+    /// The published table generation: the copy of each service entry
+    /// (and its member list) that new connections are scheduled with.
+    fn generation(&self) -> u64 {
+        self.generation.get(&GEN_CURRENT, 0).unwrap_or(0)
     }
 
     pub fn real(&self, idx: u32) -> Option<Real> {

@@ -19,6 +19,7 @@
 
 mod addr;
 pub mod names;
+mod nodest;
 mod pins;
 mod plan;
 mod regions;

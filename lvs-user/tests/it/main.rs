@@ -12,6 +12,7 @@ mod apply;
 mod capacity;
 mod conns;
 mod dr;
+mod ecmp;
 mod flood;
 mod fuzz;
 mod health;

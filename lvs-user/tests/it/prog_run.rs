@@ -18,7 +18,7 @@ use lvs_lab::{
     xdpns::{mac, Plan},
 };
 
-use crate::common::xdp::{fixture_with, sh, Fixture, Run, XDP_PASS, XDP_REDIRECT};
+use crate::common::xdp::{fixture_with, sh, Fixture, Run, XDP_DROP, XDP_PASS, XDP_REDIRECT};
 
 const CLIENT_MAC: Mac = mac::CLIENT;
 const DIR_EXT_MAC: Mac = mac::DIR_EXT;
@@ -1023,4 +1023,215 @@ fn vlan_tags_are_parsed_rewritten_pushed_and_popped() {
     ] {
         assert_eq!(f.run(&frame, ext), (XDP_PASS, frame.clone()));
     }
+}
+
+// A real server the health checker removed (`Tables::mark_nodest`, which
+// `lvs load --config` and `lvs check` call after the commit that removes a
+// server for failed checks): as IPVS with a destination no longer
+// available. `lvsadm -d` marks nothing (the test above: its connections
+// continue).
+
+/// The TCP service's servers set to `ports` of 192.168.211.129, in order.
+fn set_tcp_reals(f: &Fixture, ports: &[u16]) {
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    let s = &mut snap.services[0];
+    assert_eq!(s.key.port, 80);
+    s.reals = ports
+        .iter()
+        .map(|&p| RealServer::new(ip("192.168.211.129"), p, Method::Masq, 1))
+        .collect();
+    t.commit(&snap).unwrap();
+}
+
+/// Marks the TCP service's removed server 192.168.211.129:8080; returns
+/// how many slots changed.
+fn mark_8080(f: &Fixture, expire: bool) -> usize {
+    let mut t = Tables::open(&f.pin).unwrap();
+    let key = t.snapshot().unwrap().services[0].key;
+    t.mark_nodest(&key, ip("192.168.211.129"), 8080, expire)
+        .unwrap()
+}
+
+/// The tracked connection of client port `sport`: (state, real server).
+fn conn_of(f: &Fixture, sport: u16) -> Option<(String, String)> {
+    Tables::open(&f.pin)
+        .unwrap()
+        .connections()
+        .unwrap()
+        .iter()
+        .find(|c| c.client.port() == sport)
+        .map(|c| (c.state.to_string(), c.real.to_string()))
+}
+
+#[test]
+fn a_checker_removed_servers_connections_are_dropped_until_it_returns() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    open(&f, 47000, true);
+    let ack = client_ack(47000, ACK).build();
+    cached(&f, &ack, f.link_index("ext0"));
+
+    // Removed (8081 takes its place), then marked.
+    set_tcp_reals(&f, &[8081]);
+    assert_eq!(mark_8080(&f, false), 1);
+    assert_eq!(mark_8080(&f, false), 0, "marking twice changes nothing");
+    let (hits, drops) = (
+        f.counter(counters::FLOW_HIT),
+        f.counter(counters::NODEST_DROP),
+    );
+    for n in 1..=2 {
+        let (action, out) = f.run(&ack, f.link_index("ext0"));
+        assert_eq!((action, out), (XDP_DROP, ack.clone()), "packet {n}");
+        assert_eq!(f.counter(counters::NODEST_DROP), drops + n);
+    }
+    assert_eq!(
+        f.counter(counters::FLOW_HIT),
+        hits,
+        "the marked server's slot no longer serves the flow"
+    );
+    // The connection stays (it times out as IPVS's does), and so does the
+    // reply direction: IPVS's out path translates whatever the server
+    // still sends.
+    assert_eq!(
+        conn_of(&f, 47000),
+        Some(("ESTABLISHED".into(), "192.168.211.129:8080".into()))
+    );
+    let reply = Frame::tcp(
+        (ip("192.168.211.129"), 8080),
+        (ip("192.168.47.1"), 47000),
+        ACK,
+    )
+    .macs(RS_MAC, DIR_INT_MAC)
+    .payload(b"late");
+    let (action, out) = f.run(&reply.build(), f.link_index("int0"));
+    let mut want = with_ports(reply.clone(), 80, 47000).macs(DIR_EXT_MAC, CLIENT_MAC);
+    want.src = ip("192.168.47.128");
+    assert_eq!((action, out), (XDP_REDIRECT, dec_ttl(&want.build())));
+
+    // Back (the checker adds it again): the same slot, unmarked, and the
+    // connection is forwarded again, exactly as before.
+    set_tcp_reals(&f, &[8081, 8080]);
+    let (action, out) = f.run(&ack, f.link_index("ext0"));
+    assert_eq!(
+        (action, out),
+        (XDP_REDIRECT, want_nat(&client_ack(47000, ACK)))
+    );
+    assert_eq!(f.counter(counters::NODEST_DROP), drops + 2);
+    cached(&f, &ack, f.link_index("ext0"));
+}
+
+#[test]
+fn with_expire_nodest_conn_the_connection_ends_at_its_next_packet() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    open(&f, 48000, true);
+    let ack = client_ack(48000, ACK).build();
+    cached(&f, &ack, f.link_index("ext0"));
+    set_tcp_reals(&f, &[8081]);
+    assert_eq!(mark_8080(&f, true), 1);
+    assert!(
+        conn_of(&f, 48000).is_some(),
+        "ended at a packet, not before"
+    );
+
+    // As IPVS since Linux 5.9: the entry is expired and the packet goes on
+    // as one without a connection — a non-SYN segment to the director's
+    // stack (which resets it), untouched.
+    let (drops, no_conn) = (
+        f.counter(counters::NODEST_DROP),
+        f.counter(counters::NO_CONN),
+    );
+    let (action, out) = f.run(&ack, f.link_index("ext0"));
+    assert_eq!((action, out), (XDP_PASS, ack.clone()));
+    assert_eq!(f.counter(counters::NO_CONN), no_conn + 1);
+    assert_eq!(f.counter(counters::NODEST_DROP), drops);
+    assert_eq!(conn_of(&f, 48000), None, "the connection is gone");
+
+    // The client's next SYN from that port is scheduled anew, to a member.
+    let syn = client_ack(48000, SYN);
+    let (action, out) = f.run(&syn.build(), f.link_index("ext0"));
+    let mut want = with_ports(syn.clone(), 48000, 8081).macs(DIR_INT_MAC, RS_MAC);
+    want.dst = ip("192.168.211.129");
+    assert_eq!((action, out), (XDP_REDIRECT, dec_ttl(&want.build())));
+    assert_eq!(
+        conn_of(&f, 48000),
+        Some(("SYN_RECV".into(), "192.168.211.129:8081".into()))
+    );
+}
+
+#[test]
+fn a_removed_servers_udp_flow_is_dropped_or_with_expire_scheduled_anew() {
+    if !require_root("prog_run") {
+        return;
+    }
+    pin_to_cpu0();
+    let f = fixture();
+    let q = |sport: u16| {
+        Frame::udp((ip("192.168.47.1"), sport), (ip("192.168.47.128"), 53))
+            .macs(CLIENT_MAC, DIR_EXT_MAC)
+            .payload(b"query")
+    };
+    let to = |frame: &Frame, port: u16| {
+        let mut want = frame.clone().macs(DIR_INT_MAC, RS_MAC);
+        want.dst = ip("192.168.211.129");
+        if let L4::Udp { dport, .. } = &mut want.l4 {
+            *dport = port;
+        }
+        dec_ttl(&want.build())
+    };
+    for sport in [35000, 35001] {
+        let (action, out) = f.run(&q(sport).build(), f.link_index("ext0"));
+        assert_eq!((action, out), (XDP_REDIRECT, to(&q(sport), 5353)));
+    }
+    // 5353 is out of the UDP service (5354 in), its slot marked: without
+    // expire, the flow's datagrams are dropped.
+    let mut t = Tables::open(&f.pin).unwrap();
+    let mut snap = t.snapshot().unwrap();
+    let s = &mut snap.services[1];
+    assert_eq!((s.key.proto, s.key.port), (Proto::Udp, 53));
+    let key = s.key;
+    s.reals = vec![RealServer::new(
+        ip("192.168.211.129"),
+        5354,
+        Method::Masq,
+        1,
+    )];
+    t.commit(&snap).unwrap();
+    assert_eq!(
+        t.mark_nodest(&key, ip("192.168.211.129"), 5353, false)
+            .unwrap(),
+        1
+    );
+    drop(t);
+    let drops = f.counter(counters::NODEST_DROP);
+    let (action, out) = f.run(&q(35000).build(), f.link_index("ext0"));
+    assert_eq!((action, out), (XDP_DROP, q(35000).build()));
+    assert_eq!(f.counter(counters::NODEST_DROP), drops + 1);
+
+    // With expire: the entry ends and the datagram is scheduled anew, to
+    // the member; the flow then stays there.
+    let mut t = Tables::open(&f.pin).unwrap();
+    assert_eq!(
+        t.mark_nodest(&key, ip("192.168.211.129"), 5353, true)
+            .unwrap(),
+        1,
+        "adding expire changes the mark"
+    );
+    drop(t);
+    for _ in 0..2 {
+        let (action, out) = f.run(&q(35001).build(), f.link_index("ext0"));
+        assert_eq!((action, out), (XDP_REDIRECT, to(&q(35001), 5354)));
+    }
+    assert_eq!(f.counter(counters::NODEST_DROP), drops + 1);
+    assert_eq!(
+        conn_of(&f, 35001),
+        Some(("UDP".into(), "192.168.211.129:5354".into()))
+    );
 }

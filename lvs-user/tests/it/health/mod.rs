@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::common::{lan_director, LVS, LVSADM, T};
+use crate::common::{counter_in, lan_director, LVS, LVSADM, T};
 use lvs_lab::{
     clients::{self, HttpConn},
     lan::{self, LanConfig},
@@ -29,6 +29,12 @@ use lvs_lab::{
 
 /// The bound for the timings above.
 const BOUND: Duration = Duration::from_secs(5);
+/// How long a request to a removed server is waited for, to see that it
+/// is not answered.
+const NO_ANSWER: Duration = Duration::from_secs(2);
+/// Enough for TCP's retransmissions (backing off from 200 ms: 0.2, 0.4, …
+/// 6.4 s apart) to reach a server that was out for up to BOUND + NO_ANSWER.
+const RETRANSMITTED: Duration = Duration::from_secs(20);
 const VS: &str = "192.168.47.128:80";
 
 fn sa(s: &str) -> SocketAddr {
@@ -111,14 +117,18 @@ fn lab(tag: &str, real_servers: usize) -> SeedLab {
 
 impl Checked {
     fn start(seed: SeedLab, conf: &str) -> Checked {
+        Checked::start_with(seed, conf, &[])
+    }
+
+    /// [`Checked::start`] with more `lvs load` options.
+    fn start_with(seed: SeedLab, conf: &str, extra: &[&str]) -> Checked {
         seed.director.sysctl("net.ipv4.ip_forward", "1").unwrap();
         let path = seed.lab.workdir().join("keepalived.conf");
         std::fs::write(&path, conf).unwrap();
         let mut procs = seed.start_pass(Path::new(LVS)).unwrap();
-        procs.push(
-            seed.start_director(Path::new(LVS), &["--config", path.to_str().unwrap()])
-                .unwrap(),
-        );
+        let mut args = vec!["--config", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        procs.push(seed.start_director(Path::new(LVS), &args).unwrap());
         Checked {
             procs,
             seed,
@@ -134,6 +144,10 @@ impl Checked {
 
     fn listing(&self) -> String {
         self.adm(&["-L", "-n"])
+    }
+
+    fn nodest_drops(&self) -> u64 {
+        counter_in(&self.seed.director, self.seed.pin_dir(), "nodest_drop")
     }
 
     fn director_log(&self) -> String {
@@ -252,9 +266,13 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
     for _ in 0..6 {
         assert_eq!(d.get(), "rs2\n");
     }
-    // The one opened before keeps its server (documented: lvs-xdp keeps a
-    // removed server's established connections, see the README).
-    assert_eq!(old.get("/").unwrap(), "rs1\n");
+    // The one opened before: as IPVS's (expire_nodest_conn=0), its
+    // packets are dropped while rs1 is out — the request gets no answer.
+    let drops = d.nodest_drops();
+    old.send("/").unwrap();
+    let quiet = old.answer(NO_ANSWER);
+    assert!(quiet.is_err(), "answered while rs1 is out: {quiet:?}");
+    assert!(d.nodest_drops() > drops, "counted nodest_drop");
 
     health[0].store(200, Ordering::SeqCst);
     within(BOUND, || weight_of(&d.listing(), &rip(0)) == Some(1))
@@ -262,12 +280,57 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
     let answers: Vec<String> = (0..4).map(|_| d.get()).collect();
     assert!(answers.iter().any(|a| a == "rs1\n"), "{answers:?}");
     within(T, || up.exists()).expect("notify_up ran");
-    // Back in its old slot: the old connection never noticed.
+    // Back in its old slot: TCP's retransmission of the request gets
+    // through (within its backoff), and the connection goes on.
+    assert_eq!(old.answer(RETRANSMITTED).unwrap(), "rs1\n");
     assert_eq!(old.get("/").unwrap(), "rs1\n");
     assert!(d.director_log().contains(&format!(
         "Adding service [{}]:tcp:80 to VS [192.168.47.128]:tcp:80",
         rs_ip(0)
     )));
+}
+
+#[test]
+fn expire_nodest_conn_ends_a_removed_servers_connections() {
+    if !require_root("health expire_nodest_conn") {
+        return;
+    }
+    let seed = lab("hcexp", 2);
+    let conf = seed_conf(
+        "",
+        &[
+            real(rs_ip(0), 80, "", http_get()),
+            real(rs_ip(1), 80, "", http_get()),
+        ],
+    );
+    let (_web, health) = health_web(&seed);
+    let d = Checked::start_with(seed, &conf, &["--expire-nodest-conn"]);
+    let mut old = d.conn_to("rs1\n");
+    let port = old.local_addr().unwrap().port();
+    let listed = |d: &Checked| {
+        d.adm(&["-L", "-n", "-c"])
+            .contains(&format!("192.168.47.1:{port} "))
+    };
+    assert!(listed(&d));
+    health[0].store(500, Ordering::SeqCst);
+    within(BOUND + Duration::from_secs(2), || {
+        line_of(&d.listing(), &rip(0)).is_none()
+    })
+    .unwrap_or_else(|| panic!("rs1 still listed: {}", d.listing()));
+    assert!(listed(&d), "the connection ends at its next packet");
+    // As IPVS's expire_nodest_conn=1: that packet ends the connection and
+    // goes on as one without a connection — to the director's stack,
+    // which resets it. The client hears at once, not after a timeout.
+    let drops = d.nodest_drops();
+    old.send("/").unwrap();
+    let start = Instant::now();
+    let err = old.answer(T).unwrap_err().to_string();
+    assert!(err.contains("reset"), "{err}");
+    assert!(start.elapsed() < T, "reset after {:?}", start.elapsed());
+    assert!(!listed(&d), "{}", d.adm(&["-L", "-n", "-c"]));
+    assert_eq!(d.nodest_drops(), drops, "nothing dropped");
+    // A new connection goes to the server that is up.
+    assert_eq!(d.get(), "rs2\n");
 }
 
 #[test]

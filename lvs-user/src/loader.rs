@@ -44,6 +44,22 @@ pub struct Sizes {
     pub max_services: u32,
     pub max_reals: u32,
     pub sched_table: u32,
+    /// Embryonic connections (handshake not completed) the separate
+    /// embryonic table holds before a new one evicts the oldest.
+    pub max_embryonic: u32,
+    /// What a new connection meeting `max_conns` established ones gets
+    /// (`--conn-table-full`; not a size, but fixed with them at load).
+    pub table_full: TableFull,
+}
+
+/// `--conn-table-full`: see `lvs_common::TABLE_FULL_REFUSE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFull {
+    /// Passed to the director's stack (reset), counted `conn_table_full`.
+    #[default]
+    Refuse,
+    /// The LRU evicts the least recently used established connection.
+    Evict,
 }
 
 impl Default for Sizes {
@@ -54,6 +70,10 @@ impl Default for Sizes {
             max_reals: 4096,
             // Room for a dozen Maglev tables of 65 537 entries.
             sched_table: 1 << 20,
+            // A quarter of the established table: handshakes last one
+            // round trip, established connections minutes.
+            max_embryonic: 16384,
+            table_full: TableFull::Refuse,
         }
     }
 }
@@ -265,6 +285,11 @@ fn write_config(
     let mut config: Array<&mut MapData, Config> = Array::try_from(map)?;
     let mut cfg = config.get(&0, 0)?;
     cfg.conn_table_size = sizes.max_conns;
+    cfg.max_embryonic = sizes.max_embryonic;
+    cfg.conn_table_full = match sizes.table_full {
+        TableFull::Refuse => lvs_common::TABLE_FULL_REFUSE,
+        TableFull::Evict => lvs_common::TABLE_FULL_EVICT,
+    };
     cfg.debug = debug as u32;
     cfg.tunnel_src4 = tunnel.source4.map_or(0, |a| u32::from_ne_bytes(a.octets()));
     cfg.tunnel_src6 = tunnel
@@ -362,13 +387,19 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 
 /// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
 /// `cpus` possible CPUs (the others keep the object's).
-pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 16] {
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 19] {
     // The connection-sized LRU maps get room for the kernel's per-CPU free
     // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
+    // With `--conn-table-full refuse` the data path stops at `max_conns`,
+    // so CONNS never evicts.
     let lru = lru_entries(s.max_conns, cpus);
+    let embryos = lru_entries(s.max_embryonic, cpus);
     [
         (names::CONNS, lru),
         (names::REPLIES, lru),
+        (names::EMBRYOS, embryos),
+        (names::EMBRYO_REPLIES, embryos),
+        (names::EMBRYO_COUNTS, s.max_reals),
         (names::SERVICES, s.max_services),
         (names::SCHED_STATE, s.max_services),
         (names::SVC_STATS, s.max_services),

@@ -66,13 +66,47 @@ pub const TTL_EXCEEDED: u32 = 22;
 /// (`Real::flags` has `REAL_F_NODEST`): dropped, as IPVS drops them.
 pub const NODEST_DROP: u32 = 23;
 
-pub const COUNT: u32 = 24;
+/// New connections put in the embryonic table while it held
+/// `--max-embryonic` or more: each made the LRU evict an older embryonic
+/// one (never an established connection).
+pub const EMBRYONIC_FULL: u32 = 24;
+/// Embryonic connections given the short timeout
+/// (`EMBRYO_SHORT_TIMEOUT_S`): created with the table at least half full.
+pub const SYN_PRESSURE: u32 = 25;
+/// Embryonic connections the LRU evicted, taken off the counts by the
+/// sweeper.
+pub const SYN_FLOOD_EVICTED: u32 = 26;
+/// Embryonic connections promoted to the established table (the client's
+/// handshake-completing ACK; UDP: a second client packet, NAT's reply).
+pub const PROMOTED: u32 = 27;
+/// Embryonic connections whose promotion met a full `CONNS`
+/// (`--conn-table-full refuse`): they stay embryonic, and the packet is
+/// forwarded.
+pub const PROMOTE_FULL: u32 = 28;
+/// New connections refused because `CONNS` held `--max-conns`
+/// (`--conn-table-full refuse`): their first packet is passed to the
+/// director's stack untouched.
+pub const CONN_TABLE_FULL: u32 = 29;
+
+pub const COUNT: u32 = 30;
 
 /// Counters that do not end a packet's way through the director: `rx`
 /// (every frame), `new_conn` (then forwarded and counted by its path),
-/// `evicted` (the sweeper's) and `flow_hit` (also counted by its path).
+/// `evicted` (the sweeper's) and `flow_hit` (also counted by its path),
+/// and the flood defences' but `conn_table_full` (a connection's first
+/// packet is then forwarded, or for `syn_flood_evicted` the sweeper's).
 /// Every frame moves `rx` and exactly one counter not in this list.
-pub const NOT_TERMINAL: [u32; 4] = [RX, NEW_CONN, EVICTED, FLOW_HIT];
+pub const NOT_TERMINAL: [u32; 9] = [
+    RX,
+    NEW_CONN,
+    EVICTED,
+    FLOW_HIT,
+    EMBRYONIC_FULL,
+    SYN_PRESSURE,
+    SYN_FLOOD_EVICTED,
+    PROMOTED,
+    PROMOTE_FULL,
+];
 
 /// Printable names, indexed as above.
 pub const NAMES: [&str; COUNT as usize] = [
@@ -100,6 +134,12 @@ pub const NAMES: [&str; COUNT as usize] = [
     "foreign_mac",
     "ttl_exceeded",
     "nodest_drop",
+    "embryonic_full",
+    "syn_pressure",
+    "syn_flood_evicted",
+    "promoted",
+    "promote_full",
+    "conn_table_full",
 ];
 
 /// The value of `COUNTERS`' single entry (per CPU; userspace sums).

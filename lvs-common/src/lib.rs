@@ -277,7 +277,69 @@ pub const CONN_F_ACTIVE: u32 = 1 << 8;
 pub const CONN_F_NOOUTPUT: u32 = 1 << 9;
 /// Expired and being removed; whoever set it has uncounted it.
 pub const CONN_F_DEAD: u32 = 1 << 10;
+/// An embryonic connection (in `EMBRYOS`, not yet in `CONNS`): a TCP
+/// connection whose client has not completed the handshake, or a UDP one
+/// not yet confirmed (see `conntrack`). It never becomes ESTABLISHED
+/// there: the packet that would make it so promotes it first.
+pub const CONN_F_EMBRYO: u32 = 1 << 11;
+/// Embryonic and created while the embryonic table was under pressure
+/// (at least half full): its timeout is at most [`EMBRYO_SHORT_TIMEOUT_S`]
+/// (IPVS's `secure_tcp` idea, automatic).
+pub const CONN_F_SHORT: u32 = 1 << 12;
+/// The sweeper's epoch the embryonic connection was counted in
+/// (`EmbryoCounts::epochs`).
+pub const CONN_F_EPOCH: u32 = 1 << 13;
 pub const CONN_STATE_MASK: u32 = 0xff;
+
+/// Timeout of an embryonic connection created under pressure, seconds.
+pub const EMBRYO_SHORT_TIMEOUT_S: u32 = 3;
+
+/// The timeout in seconds of a connection whose state word is `st`, under
+/// the per-state `timeouts`: the data path and the sweeper both use it.
+#[inline(always)]
+pub fn conn_timeout_s(st: u32, timeouts: &[u32; state::COUNT]) -> u32 {
+    let s = (st & CONN_STATE_MASK) as usize;
+    let t = if s < state::COUNT { timeouts[s] } else { 60 };
+    if st & CONN_F_SHORT != 0 && t > EMBRYO_SHORT_TIMEOUT_S {
+        EMBRYO_SHORT_TIMEOUT_S
+    } else {
+        t
+    }
+}
+
+/// Indices of `OCCUPANCY`, shared atomics of the data path.
+pub mod occupancy {
+    /// Entries in `CONNS` (inserted minus removed): `--conn-table-full
+    /// refuse` refuses a new connection once it reaches `max_conns`.
+    pub const CONNS: u32 = 0;
+    /// Entries counted in `EMBRYOS` (the LRU's evictions until the
+    /// sweeper takes them off): pressure and fullness of that table.
+    pub const EMBRYOS: u32 = 1;
+    /// The sweeper's current epoch (0 or 1), in which new embryonic
+    /// connections are counted (`EmbryoCounts`).
+    pub const EPOCH: u32 = 2;
+    pub const COUNT: u32 = 4;
+}
+
+/// Value of `EMBRYO_COUNTS`, indexed like `REALS`: the embryonic
+/// connections counted in the real server's `RealConns::inactive`, by the
+/// sweeper's epoch they were created in. The sweeper flips the epoch each
+/// sweep; no connection is added to the other epoch's count while it walks
+/// `EMBRYOS`, so what that count holds beyond what the walk saw is exactly
+/// what the LRU evicted (never more: a removal during the walk only makes
+/// it see less), and is taken off the counts.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EmbryoCounts {
+    pub epochs: [u64; 2],
+}
+
+/// `Config::conn_table_full`: a new connection meeting a full `CONNS`
+/// (`max_conns` entries) is passed to the director's stack (which resets
+/// it or answers port unreachable), counted `conn_table_full`.
+pub const TABLE_FULL_REFUSE: u32 = 0;
+/// ... or the LRU evicts the least recently used established connection.
+pub const TABLE_FULL_EVICT: u32 = 1;
 
 /// How stale `Conn::last_seen` may get before a packet rewrites it.
 pub const CONN_TOUCH_NS: u64 = 1_000_000_000;
@@ -391,6 +453,9 @@ pub struct ConnFix {
 
 pub const FIX_ACTIVE: u32 = 0;
 pub const FIX_INACTIVE: u32 = 1;
+/// Embryonic connections of epoch 0 (and, `FIX_EMBRYO + 1`, epoch 1) the
+/// LRU evicted: off `EmbryoCounts` and `RealConns::inactive`.
+pub const FIX_EMBRYO: u32 = 2;
 
 /// Input of `conn_sync` (BPF_PROG_TEST_RUN data): a connection a sync
 /// master announced, mapped onto this director's tables by the backup
@@ -512,6 +577,10 @@ pub struct Config {
     /// VLAN sub-interfaces in `VLAN_OUT` (zero: the data path skips the
     /// egress lookup).
     pub vlans: u32,
+    /// Embryonic connections `EMBRYOS` holds (`--max-embryonic`).
+    pub max_embryonic: u32,
+    /// [`TABLE_FULL_REFUSE`] or [`TABLE_FULL_EVICT`] (`--conn-table-full`).
+    pub conn_table_full: u32,
 }
 
 /// Value of `LINK_MACS`, indexed by ifindex: the link's MAC as the frame
@@ -679,6 +748,7 @@ mod pod {
     unsafe impl aya::Pod for counters::Counters {}
     unsafe impl aya::Pod for RealHop {}
     unsafe impl aya::Pod for Rate {}
+    unsafe impl aya::Pod for EmbryoCounts {}
     // The sweeper's BPF_PROG_TEST_RUN inputs, as bytes.
     unsafe impl bytemuck::Zeroable for FlowKey {}
     unsafe impl bytemuck::Pod for FlowKey {}
@@ -703,6 +773,20 @@ mod tests {
         assert!(!c.expired(10, 111_000_000_000));
         assert!(c.expired(10, 111_000_000_001));
         assert!(!c.expired(10, 99_000_000_000));
+    }
+
+    #[test]
+    fn pressure_shortens_only_longer_timeouts() {
+        let mut t = [60u32; state::COUNT];
+        t[state::CLOSE as usize] = 2;
+        let sr = state::SYN_RECV as u32;
+        assert_eq!(conn_timeout_s(sr, &t), 60);
+        assert_eq!(conn_timeout_s(sr | CONN_F_EMBRYO, &t), 60);
+        assert_eq!(
+            conn_timeout_s(sr | CONN_F_SHORT, &t),
+            EMBRYO_SHORT_TIMEOUT_S
+        );
+        assert_eq!(conn_timeout_s(state::CLOSE as u32 | CONN_F_SHORT, &t), 2);
     }
 
     #[test]
@@ -797,7 +881,8 @@ mod tests {
         assert_eq!(size_of::<Persist>(), 16);
         assert_eq!(size_of::<LblcKey>(), 20);
         assert_eq!(size_of::<Lblc>(), 40);
-        assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT + 28);
+        assert_eq!(size_of::<Config>(), 8 + 4 * state::COUNT + 36);
+        assert_eq!(size_of::<EmbryoCounts>(), 16);
         assert_eq!(size_of::<VlanKey>(), 8);
         assert_eq!(size_of::<VlanDev>(), 8);
         assert_eq!(size_of::<NextHop>(), 16 + 16 + 4 + 4 + 6 + 6);

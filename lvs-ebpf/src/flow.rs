@@ -527,9 +527,8 @@ fn sum32(v: u32) -> u64 {
 #[inline(never)]
 pub fn established(p: &Packet, svc: &Service) -> Verdict {
     let now = clock::now();
-    let key = &p.key;
     let syn = conntrack::is_syn(p);
-    let found = match conntrack::lookup(key, syn, now) {
+    let found = match conntrack::lookup(p, syn, now) {
         // Its real server was taken out by the health checker: as IPVS
         // with a destination no longer available. The flow cache checks
         // the flags, so no packet of it is served from there.
@@ -542,7 +541,7 @@ pub fn established(p: &Packet, svc: &Service) -> Verdict {
             }
             // `expire_nodest_conn=1` (IPVS since Linux 5.9): the
             // connection ends and the packet goes on without one.
-            conntrack::kill(key, c);
+            conntrack::end(&p.key, c);
             None
         }
         f => f,

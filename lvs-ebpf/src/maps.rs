@@ -8,8 +8,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use lvs_common::{
-    counters, AddrKey, Config, Conn, FlowKey, Lblc, LblcKey, LinkMac, Persist, PersistKey, Rate,
-    Real, RealConns, RealHop, RealViews, ServiceEntry, ServiceKey, Stats, VlanDev, VlanKey,
+    counters, AddrKey, Config, Conn, EmbryoCounts, FlowKey, Lblc, LblcKey, LinkMac, Persist,
+    PersistKey, Rate, Real, RealConns, RealHop, RealViews, ServiceEntry, ServiceKey, Stats,
+    VlanDev, VlanKey,
 };
 
 /// (proto, family, VIP, port) -> service, both generations' copies (see
@@ -76,6 +77,29 @@ pub static CONNS: LruHashMap<FlowKey, Conn> = LruHashMap::pinned(65536, 0);
 /// tuple, for reverse NAT. Same size as `CONNS`.
 #[map]
 pub static REPLIES: LruHashMap<FlowKey, FlowKey> = LruHashMap::pinned(65536, 0);
+
+/// Embryonic connections (see `conntrack`): client-side 5-tuple ->
+/// connection, for connections that have not completed their handshake
+/// (UDP: not yet confirmed). A separate, smaller LRU, so that a flood of
+/// new flows evicts only other new flows, never an entry of `CONNS`.
+#[map]
+pub static EMBRYOS: LruHashMap<FlowKey, Conn> = LruHashMap::pinned(16384, 0);
+
+/// Real-server-side tuple -> client-side tuple of embryonic NAT
+/// connections (their SYN-ACK must be translated). Looked up only when
+/// `REPLIES` misses: established replies pay nothing for it.
+#[map]
+pub static EMBRYO_REPLIES: LruHashMap<FlowKey, FlowKey> = LruHashMap::pinned(16384, 0);
+
+/// Shared atomics indexed by `lvs_common::occupancy`: how many entries
+/// `CONNS` and `EMBRYOS` hold (an LRU never says it is full), and the
+/// sweeper's epoch.
+#[map]
+pub static OCCUPANCY: Array<u64> = Array::pinned(lvs_common::occupancy::COUNT, 0);
+
+/// Real index -> its embryonic connections by epoch (`EmbryoCounts`).
+#[map]
+pub static EMBRYO_COUNTS: Array<EmbryoCounts> = Array::pinned(4096, 0);
 
 /// Real index -> active/inactive connection counts (atomics).
 #[map]

@@ -71,7 +71,11 @@ pub fn schedule(ctx: &XdpContext, p: &Packet, first: &'static Service) -> Verdic
         count(counters::NO_REAL);
         return Verdict::PASS;
     };
-    conntrack::create(&p.key, p, pick.idx, &pick.real, svc.id, now);
+    // Refused: the established table is full (`--conn-table-full
+    // refuse`); the stack answers it, as for a service without servers.
+    if !conntrack::create(&p.key, p, pick.idx, &pick.real, svc.id, now) {
+        return Verdict::PASS;
+    }
     count(counters::NEW_CONN);
     if debug_on() {
         debug!(

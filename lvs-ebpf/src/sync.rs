@@ -17,7 +17,7 @@ use lvs_common::{
 
 use crate::{
     atomic,
-    conntrack::{counts_add, kill},
+    conntrack::{counted_in_conns, counts_add, kill},
     maps::{CONNS, REALS, REPLIES},
     parse::ptr_at,
 };
@@ -39,7 +39,13 @@ pub fn conn_sync(ctx: &XdpContext) -> u32 {
     }
     // The forwarding method is the backup's own real server's, as IPVS's
     // backup binds a synced connection to its destination.
-    let mut st = s.conn.st & !(CONN_F_NOOUTPUT | CONN_F_DEAD);
+    // Established-table flags only (a master syncs `CONNS`).
+    let mut st = s.conn.st
+        & !(CONN_F_NOOUTPUT
+            | CONN_F_DEAD
+            | lvs_common::CONN_F_EMBRYO
+            | lvs_common::CONN_F_SHORT
+            | lvs_common::CONN_F_EPOCH);
     if real.method != METHOD_MASQ {
         st |= CONN_F_NOOUTPUT;
     }
@@ -66,7 +72,7 @@ pub fn conn_sync(ctx: &XdpContext) -> u32 {
         }
         // Another real server for the same tuple: the master's is the
         // truth (IPVS's backup expires the old one too).
-        if !kill(&s.key, c) {
+        if !kill(&s.key, c, false) {
             return XDP_DROP;
         }
     }
@@ -76,6 +82,7 @@ pub fn conn_sync(ctx: &XdpContext) -> u32 {
         return XDP_DROP;
     }
     counts_add(conn.real, active, 1);
+    counted_in_conns();
     if real.method == METHOD_MASQ {
         let reply: FlowKey = FlowKey::reply_of(&s.key, &real.addr, real.port);
         let _ = REPLIES.insert(&reply, &s.key, 0);

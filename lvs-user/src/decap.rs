@@ -66,7 +66,7 @@ async fn serve(ifaces: Vec<String>, mode: XdpMode, pin_dir: &Path) -> Result<()>
         .program_mut("decap")
         .ok_or_else(|| anyhow!("object has no decap program"))?
         .try_into()?;
-    prog.load().map_err(|e| loader::explain(e, "decap"))?;
+    loader::load_xdp(prog, "decap")?;
     loader::attach(prog, &ifaces, mode)?;
     let mut addrs: HashMap<_, AddrKey, u8> = HashMap::try_from(
         bpf.map_mut("DECAP_ADDRS")
@@ -121,7 +121,7 @@ impl Loaded {
             .program_mut("decap")
             .ok_or_else(|| anyhow!("object has no decap program"))?
             .try_into()?;
-        prog.load().map_err(|e| loader::explain(e, "decap"))?;
+        loader::load_xdp(prog, "decap")?;
         let mut map: HashMap<_, AddrKey, u8> = HashMap::try_from(
             bpf.map_mut("DECAP_ADDRS")
                 .ok_or_else(|| anyhow!("object has no DECAP_ADDRS map"))?,

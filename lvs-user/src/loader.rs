@@ -44,6 +44,22 @@ pub struct Sizes {
     pub max_services: u32,
     pub max_reals: u32,
     pub sched_table: u32,
+    /// Embryonic connections (handshake not completed) the separate
+    /// embryonic table holds before a new one evicts the oldest.
+    pub max_embryonic: u32,
+    /// What a new connection meeting `max_conns` established ones gets
+    /// (`--conn-table-full`; not a size, but fixed with them at load).
+    pub table_full: TableFull,
+}
+
+/// `--conn-table-full`: see `lvs_common::TABLE_FULL_REFUSE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TableFull {
+    /// Passed to the director's stack (reset), counted `conn_table_full`.
+    #[default]
+    Refuse,
+    /// The LRU evicts the least recently used established connection.
+    Evict,
 }
 
 impl Default for Sizes {
@@ -54,6 +70,10 @@ impl Default for Sizes {
             max_reals: 4096,
             // Room for a dozen Maglev tables of 65 537 entries.
             sched_table: 1 << 20,
+            // A quarter of the established table: handshakes last one
+            // round trip, established connections minutes.
+            max_embryonic: 16384,
+            table_full: TableFull::Refuse,
         }
     }
 }
@@ -173,6 +193,29 @@ pub fn explain(e: ProgramError, what: &str) -> anyhow::Error {
     }
 }
 
+/// How often [`load_xdp`] tries a program the verifier gave up on because
+/// a signal arrived.
+const LOAD_ATTEMPTS: u32 = 5;
+
+/// Loads an XDP program into the kernel. The verifier stops with EAGAIN
+/// when a signal is pending for the loading thread (a child's SIGCHLD in a
+/// process that handles it, say), and the director takes long enough to
+/// verify for that to happen: such a load is tried again, as libbpf does.
+pub fn load_xdp(prog: &mut Xdp, what: &str) -> Result<()> {
+    let mut attempt = 1;
+    loop {
+        match prog.load() {
+            Ok(()) => return Ok(()),
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < LOAD_ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            Err(e) => return Err(explain(e, what)),
+        }
+    }
+}
+
 pub fn attach(prog: &mut Xdp, ifaces: &[String], mode: XdpMode) -> Result<()> {
     for ifname in ifaces {
         prog.attach(ifname, mode).map_err(|e| match e {
@@ -242,6 +285,11 @@ fn write_config(
     let mut config: Array<&mut MapData, Config> = Array::try_from(map)?;
     let mut cfg = config.get(&0, 0)?;
     cfg.conn_table_size = sizes.max_conns;
+    cfg.max_embryonic = sizes.max_embryonic;
+    cfg.conn_table_full = match sizes.table_full {
+        TableFull::Refuse => lvs_common::TABLE_FULL_REFUSE,
+        TableFull::Evict => lvs_common::TABLE_FULL_EVICT,
+    };
     cfg.debug = debug as u32;
     cfg.tunnel_src4 = tunnel.source4.map_or(0, |a| u32::from_ne_bytes(a.octets()));
     cfg.tunnel_src6 = tunnel
@@ -339,13 +387,19 @@ fn reals_needing_neighbours(dir: &Path) -> Result<Vec<IpAddr>> {
 
 /// `max_entries` of the maps `lvs load` sizes from `s` on a machine of
 /// `cpus` possible CPUs (the others keep the object's).
-pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 16] {
+pub fn map_sizes(s: Sizes, cpus: u32) -> [(&'static str, u32); 19] {
     // The connection-sized LRU maps get room for the kernel's per-CPU free
     // lists, so that `max_conns` connections fit; CONFIG keeps `max_conns`.
+    // With `--conn-table-full refuse` the data path stops at `max_conns`,
+    // so CONNS never evicts.
     let lru = lru_entries(s.max_conns, cpus);
+    let embryos = lru_entries(s.max_embryonic, cpus);
     [
         (names::CONNS, lru),
         (names::REPLIES, lru),
+        (names::EMBRYOS, embryos),
+        (names::EMBRYO_REPLIES, embryos),
+        (names::EMBRYO_COUNTS, s.max_reals),
         (names::SERVICES, s.max_services),
         (names::SCHED_STATE, s.max_services),
         (names::SVC_STATS, s.max_services),
@@ -393,13 +447,13 @@ pub fn load_director(
         .program_mut(progs::DIRECTOR)
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
-    prog.load().map_err(|e| explain(e, progs::DIRECTOR))?;
+    load_xdp(prog, progs::DIRECTOR)?;
     for name in [progs::CONN_EXPIRE, progs::CONN_FIX, crate::sync::PROG] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?
             .try_into()?;
-        p.load().map_err(|e| explain(e, name))?;
+        load_xdp(p, name)?;
     }
     Ok(bpf)
 }
@@ -563,7 +617,7 @@ pub async fn run_pass(ifaces: Vec<String>, mode: XdpMode) -> Result<()> {
         .program_mut("pass")
         .ok_or_else(|| anyhow!("object has no pass program"))?
         .try_into()?;
-    prog.load().map_err(|e| explain(e, "pass"))?;
+    load_xdp(prog, "pass")?;
     attach(prog, &ifaces, mode)?;
     let sig = stop_signals()?;
     println!("lvs: pass attached to {}", ifaces.join(", "));

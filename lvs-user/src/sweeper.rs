@@ -3,6 +3,12 @@
 //! and the count are atomic with the data path), keeps the persistence
 //! templates of live connections in use, and corrects the active/inactive
 //! counts of connections the LRU evicted before they ended (`conn_fix`).
+//! It walks the embryonic table (`EMBRYOS`) the same way, and takes the
+//! embryonic connections its LRU evicted (a SYN flood's doing) off the
+//! counts exactly: each sweep flips the epoch new embryonic connections
+//! are counted in (`EmbryoCounts`), so the other epoch's count is fixed
+//! while the walk reads it, and what it holds beyond what the walk saw was
+//! evicted.
 //! Deleted services are kept as tombstones while they have connections;
 //! the sweeper removes them once their last connection has gone (see
 //! [`crate::tables::buriable`]).
@@ -19,9 +25,9 @@ use aya::{
     Ebpf,
 };
 use lvs_common::{
-    xdp, Config, Conn, ConnFix, FlowKey, Persist, PersistKey, RealConns, Service, ServiceEntry,
-    ServiceKey, CONN_F_ACTIVE, CONN_F_DEAD, CONN_STATE_MASK, FIX_ACTIVE, FIX_INACTIVE,
-    SVC_F_DELETED, SVC_F_PERSISTENT,
+    occupancy, state, xdp, Config, Conn, ConnFix, EmbryoCounts, FlowKey, Persist, PersistKey,
+    RealConns, Service, ServiceEntry, ServiceKey, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_EPOCH,
+    FIX_ACTIVE, FIX_EMBRYO, FIX_INACTIVE, SVC_F_DELETED, SVC_F_PERSISTENT,
 };
 
 use crate::tables::{
@@ -36,6 +42,12 @@ pub struct Swept {
     pub expired: u64,
     /// Connections taken off counts because the LRU evicted them.
     pub evicted: u64,
+    /// Live embryonic connections (not in `live`) and those expired.
+    pub embryonic: u64,
+    pub embryonic_expired: u64,
+    /// Embryonic connections taken off counts because the LRU evicted
+    /// them.
+    pub embryonic_evicted: u64,
 }
 
 /// Counts seen per real server: [active, inactive].
@@ -78,9 +90,16 @@ pub fn near_full(entries: u64, capacity: u64, cpus: u64) -> bool {
 }
 
 /// The data path's expiry rule with the configured per-state timeouts.
-pub fn expired(c: &Conn, timeouts: &[u32], now: u64) -> bool {
-    let state = (c.st & CONN_STATE_MASK) as usize;
-    c.expired(timeouts.get(state).copied().unwrap_or(60), now)
+pub fn expired(c: &Conn, timeouts: &[u32; state::COUNT], now: u64) -> bool {
+    c.expired(lvs_common::conn_timeout_s(c.st, timeouts), now)
+}
+
+/// The input of `conn_expire`: the key, then which table.
+fn expire_input(k: &FlowKey, embryo: bool) -> [u8; 41] {
+    let mut b = [0u8; 41];
+    b[..40].copy_from_slice(bytemuck::bytes_of(k));
+    b[40] = embryo as u8;
+    b
 }
 
 /// The correction for one count: (to take off now, surplus to remember).
@@ -160,10 +179,11 @@ impl Sweeper {
             }
         }
         for k in dead {
-            if run(bpf, progs::CONN_EXPIRE, bytemuck::bytes_of(&k))? == xdp::PASS {
+            if run(bpf, progs::CONN_EXPIRE, &expire_input(&k, false))? == xdp::PASS {
                 out.expired += 1;
             }
         }
+        self.sweep_embryos(bpf, &cfg, now, &mut out, &mut live_services)?;
         self.keep_templates(bpf, &keep, now)?;
         let done: Vec<ServiceKey> = tombstones
             .into_iter()
@@ -190,7 +210,8 @@ impl Sweeper {
         };
         let full = near_full(out.live + out.expired, capacity, cpus);
         if full || self.was_full {
-            out.evicted = self.reconcile(bpf, &seen)?;
+            let embryos = embryo_counts(bpf)?;
+            out.evicted = self.reconcile(bpf, &seen, &embryos)?;
         } else {
             self.surplus.clear();
         }
@@ -248,13 +269,83 @@ impl Sweeper {
         Ok(())
     }
 
-    fn reconcile(&mut self, bpf: &Ebpf, seen: &Seen) -> Result<u64> {
+    /// Walks `EMBRYOS`: expires what has expired, and takes what the LRU
+    /// evicted of the epoch not current off the counts; then flips the
+    /// epoch.
+    fn sweep_embryos(
+        &mut self,
+        bpf: &mut Ebpf,
+        cfg: &Config,
+        now: u64,
+        out: &mut Swept,
+        live_services: &mut HashSet<u32>,
+    ) -> Result<()> {
+        let current = {
+            let a: Array<&MapData, u64> = Array::try_from(map(bpf, names::OCCUPANCY)?)?;
+            a.get(&occupancy::EPOCH, 0)? & 1
+        };
+        // Its count no longer grows (the epoch flipped a sweep ago).
+        let fixed = (current ^ 1) as usize;
+        let mut seen: StdHashMap<u32, u64> = StdHashMap::new();
+        let mut dead = Vec::new();
+        {
+            let m: HashMap<&MapData, FlowKey, Conn> = HashMap::try_from(map(bpf, names::EMBRYOS)?)?;
+            for kv in m.iter() {
+                let Ok((k, c)) = kv else { continue };
+                if c.st & CONN_F_DEAD != 0 {
+                    continue;
+                }
+                if expired(&c, &cfg.timeouts, now) {
+                    dead.push(k);
+                    continue;
+                }
+                out.embryonic += 1;
+                live_services.insert(c.svc_id);
+                if (c.st & CONN_F_EPOCH != 0) as usize == fixed {
+                    *seen.entry(c.real).or_default() += 1;
+                }
+            }
+        }
+        for k in dead {
+            if run(bpf, progs::CONN_EXPIRE, &expire_input(&k, true))? == xdp::PASS {
+                out.embryonic_expired += 1;
+            }
+        }
+        // Read after the walk and the expiries: only what the LRU took
+        // without telling is left over.
+        for (real, e) in embryo_counts(bpf)?.iter().enumerate() {
+            let real = real as u32;
+            let lost = e.epochs[fixed].saturating_sub(seen.get(&real).copied().unwrap_or(0));
+            if lost > 0 {
+                let input = ConnFix {
+                    real,
+                    kind: FIX_EMBRYO + fixed as u32,
+                    amount: lost,
+                };
+                run(bpf, progs::CONN_FIX, bytemuck::bytes_of(&input))?;
+                out.embryonic_evicted += lost;
+            }
+        }
+        let mut a: Array<&mut MapData, u64> = Array::try_from(
+            bpf.map_mut(names::OCCUPANCY)
+                .ok_or_else(|| anyhow!("no OCCUPANCY map"))?,
+        )?;
+        a.set(occupancy::EPOCH, fixed as u64, 0)?;
+        Ok(())
+    }
+
+    fn reconcile(&mut self, bpf: &Ebpf, seen: &Seen, embryos: &[EmbryoCounts]) -> Result<u64> {
         let counts: Array<&MapData, RealConns> = Array::try_from(map(bpf, names::REAL_CONNS)?)?;
         let mut fixes = Vec::new();
         for i in 0..counts.len() {
             let c = counts.get(&i, 0)?;
             let s = seen.get(&i).copied().unwrap_or_default();
-            for (kind, counted) in [(FIX_ACTIVE, c.active), (FIX_INACTIVE, c.inactive)] {
+            // The embryonic connections counted inactive are not in CONNS.
+            let e = embryos
+                .get(i as usize)
+                .map_or(0, |e| e.epochs[0] + e.epochs[1]);
+            let inactive = c.inactive.saturating_sub(e);
+            for (kind, counted) in [(FIX_ACTIVE, c.active), (FIX_INACTIVE, inactive)] {
                 let kind = kind as usize;
                 let last = self.surplus.get(&(i, kind)).copied().unwrap_or(0);
                 let (fix, rest) = correction(counted, s[kind], last);
@@ -278,6 +369,12 @@ impl Sweeper {
         }
         Ok(total)
     }
+}
+
+/// Every real server's embryonic counts, indexed like `REALS`.
+fn embryo_counts(bpf: &Ebpf) -> Result<Vec<EmbryoCounts>> {
+    let a: Array<&MapData, EmbryoCounts> = Array::try_from(map(bpf, names::EMBRYO_COUNTS)?)?;
+    a.iter().collect::<Result<Vec<_>, _>>().map_err(Into::into)
 }
 
 fn map<'a>(bpf: &'a Ebpf, name: &str) -> Result<&'a aya::maps::Map> {

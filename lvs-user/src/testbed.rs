@@ -13,7 +13,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use aya::{programs::Xdp, Ebpf};
 use lvs_common::counters;
 
@@ -91,9 +91,7 @@ pub fn load_prog(bpf: &mut Ebpf, name: &str) -> Result<()> {
         .program_mut(name)
         .ok_or_else(|| anyhow!("the object has no program {name}"))?
         .try_into()?;
-    prog.load()
-        .with_context(|| format!("the kernel rejected {name}"))?;
-    Ok(())
+    crate::loader::load_xdp(prog, name)
 }
 
 /// XDP program `name` of any object.

@@ -8,7 +8,7 @@ use lvs_common::{counters, csum, AF_INET, PROTO_TCP};
 use crate::{
     clock, conntrack,
     flow::{self, Cacheable},
-    maps::{Chosen, CONNS, REPLIES},
+    maps::Chosen,
     parse::{ptr_at, Packet, TCP_CSUM_OFF, UDP_CSUM_OFF},
     stats::{account, count},
     verdict::Verdict,
@@ -66,7 +66,7 @@ pub fn forward(ctx: &XdpContext, p: &Packet, ch: &Chosen) -> Verdict {
 /// Anything else not addressed to a service is not ours and passes.
 #[inline(never)]
 pub fn reply(ctx: &XdpContext, p: &Packet) -> Verdict {
-    let Some(client) = (unsafe { REPLIES.get(&p.key) }) else {
+    let Some((client, embryo)) = conntrack::reply_client(&p.key) else {
         count(counters::PASS);
         return Verdict::PASS;
     };
@@ -103,7 +103,7 @@ pub fn reply(ctx: &XdpContext, p: &Packet) -> Verdict {
         }
     };
     let mut cache = Cacheable::default();
-    if let Some(c) = CONNS.get_ptr_mut(client) {
+    if let Some(c) = conntrack::reply_conn(p, client, embryo) {
         conntrack::touch(c, p, false, clock::now());
         let (svc_id, real, st) =
             unsafe { ((*c).svc_id, (*c).real, core::ptr::read_volatile(&(*c).st)) };

@@ -17,7 +17,7 @@ use lvs_common::{counters, csum, FlowKey, Real, AF_INET, PROTO_TCP, PROTO_UDP, R
 
 use crate::{
     fwd::nat::End,
-    maps::{CHOSEN_CLIENT, CONNS, REALS, REPLIES},
+    maps::{CHOSEN_CLIENT, REALS},
     parse::{ptr_at, Packet, PROTO_ICMP},
     stats::count,
     verdict::Verdict,
@@ -129,7 +129,7 @@ fn tracked(ctx: &XdpContext, p: &Packet) -> Verdict {
         family: p.key.family,
         _pad: [0; 2],
     };
-    if let Some(c) = unsafe { CONNS.get(&client_key) } {
+    if let Some(c) = crate::conntrack::find(&client_key) {
         let Some(real) = REALS.get(c.real) else {
             return Verdict::PASS;
         };
@@ -151,7 +151,7 @@ fn tracked(ctx: &XdpContext, p: &Packet) -> Verdict {
         family: p.key.family,
         _pad: [0; 2],
     };
-    if let Some(client) = unsafe { REPLIES.get(&reply_key) } {
+    if let Some((client, _)) = crate::conntrack::reply_client(&reply_key) {
         let Some(slot) = CHOSEN_CLIENT.get_ptr_mut(0) else {
             return Verdict::DROP;
         };

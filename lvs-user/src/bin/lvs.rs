@@ -60,6 +60,16 @@ enum Cmd {
         /// this for the kernel's per-CPU LRU free lists).
         #[arg(long, default_value_t = Sizes::default().max_conns)]
         max_conns: u32,
+        /// Embryonic connections (handshake not completed; UDP not yet
+        /// confirmed) held apart from established ones: a flood of new
+        /// flows evicts only these.
+        #[arg(long, default_value_t = Sizes::default().max_embryonic)]
+        max_embryonic: u32,
+        /// A new connection when --max-conns established ones are tracked:
+        /// refuse (passed to the director's stack, which resets it) or
+        /// evict the least recently used established connection.
+        #[arg(long, value_enum, default_value = "refuse")]
+        conn_table_full: loader::TableFull,
         #[arg(long, default_value_t = Sizes::default().max_services)]
         max_services: u32,
         #[arg(long, default_value_t = Sizes::default().max_reals)]
@@ -265,6 +275,8 @@ fn main() {
                 xdp_mode,
                 pin_path,
                 max_conns,
+                max_embryonic,
+                conn_table_full,
                 max_services,
                 max_reals,
                 sched_table_size,
@@ -301,6 +313,8 @@ fn main() {
                         max_services,
                         max_reals,
                         sched_table: sched_table_size,
+                        max_embryonic,
+                        table_full: conn_table_full,
                     },
                     debug,
                     tunnel,

@@ -103,8 +103,8 @@ impl Layout {
     pub fn render(&self) -> String {
         let s = &self.sizes;
         let mut out = format!(
-            "{MAGIC}\nmax-conns {}\nmax-services {}\nmax-reals {}\nsched-table-size {}\nxdp-mode {}\n",
-            s.max_conns, s.max_services, s.max_reals, s.sched_table, self.mode
+            "{MAGIC}\nmax-conns {}\nmax-services {}\nmax-reals {}\nsched-table-size {}\nmax-embryonic {}\nxdp-mode {}\n",
+            s.max_conns, s.max_services, s.max_reals, s.sched_table, s.max_embryonic, self.mode
         );
         for i in &self.ifaces {
             out.push_str(&format!("iface {i}\n"));
@@ -139,6 +139,7 @@ impl Layout {
                 Some("max-services") => sizes.max_services = num(1)?,
                 Some("max-reals") => sizes.max_reals = num(1)?,
                 Some("sched-table-size") => sizes.sched_table = num(1)?,
+                Some("max-embryonic") => sizes.max_embryonic = num(1)?,
                 Some("xdp-mode") => mode = w.get(1).copied().unwrap_or_default().to_owned(),
                 Some("iface") if w.len() == 2 => ifaces.push(w[1].to_owned()),
                 Some("map") if w.len() == 12 => {
@@ -182,6 +183,7 @@ pub fn differences(
             ("--max-services", a.max_services, b.max_services),
             ("--max-reals", a.max_reals, b.max_reals),
             ("--sched-table-size", a.sched_table, b.sched_table),
+            ("--max-embryonic", a.max_embryonic, b.max_embryonic),
         ] {
             if there != here {
                 out.push(format!(

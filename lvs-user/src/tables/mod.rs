@@ -349,35 +349,41 @@ impl Tables {
             self.snapshot()?;
         }
         let cfg = self.config()?;
-        let conns: HashMap<MapData, FlowKey, Conn> =
-            HashMap::try_from(Map::LruHashMap(open_map(&self.dir, names::CONNS)?))?;
         let now = monotonic_ns();
         let mut out = Vec::new();
-        for kv in conns.iter() {
-            let Ok((k, c)) = kv else { continue };
-            if c.st & CONN_F_DEAD != 0 {
-                continue;
+        // Established connections, then the embryonic ones (SYN_RECV, new
+        // UDP flows), which IPVS lists too.
+        for table in [names::CONNS, names::EMBRYOS] {
+            let conns: HashMap<MapData, FlowKey, Conn> =
+                HashMap::try_from(Map::LruHashMap(open_map(&self.dir, table)?))?;
+            for kv in conns.iter() {
+                let Ok((k, c)) = kv else { continue };
+                if c.st & CONN_F_DEAD != 0 {
+                    continue;
+                }
+                let (Some(proto), Some(r)) =
+                    (Proto::from_code(k.proto), self.slots.get(c.real as usize))
+                else {
+                    continue;
+                };
+                if r.generation != c.real_generation {
+                    continue;
+                }
+                let state = (c.st & CONN_STATE_MASK) as usize;
+                let timeout =
+                    lvs_common::conn_timeout_s(c.st, &cfg.timeouts) as u64 * 1_000_000_000;
+                let left = timeout.saturating_sub(now.saturating_sub(c.last_seen));
+                let sock =
+                    |a: [u32; 4], p: u16| SocketAddr::new(words_addr(a, k.family), raw_port(p));
+                out.push(ConnEntry {
+                    proto,
+                    state: STATE_NAMES.get(state).copied().unwrap_or("?"),
+                    expires: left.div_ceil(1_000_000_000) as u32,
+                    client: sock(k.src, k.sport),
+                    virtual_addr: sock(k.dst, k.dport),
+                    real: sock(r.addr, r.port),
+                });
             }
-            let (Some(proto), Some(r)) =
-                (Proto::from_code(k.proto), self.slots.get(c.real as usize))
-            else {
-                continue;
-            };
-            if r.generation != c.real_generation {
-                continue;
-            }
-            let state = (c.st & CONN_STATE_MASK) as usize;
-            let timeout = cfg.timeouts.get(state).copied().unwrap_or(0) as u64 * 1_000_000_000;
-            let left = timeout.saturating_sub(now.saturating_sub(c.last_seen));
-            let sock = |a: [u32; 4], p: u16| SocketAddr::new(words_addr(a, k.family), raw_port(p));
-            out.push(ConnEntry {
-                proto,
-                state: STATE_NAMES.get(state).copied().unwrap_or("?"),
-                expires: left.div_ceil(1_000_000_000) as u32,
-                client: sock(k.src, k.sport),
-                virtual_addr: sock(k.dst, k.dport),
-                real: sock(r.addr, r.port),
-            });
         }
         Ok(out)
     }

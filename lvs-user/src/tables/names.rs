@@ -13,6 +13,12 @@ pub const SCHED_STATE: &str = "SCHED_STATE";
 pub const CONNS: &str = "CONNS";
 pub const REPLIES: &str = "REPLIES";
 pub const REAL_CONNS: &str = "REAL_CONNS";
+/// Embryonic connections and their NAT reply tuples (`lvs_ebpf`'s
+/// `conntrack`), their counts by epoch, and the tables' occupancy.
+pub const EMBRYOS: &str = "EMBRYOS";
+pub const EMBRYO_REPLIES: &str = "EMBRYO_REPLIES";
+pub const EMBRYO_COUNTS: &str = "EMBRYO_COUNTS";
+pub const OCCUPANCY: &str = "OCCUPANCY";
 pub const SVC_STATS: &str = "SVC_STATS";
 pub const REAL_STATS: &str = "REAL_STATS";
 pub const COUNTERS: &str = "COUNTERS";
@@ -34,7 +40,7 @@ pub const LINK_MACS: &str = "LINK_MACS";
 /// The layout record `lvs load` pins beside the maps (see
 /// `life::layout`); not a map of the object.
 pub const LAYOUT: &str = "LAYOUT";
-pub const ALL: [&str; 24] = [
+pub const ALL: [&str; 28] = [
     SERVICES,
     GENERATION,
     REAL_VIEWS,
@@ -45,6 +51,10 @@ pub const ALL: [&str; 24] = [
     CONNS,
     REPLIES,
     REAL_CONNS,
+    EMBRYOS,
+    EMBRYO_REPLIES,
+    EMBRYO_COUNTS,
+    OCCUPANCY,
     SVC_STATS,
     REAL_STATS,
     COUNTERS,

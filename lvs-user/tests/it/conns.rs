@@ -508,7 +508,14 @@ fn evicted_connections_are_taken_off_the_counts() {
     if !require_root("conns evictions") {
         return;
     }
-    let d = director_with("evict", 1, &["--max-conns", "512"]).unwrap();
+    // Eviction is what this test is about: by default a full table
+    // refuses new connections instead (`flood::`).
+    let d = director_with(
+        "evict",
+        1,
+        &["--max-conns", "512", "--conn-table-full", "evict"],
+    )
+    .unwrap();
     let cap = d.conn_map_entries();
     let _udp = servers::udp(&d.seed.rs[0], "0.0.0.0:53".parse().unwrap(), "rs1").unwrap();
     let vip = format!("{}:53", lvs_lab::seed::VIP);

@@ -13,6 +13,7 @@ mod capacity;
 mod conns;
 mod dr;
 mod ecmp;
+mod flood;
 mod fuzz;
 mod health;
 mod hops;

@@ -322,16 +322,32 @@ fn observe(live: &Live, pin: &Path, tid: u32) -> Result<Observed> {
     })
 }
 
-/// The sync daemon's thread (named by `lvs::sync::start`).
+/// The sync daemon's thread (named by `lvs::sync::start`). The thread
+/// names itself once it runs, which may be a moment after `start`
+/// returned: looked for during up to 2 s.
 fn sync_tid() -> Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if let Some(tid) = find_task("lvs-sync")? {
+            return Ok(tid);
+        }
+        if Instant::now() >= deadline {
+            return Err(anyhow!("no lvs-sync thread in this process after 2 s"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The id of this process's thread named `name`, if any.
+fn find_task(name: &str) -> Result<Option<u32>> {
     for e in std::fs::read_dir("/proc/self/task")? {
         let e = e?;
         let comm = std::fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-        if comm.trim() == "lvs-sync" {
-            return e.file_name().to_string_lossy().parse().context("a task id");
+        if comm.trim() == name {
+            return Ok(e.file_name().to_string_lossy().parse().ok());
         }
     }
-    Err(anyhow!("no lvs-sync thread in this process"))
+    Ok(None)
 }
 
 /// Time thread `tid` of this process ran on a CPU (schedstat's first

@@ -624,11 +624,7 @@ mod against_ipvsadm {
             // (code -1), it reported no argument error to compare.
             let no_netlink = ic == -1 && argv.iter().any(|a| a == "--daemon");
             if ic != 0 {
-                if refused
-                    || no_proc
-                    || no_netlink
-                    || (ic == 2 && lc == 2 && big_weight(&argv))
-                {
+                if refused || no_proc || no_netlink || (ic == 2 && lc == 2 && big_weight(&argv)) {
                     return Ok(());
                 }
                 prop_assert_eq!((ic, &ierr), (lc, &lerr), "ipvsadm {:?}", argv);

@@ -186,6 +186,15 @@ proptest! {
                     }
                 }
             }
+            // A mutation can turn a quoted absolute path (`script "/bin/true"`)
+            // into an `include` of it: then the error may be that file's,
+            // and names it and its line instead.
+            Err(e) if e.file != name => {
+                prop_assert!(e.file.is_absolute() && e.line >= 1, "{e}");
+                let want = format!("{}:{}: ", e.file.display(), e.line);
+                prop_assert!(e.to_string().starts_with(&want), "{}", e);
+                prop_assert!(!e.msg.is_empty());
+            }
             Err(e) => {
                 let lines = text.split('\n').count() as u32;
                 prop_assert!(e.line >= 1 && e.line <= lines, "{e} in {lines} lines:\n{text}");

@@ -1,0 +1,315 @@
+//! SYN floods as live frames: `lvs::floodgen`'s generator (BPF_PROG_TEST_RUN
+//! with BPF_F_TEST_XDP_LIVE_FRAMES in the client namespace) transmits
+//! SYNs from random sources and ports out of the client's link, so they
+//! arrive at the director's XDP program on its `ext` link as any frame
+//! from the wire does.
+
+use std::{
+    collections::HashSet,
+    io::{Read, Write},
+    net::{IpAddr, Ipv4Addr, TcpListener, TcpStream},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+use aya::maps::{HashMap, MapData};
+use lvs::{
+    floodgen::{Generator, Sources},
+    loader::{Sizes, TunnelOpts},
+    tables::names,
+};
+use lvs_common::{Conn, FlowKey, CONN_F_DEAD, EMBRYO_SHORT_TIMEOUT_S};
+use lvs_lab::{
+    clients::TcpConn,
+    packet::{parse, Frame, Mac, SYN},
+    require_root, seed, Netns,
+};
+
+use crate::common::{director_with, wait_until, Director, T};
+
+/// The flood's sources: 10.0.0.0/8, ports 1024–33791.
+const SOURCES: Sources = Sources {
+    addr: Ipv4Addr::new(10, 0, 0, 0),
+    addr_bits: 24,
+    port: 1024,
+    port_bits: 15,
+};
+
+fn link_mac(ns: &Netns, dev: &str) -> Mac {
+    let out = ns.ip(&["-o", "link", "show", dev]).unwrap();
+    let w: Vec<&str> = out.split_whitespace().collect();
+    let m = w[w.iter().position(|x| *x == "link/ether").unwrap() + 1];
+    let b: Vec<u8> = m
+        .split(':')
+        .map(|h| u8::from_str_radix(h, 16).unwrap())
+        .collect();
+    b.try_into().unwrap()
+}
+
+/// Every frame the generator makes is the template with a source address
+/// and port from the range, both checksums valid, whatever the page held
+/// before (live pages come back as the receiver left them).
+#[test]
+fn the_generator_rewrites_source_port_and_checksums() {
+    if !require_root("flood generator") {
+        return;
+    }
+    let vip: IpAddr = seed::VIP.into();
+    for udp in [false, true] {
+        let t = if udp {
+            Frame::udp((seed::CLIENT_IP.into(), 5000), (vip, 53)).payload(b"flood")
+        } else {
+            Frame::tcp((seed::CLIENT_IP.into(), 5000), (vip, 80), SYN)
+        }
+        .macs([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .build();
+        let g = Generator::load(&t, SOURCES).unwrap();
+        let tp = parse(g.frame()).unwrap();
+        assert!(tp.ip_csum_ok && tp.l4_csum_ok, "template {tp:?}");
+        assert_eq!(
+            (tp.src, tp.sport),
+            (IpAddr::from(SOURCES.addr), SOURCES.port)
+        );
+        let mut seen = HashSet::new();
+        let garbage = vec![0xa5u8; g.frame().len()];
+        for i in 0..2000 {
+            let input = if i % 2 == 0 { g.frame() } else { &garbage[..] };
+            let (action, out) = g.one(input, 1).unwrap();
+            assert_eq!(action, lvs_common::xdp::TX);
+            assert_eq!(out.len(), g.frame().len());
+            let p = parse(&out).unwrap();
+            assert!(p.ip_csum_ok && p.l4_csum_ok, "frame {i}: {p:?}");
+            let IpAddr::V4(src) = p.src else { panic!() };
+            let off = u32::from(src) - u32::from(SOURCES.addr);
+            assert!(off < 1 << SOURCES.addr_bits, "{src}");
+            assert!((1024..1024 + (1 << 15)).contains(&p.sport), "{}", p.sport);
+            // Everything else is the template's.
+            let mut want = g.frame().to_vec();
+            want[24..30].copy_from_slice(&out[24..30]);
+            want[34..36].copy_from_slice(&out[34..36]);
+            let c = if udp { 40 } else { 50 };
+            want[c..c + 2].copy_from_slice(&out[c..c + 2]);
+            assert_eq!(out, want, "frame {i}");
+            seen.insert((src, p.sport));
+        }
+        assert!(seen.len() > 1990, "{} distinct sources", seen.len());
+    }
+    let bad = Frame::tcp((seed::CLIENT_IP.into(), 1), (vip, 80), SYN)
+        .build()
+        .into_iter()
+        .take(30)
+        .collect::<Vec<_>>();
+    assert!(Generator::load(&bad, SOURCES).is_err());
+}
+
+/// Rounds of one line each way on every connection; the indices broken.
+fn exchange(round: usize, pairs: &[(TcpConn, TcpStream)]) -> Vec<usize> {
+    let mut broken = Vec::new();
+    for (i, (c, _)) in pairs.iter().enumerate() {
+        if c.stream()
+            .write_all(format!("r{round:05} {i:04}\n").as_bytes())
+            .is_err()
+        {
+            broken.push(i);
+        }
+    }
+    for (i, (c, s)) in pairs.iter().enumerate() {
+        let want = format!("r{round:05} {i:04}\n");
+        let mut got = vec![0u8; want.len()];
+        let (mut srv, mut cli) = (s, c.stream());
+        let mut a = [0u8; 3];
+        let ok = srv.read_exact(&mut got).is_ok()
+            && got == want.as_bytes()
+            && srv.write_all(b"ok\n").is_ok()
+            && cli.read_exact(&mut a).is_ok()
+            && &a == b"ok\n";
+        if !ok {
+            broken.push(i);
+        }
+    }
+    broken
+}
+
+/// Live embryonic entries of the director pinned at `d`.
+fn embryos(bpf: &aya::Ebpf) -> usize {
+    let m: HashMap<&MapData, FlowKey, Conn> =
+        HashMap::try_from(bpf.map(names::EMBRYOS).unwrap()).unwrap();
+    m.iter()
+        .filter_map(|kv| kv.ok())
+        .filter(|(_, c)| c.st & CONN_F_DEAD == 0)
+        .count()
+}
+
+const FLOOD: u64 = 2_000_000;
+/// Frames per generator call: each call returns when they are sent.
+const CALL: u32 = 1 << 16;
+/// The flood's bound on a slow machine.
+const FLOOD_LIMIT: Duration = Duration::from_secs(90);
+
+/// What a flood did.
+struct Flood {
+    /// Frames the generator sent.
+    sent: u64,
+    /// New connections the director counted (the frames that reached its
+    /// XDP program: veth drops what its ring cannot take).
+    seen: u64,
+    secs: f64,
+    /// Rounds of the established flows' exchange during the flood.
+    rounds: usize,
+}
+
+impl std::fmt::Display for Flood {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(
+            f,
+            "{} frames sent in {:.1} s ({:.0}/s), {} new connections at the director ({:.0}/s)",
+            self.sent,
+            self.secs,
+            self.sent as f64 / self.secs,
+            self.seen,
+            self.seen as f64 / self.secs
+        )
+    }
+}
+
+impl Flood {
+    /// At least [`FLOOD`] flood frames reached the director's XDP program
+    /// on `ext` (each a new connection) while the flows kept exchanging.
+    fn check(&self) {
+        assert!(self.seen >= FLOOD, "{self}");
+        assert!(self.sent >= self.seen, "{self}");
+        assert!(self.rounds >= 2, "the flows exchanged during the flood");
+    }
+}
+
+/// Floods the director's `ext` link with copies of `template` from
+/// [`SOURCES`], sent by the generator out of the client's link, until the
+/// director has counted [`FLOOD`] new connections (or [`FLOOD_LIMIT`]
+/// passed); meanwhile calls `round` every 50 ms.
+fn flood(d: &Director, template: Frame, mut round: impl FnMut(usize)) -> Flood {
+    let template = template
+        .macs(
+            link_mac(&d.seed.client, seed::CLIENT_IF),
+            link_mac(&d.seed.director, seed::DIR_EXT_IF),
+        )
+        .build();
+    let gen = Generator::load(&template, SOURCES).unwrap();
+    let client_if = d.seed.client.ifindex(seed::CLIENT_IF).unwrap();
+    let new0 = d.counter("new_conn");
+    let stop = AtomicBool::new(false);
+    let sent = AtomicU64::new(0);
+    let start = Instant::now();
+    let rounds = std::thread::scope(|sc| {
+        let gen_thread = sc.spawn(|| {
+            d.seed.client.enter(|| -> anyhow::Result<()> {
+                while !stop.load(Ordering::Relaxed) && start.elapsed() < FLOOD_LIMIT {
+                    gen.send(client_if, CALL)?;
+                    sent.fetch_add(CALL as u64, Ordering::Relaxed);
+                }
+                Ok(())
+            })
+        });
+        let mut rounds = 0;
+        while !gen_thread.is_finished() {
+            let t = Instant::now();
+            rounds += 1;
+            round(rounds);
+            if d.counter("new_conn") - new0 >= FLOOD {
+                stop.store(true, Ordering::Relaxed);
+            }
+            if let Some(rest) = Duration::from_millis(50).checked_sub(t.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        gen_thread.join().unwrap().unwrap().unwrap();
+        rounds
+    });
+    Flood {
+        sent: sent.load(Ordering::Relaxed),
+        seen: d.counter("new_conn") - new0,
+        secs: start.elapsed().as_secs_f64(),
+        rounds,
+    }
+}
+
+/// 1 000 established NAT connections (real sockets, client namespace to a
+/// listener in the real server's) exchange a line each way in rounds
+/// every 50 ms while the generator sends 2 000 000 SYNs from random
+/// sources and ports out of the client's link at full speed: the
+/// director's XDP program on `ext` meets them as frames from the wire.
+/// None of the connections breaks; afterwards the flood's entries are
+/// gone within their short timeout and ActiveConn/InActConn are what the
+/// open connections say.
+#[test]
+fn live_frames_syn_flood_breaks_no_nat_connection() {
+    if !require_root("flood live frames") {
+        return;
+    }
+    const N: usize = 1000;
+    let d = director_with("flf", 1, &["--max-conns", "4096", "--max-embryonic", "512"]).unwrap();
+    let vip = format!("{}:80", seed::VIP);
+    d.adm(&["-A", "-t", &vip, "-s", "rr"]);
+    d.adm(&[
+        "-a",
+        "-t",
+        &vip,
+        "-r",
+        &format!("{}:80", seed::rs_ip(0)),
+        "-m",
+    ]);
+    let listener = d.seed.rs[0]
+        .enter(|| TcpListener::bind("0.0.0.0:80"))
+        .unwrap()
+        .unwrap();
+    let mut pairs = Vec::with_capacity(N);
+    for i in 0..N {
+        let c = TcpConn::connect(&d.seed.client, d.seed.vip(80), T)
+            .unwrap_or_else(|e| panic!("connection {i}: {e:#}\n{}", d.diag()));
+        let (s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        c.stream().set_read_timeout(Some(T)).unwrap();
+        pairs.push((c, s));
+    }
+    assert_eq!(exchange(0, &pairs), Vec::<usize>::new(), "{}", d.diag());
+    let row = |d: &Director| d.reals(&vip)[0].clone();
+    assert_eq!((row(&d).active, row(&d).inactive), (N as u64, 0));
+
+    let template = Frame::tcp((seed::CLIENT_IP.into(), 1), (seed::VIP.into(), 80), SYN);
+    let mut broken = Vec::new();
+    let f = flood(&d, template, |round| broken.extend(exchange(round, &pairs)));
+    println!(
+        "live SYN flood: {f} while {N} NAT connections exchanged a line each way {} times",
+        f.rounds
+    );
+    assert!(
+        broken.is_empty(),
+        "broken connections: {:?}\n{}",
+        &broken[..broken.len().min(10)],
+        d.diag()
+    );
+    f.check();
+    assert!(d.counter("embryonic_full") > 0);
+    assert_eq!(d.counter("evicted"), 0);
+    // Gone within their short timeout (a second of slack, two sweeps).
+    let sizes = Sizes {
+        max_conns: 4096,
+        max_embryonic: 512,
+        ..Sizes::default()
+    };
+    let pin = d.seed.pin_dir().to_path_buf();
+    let bpf = lvs::loader::load_director(&pin, sizes, false, TunnelOpts::default(), &[]).unwrap();
+    let settled = wait_until(
+        Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 5),
+        || embryos(&bpf) == 0 && row(&d).inactive == 0,
+    );
+    assert!(settled, "embryonic left {} {:?}", embryos(&bpf), row(&d));
+    assert_eq!(row(&d).active, N as u64);
+    assert!(d.counter("syn_flood_evicted") > 0);
+    assert_eq!(
+        exchange(f.rounds + 1, &pairs),
+        Vec::<usize>::new(),
+        "{}",
+        d.diag()
+    );
+}

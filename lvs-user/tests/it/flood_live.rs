@@ -7,7 +7,7 @@
 use std::{
     collections::HashSet,
     io::{Read, Write},
-    net::{IpAddr, Ipv4Addr, TcpListener, TcpStream},
+    net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket},
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
@@ -18,14 +18,14 @@ use lvs::{
     loader::{Sizes, TunnelOpts},
     tables::names,
 };
-use lvs_common::{Conn, FlowKey, CONN_F_DEAD, EMBRYO_SHORT_TIMEOUT_S};
+use lvs_common::{Conn, FlowKey, AF_INET, CONN_F_DEAD, EMBRYO_SHORT_TIMEOUT_S, PROTO_UDP};
 use lvs_lab::{
     clients::TcpConn,
     packet::{parse, Frame, Mac, SYN},
     require_root, seed, Netns,
 };
 
-use crate::common::{director_with, wait_until, Director, T};
+use crate::common::{director_with, real_rows, wait_until, Director, T};
 
 /// The flood's sources: 10.0.0.0/8, ports 1024–33791.
 const SOURCES: Sources = Sources {
@@ -312,4 +312,175 @@ fn live_frames_syn_flood_breaks_no_nat_connection() {
         "{}",
         d.diag()
     );
+}
+
+/// The client-side tuple of a flow to the VIP as the maps key it.
+fn key(sport: u16, dport: u16, proto: u8) -> FlowKey {
+    FlowKey {
+        src: [u32::from_ne_bytes(seed::CLIENT_IP.octets()), 0, 0, 0],
+        dst: [u32::from_ne_bytes(seed::VIP.octets()), 0, 0, 0],
+        sport: sport.to_be(),
+        dport: dport.to_be(),
+        proto,
+        family: AF_INET,
+        _pad: [0; 2],
+    }
+}
+
+/// Sends one datagram on every flow, then collects the answers that came
+/// within 20 ms; adds them to `answered`.
+fn udp_round(round: usize, flows: &[UdpSocket], answered: &mut [u64]) {
+    for (i, s) in flows.iter().enumerate() {
+        // A full socket buffer under load is a loss, not a failure.
+        let _ = s.send(format!("r{round:05} {i:04}").as_bytes());
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    let mut buf = [0u8; 64];
+    for (i, s) in flows.iter().enumerate() {
+        while let Ok(n) = s.recv(&mut buf) {
+            if buf[..n].ends_with(format!(" {i:04}").as_bytes()) {
+                answered[i] += 1;
+            }
+        }
+    }
+}
+
+/// The same with UDP: 1 000 NAT flows to a UDP service, each confirmed by
+/// its real server's answer, send a datagram every 50 ms while the
+/// generator floods the service with 2 000 000 datagrams from random
+/// sources and ports. Every flow keeps its entry in the established
+/// table and is answered during and after the flood; the flood's
+/// entries go within their short timeout and InActConn is the flows'.
+#[test]
+fn live_frames_udp_flood_breaks_no_nat_flow() {
+    if !require_root("UDP flood live frames") {
+        return;
+    }
+    const N: usize = 1000;
+    let d = director_with("flu", 1, &["--max-conns", "4096", "--max-embryonic", "512"]).unwrap();
+    let vs = format!("{}:53", seed::VIP);
+    d.adm(&["-A", "-u", &vs, "-s", "rr"]);
+    d.adm(&[
+        "-a",
+        "-u",
+        &vs,
+        "-r",
+        &format!("{}:53", seed::rs_ip(0)),
+        "-m",
+    ]);
+    let server = d.seed.rs[0]
+        .enter(|| UdpSocket::bind("0.0.0.0:53"))
+        .unwrap()
+        .unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        // The real server echoes every datagram (the flood's too: their
+        // answers are reverse-translated and then go nowhere).
+        sc.spawn(|| {
+            let mut buf = [0u8; 256];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((n, from)) = server.recv_from(&mut buf) {
+                    let _ = server.send_to(&buf[..n], from);
+                }
+            }
+        });
+        // A failed assertion must stop the echo thread too, or the scope
+        // would wait for it forever.
+        let _stop = StopOnDrop(&stop);
+        let flows: Vec<UdpSocket> = d
+            .seed
+            .client
+            .enter(|| {
+                (0..N)
+                    .map(|_| {
+                        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+                        s.connect(d.seed.vip(53)).unwrap();
+                        s.set_nonblocking(true).unwrap();
+                        s
+                    })
+                    .collect()
+            })
+            .unwrap();
+        let keys: Vec<FlowKey> = flows
+            .iter()
+            .map(|s| key(s.local_addr().unwrap().port(), 53, PROTO_UDP))
+            .collect();
+        // Confirmed: each flow answered once (bounded retries).
+        let mut answered = vec![0u64; N];
+        for r in 0..50 {
+            if answered.iter().all(|&a| a > 0) {
+                break;
+            }
+            udp_round(r, &flows, &mut answered);
+        }
+        assert!(answered.iter().all(|&a| a > 0), "{}", d.diag());
+        let pin = d.seed.pin_dir().to_path_buf();
+        let sizes = Sizes {
+            max_conns: 4096,
+            max_embryonic: 512,
+            ..Sizes::default()
+        };
+        let bpf =
+            lvs::loader::load_director(&pin, sizes, false, TunnelOpts::default(), &[]).unwrap();
+        let established = |bpf: &aya::Ebpf| {
+            let m: HashMap<&MapData, FlowKey, Conn> =
+                HashMap::try_from(bpf.map(names::CONNS).unwrap()).unwrap();
+            keys.iter()
+                .filter(|k| m.get(k, 0).is_ok_and(|c| c.st & CONN_F_DEAD == 0))
+                .count()
+        };
+        assert_eq!(established(&bpf), N);
+        let row = |d: &Director| real_rows(&d.adm(&["-L", "-n", "-u", &vs]))[0].clone();
+        assert_eq!((row(&d).active, row(&d).inactive), (0, N as u64));
+
+        let template =
+            Frame::udp((seed::CLIENT_IP.into(), 1), (seed::VIP.into(), 53)).payload(b"flood");
+        let mut during = vec![0u64; N];
+        let base = 1000;
+        let f = flood(&d, template, |r| udp_round(base + r, &flows, &mut during));
+        let lost = during
+            .iter()
+            .map(|&a| f.rounds as u64 - a.min(f.rounds as u64))
+            .sum::<u64>();
+        println!(
+            "live UDP flood: {f} while {N} NAT flows sent a datagram {} times ({lost} answers \
+             missing)",
+            f.rounds
+        );
+        f.check();
+        assert_eq!(established(&bpf), N, "every flow kept its entry");
+        assert!(
+            during.iter().all(|&a| a > 0),
+            "every flow was answered during the flood: {:?}",
+            during.iter().position(|&a| a == 0)
+        );
+        assert!(d.counter("embryonic_full") > 0);
+        assert_eq!(d.counter("evicted"), 0);
+        let settled = wait_until(
+            Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 5),
+            || embryos(&bpf) == 0 && row(&d).inactive == N as u64,
+        );
+        assert!(settled, "embryonic left {} {:?}", embryos(&bpf), row(&d));
+        assert_eq!(row(&d).active, 0);
+        let mut after = vec![0u64; N];
+        for r in 0..50 {
+            if after.iter().all(|&a| a > 0) {
+                break;
+            }
+            udp_round(2_000_000 + r, &flows, &mut after);
+        }
+        assert!(after.iter().all(|&a| a > 0), "{}", d.diag());
+        assert_eq!(established(&bpf), N);
+    });
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }

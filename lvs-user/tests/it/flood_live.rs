@@ -8,6 +8,7 @@ use std::{
     collections::HashSet,
     io::{Read, Write},
     net::{IpAddr, Ipv4Addr, TcpListener, TcpStream, UdpSocket},
+    path::Path,
     sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, Instant},
 };
@@ -182,26 +183,43 @@ impl Flood {
     }
 }
 
-/// Floods the director's `ext` link with copies of `template` from
-/// [`SOURCES`], sent by the generator out of the client's link, until the
-/// director has counted [`FLOOD`] new connections (or [`FLOOD_LIMIT`]
-/// passed); meanwhile calls `round` every 50 ms.
-fn flood(d: &Director, template: Frame, mut round: impl FnMut(usize)) -> Flood {
+/// Where a flood goes: out of `client`'s link `client_if` to the
+/// director's link with MAC `dir_mac`, whose `new_conn` counter is
+/// `new_conns`.
+struct Link<'a> {
+    client: &'a Netns,
+    client_if: &'a str,
+    dir_mac: Mac,
+    new_conns: Box<dyn Fn() -> u64 + Sync + 'a>,
+}
+
+/// The seed lab's: the client's eth0 to the director's `ext` (ens37).
+fn seed_link(d: &Director) -> Link<'_> {
+    Link {
+        client: &d.seed.client,
+        client_if: seed::CLIENT_IF,
+        dir_mac: link_mac(&d.seed.director, seed::DIR_EXT_IF),
+        new_conns: Box::new(|| d.counter("new_conn")),
+    }
+}
+
+/// Floods the director's link with copies of `template` from [`SOURCES`],
+/// sent by the generator out of the client's link, until the director has
+/// counted [`FLOOD`] new connections (or [`FLOOD_LIMIT`] passed);
+/// meanwhile calls `round` every 50 ms.
+fn flood(link: Link, template: Frame, mut round: impl FnMut(usize)) -> Flood {
     let template = template
-        .macs(
-            link_mac(&d.seed.client, seed::CLIENT_IF),
-            link_mac(&d.seed.director, seed::DIR_EXT_IF),
-        )
+        .macs(link_mac(link.client, link.client_if), link.dir_mac)
         .build();
     let gen = Generator::load(&template, SOURCES).unwrap();
-    let client_if = d.seed.client.ifindex(seed::CLIENT_IF).unwrap();
-    let new0 = d.counter("new_conn");
+    let client_if = link.client.ifindex(link.client_if).unwrap();
+    let new0 = (link.new_conns)();
     let stop = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
     let start = Instant::now();
     let rounds = std::thread::scope(|sc| {
         let gen_thread = sc.spawn(|| {
-            d.seed.client.enter(|| -> anyhow::Result<()> {
+            link.client.enter(|| -> anyhow::Result<()> {
                 while !stop.load(Ordering::Relaxed) && start.elapsed() < FLOOD_LIMIT {
                     gen.send(client_if, CALL)?;
                     sent.fetch_add(CALL as u64, Ordering::Relaxed);
@@ -214,7 +232,7 @@ fn flood(d: &Director, template: Frame, mut round: impl FnMut(usize)) -> Flood {
             let t = Instant::now();
             rounds += 1;
             round(rounds);
-            if d.counter("new_conn") - new0 >= FLOOD {
+            if (link.new_conns)() - new0 >= FLOOD {
                 stop.store(true, Ordering::Relaxed);
             }
             if let Some(rest) = Duration::from_millis(50).checked_sub(t.elapsed()) {
@@ -227,7 +245,7 @@ fn flood(d: &Director, template: Frame, mut round: impl FnMut(usize)) -> Flood {
     });
     Flood {
         sent: sent.load(Ordering::Relaxed),
-        seen: d.counter("new_conn") - new0,
+        seen: (link.new_conns)() - new0,
         secs: start.elapsed().as_secs_f64(),
         rounds,
     }
@@ -277,7 +295,9 @@ fn live_frames_syn_flood_breaks_no_nat_connection() {
 
     let template = Frame::tcp((seed::CLIENT_IP.into(), 1), (seed::VIP.into(), 80), SYN);
     let mut broken = Vec::new();
-    let f = flood(&d, template, |round| broken.extend(exchange(round, &pairs)));
+    let f = flood(seed_link(&d), template, |round| {
+        broken.extend(exchange(round, &pairs))
+    });
     println!(
         "live SYN flood: {f} while {N} NAT connections exchanged a line each way {} times",
         f.rounds
@@ -440,7 +460,9 @@ fn live_frames_udp_flood_breaks_no_nat_flow() {
             Frame::udp((seed::CLIENT_IP.into(), 1), (seed::VIP.into(), 53)).payload(b"flood");
         let mut during = vec![0u64; N];
         let base = 1000;
-        let f = flood(&d, template, |r| udp_round(base + r, &flows, &mut during));
+        let f = flood(seed_link(&d), template, |r| {
+            udp_round(base + r, &flows, &mut during)
+        });
         let lost = during
             .iter()
             .map(|&a| f.rounds as u64 - a.min(f.rounds as u64))
@@ -483,4 +505,111 @@ impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(true, Ordering::Relaxed);
     }
+}
+
+/// The same for DR on the LAN lab: 1 000 established DR connections (two
+/// real servers answering the client directly) each exchange a line every
+/// 50 ms while the generator floods the VIP with 2 000 000 SYNs from the
+/// client's link (through the switch to the director's eth0, which sends
+/// them on to the real servers by XDP_TX): none breaks, and the flood's
+/// entries and the counts settle afterwards.
+#[test]
+fn live_frames_syn_flood_breaks_no_dr_connection() {
+    use crate::{
+        common::{active_total, lan_director},
+        life::{exchange, open_to},
+    };
+    use lvs_lab::{
+        lan::{self, LanConfig},
+        servers,
+    };
+    use std::{net::SocketAddr, sync::Arc};
+
+    if !require_root("flood live frames DR") {
+        return;
+    }
+    const N: usize = 1000;
+    let d = lan_director(
+        "fld",
+        LanConfig {
+            real_servers: 2,
+            ..Default::default()
+        },
+        false,
+        &["--max-embryonic", "512"],
+    )
+    .unwrap();
+    // veth hands the generator's XDP_TX frames to its peer's XDP program:
+    // the switch's port facing the client gets one too.
+    let pass =
+        lvs_lab::seed::start_pass(&d.lan.switch, Path::new(crate::common::LVS), &["p-client"])
+            .unwrap();
+    pass.wait_for_line(lvs_lab::seed::PASS_READY, lvs_lab::seed::READY_TIMEOUT)
+        .unwrap();
+    let any = SocketAddr::from(([0, 0, 0, 0], 80));
+    let _srv: Vec<_> = d
+        .lan
+        .rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| servers::echo_line(ns, any, &format!("rs{}", i + 1)).unwrap())
+        .collect();
+    let vip = d.lan.vip(80);
+    let vs = vip.to_string();
+    d.adm(&["-A", "-t", &vs, "-s", "rr"]);
+    for i in 0..2 {
+        let rs = format!("{}:80", lan::rs_ip(i));
+        d.adm(&["-a", "-t", &vs, "-r", &rs, "-g", "-w", "1"]);
+    }
+    d.resolved(&[lan::rs_ip(0).into(), lan::rs_ip(1).into()]);
+    let conns: Vec<_> = (0..N)
+        .map(|i| open_to(&d.lan.client, vip, &format!("c{i}")))
+        .collect();
+    d.wait_active(&vs, N as u64, Duration::from_secs(10));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let stop = stop.clone();
+        std::thread::spawn(move || exchange(conns, stop))
+    };
+    let link = Link {
+        client: &d.lan.client,
+        client_if: lan::LAN_IF,
+        dir_mac: d.mac(&d.lan.director),
+        new_conns: Box::new(|| d.counter("new_conn")),
+    };
+    let template = Frame::tcp((lan::CLIENT_IP.into(), 1), (vip.ip(), 80), SYN);
+    let f = flood(link, template, |_| {});
+    stop.store(true, Ordering::SeqCst);
+    let x = worker.join().unwrap();
+    println!(
+        "live DR SYN flood: {f}; {} lines exchanged on {N} connections",
+        x.lines
+    );
+    assert_eq!(x.errors, 0, "{:?}\n{}", x.first_errors, d.diag());
+    assert!(
+        x.lines >= 2 * N as u64,
+        "every connection exchanged during the flood"
+    );
+    f.check();
+    assert!(d.counter("embryonic_full") > 0);
+    assert_eq!(d.counter("evicted"), 0);
+    let sizes = Sizes {
+        max_embryonic: 512,
+        ..Sizes::default()
+    };
+    let pin = d.lan.pin_dir().to_path_buf();
+    let bpf = lvs::loader::load_director(&pin, sizes, false, TunnelOpts::default(), &[]).unwrap();
+    let inactive = || d.reals(&vs).iter().map(|r| r.inactive).sum::<u64>();
+    let settled = wait_until(
+        Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 5),
+        || embryos(&bpf) == 0 && inactive() == 0,
+    );
+    assert!(
+        settled,
+        "embryonic left {} {:?}",
+        embryos(&bpf),
+        d.reals(&vs)
+    );
+    assert_eq!(active_total(&d.reals(&vs)), N as u64);
+    drop(pass);
 }

@@ -1,5 +1,5 @@
 //! `lvs-bench` (run by `cargo xtask bench`): what the director costs, in
-//! five sections, written as one markdown report plus an SVG of the scale
+//! six sections, written as one markdown report plus an SVG of the scale
 //! curves. A benchmark, not a test: it prints numbers and ratios and
 //! asserts nothing about time.
 //!
@@ -13,11 +13,14 @@
 //!    and HAProxy, measured with wrk between namespaces.
 //! 5. [`control`]: `lvsadm -R` of large configurations and scheduler-table
 //!    builds.
+//! 6. [`connsync`]: section 3's live forwarding with and without the
+//!    connection-sync master walking 100 000 tracked connections.
 //!
 //! The pure parts (statistics, wrk parsing, report and SVG rendering,
 //! frames) are unit-tested; the rest needs root and runs in namespaces of
 //! its own, all removed on exit (Ctrl-C included).
 
+pub mod connsync;
 pub mod control;
 pub mod e2e;
 pub mod fixture;

@@ -51,7 +51,7 @@ const CALL_FRAMES: u32 = 1 << 18;
 const BATCH: u32 = 64;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Target {
+pub(crate) enum Target {
     Drop,
     Swap,
     DirectorDr,
@@ -92,27 +92,34 @@ impl Target {
 }
 
 #[derive(Clone, Debug, Default)]
-struct Sample {
-    offered_pps: f64,
-    processed_pps: f64,
-    delivered_pps: Option<f64>,
-    forwarded_counter: Option<u64>,
-    processed: u64,
+pub(crate) struct Sample {
+    pub(crate) offered_pps: f64,
+    pub(crate) processed_pps: f64,
+    pub(crate) delivered_pps: Option<f64>,
+    pub(crate) forwarded_counter: Option<u64>,
+    pub(crate) processed: u64,
 }
 
-struct Live {
+pub(crate) struct Live {
     gen: Netns,
-    dir: Netns,
-    sink: Netns,
-    director: Director,
+    pub(crate) dir: Netns,
+    pub(crate) sink: Netns,
+    pub(crate) director: Director,
     base: Ebpf,
     g0: u32,
-    pin: std::path::PathBuf,
+    pub(crate) pin: std::path::PathBuf,
     // Last: removes the namespaces.
-    _lab: Lab,
+    pub(crate) lab: Lab,
 }
 
-fn veth(lab: &Lab, a: &Netns, a_dev: &str, b: &Netns, b_dev: &str, queues: usize) -> Result<()> {
+pub(crate) fn veth(
+    lab: &Lab,
+    a: &Netns,
+    a_dev: &str,
+    b: &Netns,
+    b_dev: &str,
+    queues: usize,
+) -> Result<()> {
     let q = queues.to_string();
     lvs_lab::check_output(
         std::process::Command::new("ip").args([
@@ -145,7 +152,8 @@ fn veth(lab: &Lab, a: &Netns, a_dev: &str, b: &Netns, b_dev: &str, queues: usize
 }
 
 impl Live {
-    fn new(queues: usize) -> Result<Live> {
+    /// The lab with the director's maps sized `sizes`.
+    pub(crate) fn new(queues: usize, sizes: Sizes) -> Result<Live> {
         let lab = Lab::new("bl")?;
         let gen = lab.ns("gen")?;
         let dir = lab.ns("dir")?;
@@ -170,7 +178,7 @@ impl Live {
         ))?;
         let g0 = gen.ifindex("g0")?;
         let pin = lab.pin_dir()?;
-        let director = Director::load(&pin, Sizes::default(), Default::default())?;
+        let director = Director::load(&pin, sizes, Default::default())?;
         dir.enter(|| director.sync_link_macs())??;
         let base = crate::fixture::load_bench_object(&pin)?;
         let mut t = Tables::open(&pin)?;
@@ -201,7 +209,7 @@ impl Live {
             base,
             g0,
             pin,
-            _lab: lab,
+            lab,
         };
         // The receivers of forwarded frames: veth only takes XDP frames
         // when the receiving end runs XDP.
@@ -232,7 +240,7 @@ impl Live {
     /// Opens one NAT and one DR flow per generator thread (client ports
     /// 40000, 40001, …) with the director's own SYN and ACK: like flows
     /// spread over a NIC's queues, each CPU has its own.
-    fn open_flows(&self, threads: usize) -> Result<()> {
+    pub(crate) fn open_flows(&self, threads: usize) -> Result<()> {
         let p = self.director.prog("director")?;
         let d0 = self.dir.ifindex("d0")?;
         for (port, t) in [NAT_PORT, DR_PORT]
@@ -279,7 +287,7 @@ impl Live {
 
     /// Attaches the target on d0, runs the generator for `secs` with
     /// `threads` threads, detaches.
-    fn measure(&mut self, target: Target, threads: usize, secs: f64) -> Result<Sample> {
+    pub(crate) fn measure(&mut self, target: Target, threads: usize, secs: f64) -> Result<Sample> {
         let dir = self.dir.clone();
         let p = self.target_prog(target)?;
         let id = dir
@@ -521,7 +529,7 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
          {rounds} round(s) of {secs} s per row; medians."
     );
     progress.step("building the veth lab");
-    let mut live = Live::new(cpus.max(1))?;
+    let mut live = Live::new(cpus.max(1), Sizes::default())?;
     live.open_flows(*thread_counts.iter().max().unwrap_or(&1))?;
     let targets = [
         Target::Drop,

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::ExitCode, time::Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use lvs_bench::{
-    control, e2e, live, progcost,
+    connsync, control, e2e, live, progcost,
     report::{file_stem, short_error, Report, Section},
     scale, svg, sysinfo, Opts, Progress,
 };
@@ -31,12 +31,13 @@ struct Cli {
     bin_dir: Option<PathBuf>,
 }
 
-const TITLES: [&str; 5] = [
+const TITLES: [&str; 6] = [
     "1. Program cost (BPF_PROG_TEST_RUN)",
     "2. Scale: connections, services, real servers",
     "3. Live packets on veth",
     "4. End-to-end TCP (wrk)",
     "5. Control plane",
+    "6. Connection sync beside forwarding",
 ];
 
 fn main() -> ExitCode {
@@ -134,7 +135,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             2 => scale::run(&opts, &progress, &mut sec, &mut panels),
             3 => live::run(&opts, &progress, &mut sec),
             4 => e2e::run(&opts, &progress, &mut sec),
-            _ => control::run(&opts, &progress, &mut sec),
+            5 => control::run(&opts, &progress, &mut sec),
+            _ => connsync::run(&opts, &progress, &mut sec),
         };
         sec.elapsed = start.elapsed();
         if let Err(e) = r {

@@ -1010,6 +1010,17 @@ fn packet_socket(ifname: &std::ffi::CStr) -> Result<libc::c_int> {
             libc::close(fd);
             bail!("binding to {ifname:?}: {e}");
         }
+        // Room for a burst of jumbo frames while this thread waits for a
+        // CPU: the default buffer holds about a dozen 9000-byte frames, and
+        // a packet socket drops what does not fit (root may force it).
+        let rcvbuf: libc::c_int = 16 << 20;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            &rcvbuf as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as u32,
+        );
         let tv = libc::timeval {
             tv_sec: 0,
             tv_usec: 50_000,

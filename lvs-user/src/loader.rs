@@ -517,7 +517,7 @@ async fn serve(
         crate::rules::apply_at_boot(life.work_dir(), r)?;
     }
     crate::vlan::sync(bpf).context("reading the VLAN sub-interfaces")?;
-    let _monitoring = crate::metrics::start(life.work_dir(), opts.metrics)?;
+    let _monitoring = crate::metrics::start(life.work_dir(), &opts.pin_dir, opts.metrics)?;
     // Before attaching: frames to a MAC the director does not know as the
     // link's are passed, so an empty table would forward nothing.
     let mut link_macs = crate::linkmacs::LinkMacs::default();

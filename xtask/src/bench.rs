@@ -16,7 +16,8 @@ pub struct Opts {
     #[arg(long)]
     quick: bool,
     /// Sections to run, e.g. `--sections 1,3` (1 program cost, 2 scale,
-    /// 3 live veth, 4 end-to-end wrk, 5 control plane) [default: all].
+    /// 3 live veth, 4 end-to-end wrk, 5 control plane, 6 connection sync
+    /// beside forwarding) [default: all].
     #[arg(long, value_delimiter = ',')]
     sections: Option<Vec<u8>>,
     /// Where the report goes [default: bench-results/ at the repo root].

@@ -282,10 +282,57 @@ pub fn render(view: &View, rates: &dyn Rates) -> Result<String> {
             .unwrap_or(0),
     )?;
 
+    health(&p, &view.health)?;
+
     let mut out = Vec::new();
     TextEncoder::new().encode(&p.reg.gather(), &mut out)?;
     Ok(String::from_utf8(out)?)
 }
+
+/// The health checker's real servers: whether each is up (1: in the
+/// table with its weight, or the sorry server in use; 0: removed,
+/// inhibited, or a sorry server not needed) and since when.
+fn health(p: &Page, reals: &[crate::health::status::Real]) -> Result<()> {
+    if reals.is_empty() {
+        return Ok(());
+    }
+    let up = p.gauges(
+        "lvs_real_health_up",
+        "Whether the health checker has the real server up (1) or failed, inhibited or idle (0).",
+        &HEALTH,
+    )?;
+    let since = p.gauges(
+        "lvs_real_health_since_seconds",
+        "When the health checker last changed the real server's state (Unix time).",
+        &HEALTH,
+    )?;
+    for r in reals {
+        let (laddr, lport) = (r.service.addr.to_string(), r.service.port.to_string());
+        let (raddr, rport) = (r.addr.ip().to_string(), r.addr.port().to_string());
+        let l = [
+            laddr.as_str(),
+            lport.as_str(),
+            r.service.proto.name(),
+            raddr.as_str(),
+            rport.as_str(),
+        ];
+        let is_up = r.state == "up" || r.state == "sorry";
+        up.with_label_values(&l).set(is_up as u8 as f64);
+        since.with_label_values(&l).set(r.since as f64);
+    }
+    Ok(())
+}
+
+/// Labels of the health gauges: the real server as `lvs_real_…` names it
+/// (its state's name is `lvsadm -L -n --health`'s; a label that changes with
+/// every transition would start a new series each time).
+const HEALTH: [&str; 5] = [
+    "local_address",
+    "local_port",
+    "proto",
+    "remote_address",
+    "remote_port",
+];
 
 #[cfg(test)]
 mod tests {
@@ -367,6 +414,7 @@ mod tests {
             counters: (0..counters::COUNT as u64).collect(),
             conns: 7,
             conn_table_size: 65536,
+            health: Vec::new(),
         }
     }
 
@@ -416,6 +464,47 @@ mod tests {
         let page = render(&v, &Fixed(Rate::default())).unwrap();
         assert!(page.lines().any(|l| l
             == "node_ipvs_backend_connections_active{local_address=\"192.168.47.128\",local_mark=\"\",local_port=\"80\",proto=\"TCP\",remote_address=\"192.168.211.129\",remote_port=\"80\"} 2"));
+    }
+
+    #[test]
+    fn the_checkers_servers_are_gauges() {
+        use crate::health::status::Real as Checked;
+        let svc = crate::model::ServiceAddr {
+            proto: crate::model::Proto::Tcp,
+            addr: "192.168.47.128".parse().unwrap(),
+            port: 80,
+        };
+        let checked = |ip: &str, state: &str, since| Checked {
+            service: svc,
+            addr: format!("{ip}:80").parse().unwrap(),
+            state: state.into(),
+            weight: 1,
+            since,
+            last: String::new(),
+        };
+        let mut v = seed();
+        let page = render(&v, &Fixed(Rate::default())).unwrap();
+        assert!(!page.contains("lvs_real_health"), "no checker, no gauge");
+        v.health = vec![
+            checked("192.168.211.129", "down", 1_700_000_000),
+            checked("192.168.211.130", "up", 1_700_000_001),
+        ];
+        let page = render(&v, &Fixed(Rate::default())).unwrap();
+        let labels = |ip: &str| {
+            format!(
+                "{{local_address=\"192.168.47.128\",local_port=\"80\",proto=\"TCP\",remote_address=\"{ip}\",remote_port=\"80\"}}"
+            )
+        };
+        for (ip, up, since) in [
+            ("192.168.211.129", 0, "1700000000"),
+            ("192.168.211.130", 1, "1700000001"),
+        ] {
+            let want = format!("lvs_real_health_up{} {up}\n", labels(ip));
+            assert!(page.contains(&want), "{want}\n{page}");
+            let want = format!("lvs_real_health_since_seconds{} {since}\n", labels(ip));
+            assert!(page.contains(&want), "{want}\n{page}");
+        }
+        assert!(page.contains("# TYPE lvs_real_health_up gauge\n"));
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 struct Source {
     maps: Maps,
     rates: RateMaps,
+    /// The pin directory the health checker's status file is named from
+    /// (the published one: `dir` may be the staging directory).
+    pin_dir: std::path::PathBuf,
 }
 
 /// The running server; stops when dropped.
@@ -85,7 +88,8 @@ async fn handle(
     }
     let page = tokio::task::spawn_blocking(move || {
         let s = source.lock().unwrap_or_else(|p| p.into_inner());
-        let view = s.maps.view()?;
+        let mut view = s.maps.view()?;
+        view.health = checker_view(&s.pin_dir);
         expo::render(&view, &s.rates)
     })
     .await;
@@ -101,10 +105,22 @@ async fn handle(
 
 /// Binds `addr` (so a bad address fails the start, before anything is
 /// published) and serves the director pinned under `dir` on a thread.
-pub fn start(dir: &Path, addr: SocketAddr) -> Result<Server> {
+/// The real servers of the health checker serving `pin_dir`, as its
+/// status file says (none without a running checker: a dead one's file is
+/// stale).
+fn checker_view(pin_dir: &Path) -> Vec<crate::health::status::Real> {
+    use crate::health::status;
+    match status::read(pin_dir) {
+        Ok(Some(st)) if status::alive(st.pid) => st.reals,
+        _ => Vec::new(),
+    }
+}
+
+pub fn start(dir: &Path, pin_dir: &Path, addr: SocketAddr) -> Result<Server> {
     let source = Arc::new(Mutex::new(Source {
         maps: Maps::open(dir)?,
         rates: RateMaps::open(dir)?,
+        pin_dir: pin_dir.to_path_buf(),
     }));
     let listener = std::net::TcpListener::bind(addr)
         .with_context(|| format!("--metrics: cannot listen on {addr}"))?;

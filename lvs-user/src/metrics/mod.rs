@@ -24,9 +24,9 @@ pub struct Monitoring {
 /// Starts the estimator for the director pinned under `dir`, and the
 /// `/metrics` server on `metrics` if given (binding it now, so that a bad
 /// address stops the start before the director is published).
-pub fn start(dir: &Path, metrics: Option<SocketAddr>) -> Result<Monitoring> {
+pub fn start(dir: &Path, pin_dir: &Path, metrics: Option<SocketAddr>) -> Result<Monitoring> {
     let rate = crate::rate::start(dir)?;
-    let server = metrics.map(|a| http::start(dir, a)).transpose()?;
+    let server = metrics.map(|a| http::start(dir, pin_dir, a)).transpose()?;
     if let Some(s) = &server {
         log::info!("metrics at http://{}/metrics", s.addr);
     }

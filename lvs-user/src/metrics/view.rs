@@ -77,6 +77,9 @@ pub struct View {
     pub conns: u64,
     /// `--max-conns` (`lvsadm -L`'s `size=`).
     pub conn_table_size: u32,
+    /// The health checker's view of its real servers (its status file),
+    /// empty without a running checker.
+    pub health: Vec<crate::health::status::Real>,
 }
 
 fn open<T: TryFrom<Map, Error = aya::maps::MapError>>(
@@ -202,6 +205,7 @@ impl Maps {
             counters: c,
             conns,
             conn_table_size: self.config.get(&0, 0)?.conn_table_size,
+            health: Vec::new(),
         })
     }
 }

@@ -619,8 +619,12 @@ mod against_ipvsadm {
             // options, not files); lvsadm finds no director there.
             let no_proc =
                 ierr.contains("/proc/net/ip_vs") && lerr.contains(&*no_tables.to_string_lossy());
+            // ipvsadm talks to the sync daemon over IPVS's generic netlink,
+            // which the shim does not answer: killed at its time limit
+            // (code -1), it reported no argument error to compare.
+            let no_netlink = ic == -1 && argv.iter().any(|a| a == "--daemon");
             if ic != 0 {
-                if refused || no_proc || (ic == 2 && lc == 2 && big_weight(&argv)) {
+                if refused || no_proc || no_netlink || (ic == 2 && lc == 2 && big_weight(&argv)) {
                     return Ok(());
                 }
                 prop_assert_eq!((ic, &ierr), (lc, &lerr), "ipvsadm {:?}", argv);

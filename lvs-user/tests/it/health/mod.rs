@@ -19,6 +19,10 @@ use std::{
 };
 
 use crate::common::{counter_in, lan_director, LVS, LVSADM, T};
+
+/// Where the health tests' directors serve `/metrics` (in their own
+/// namespace: every test's director has a loopback of its own).
+const METRICS: &str = "127.0.0.1:9914";
 use lvs_lab::{
     clients::{self, HttpConn},
     lan::{self, LanConfig},
@@ -142,6 +146,26 @@ impl Checked {
             .unwrap_or_else(|e| panic!("lvsadm {args:?}: {e:#}"))
     }
 
+    /// The `/metrics` page of a director started with `--metrics METRICS`.
+    fn metrics(&self) -> String {
+        let mut cmd = self.seed.director.command("curl");
+        cmd.args(["-sS", "--fail", "--max-time", "5"])
+            .arg(format!("http://{METRICS}/metrics"));
+        lvs_lab::check_output(&mut cmd, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("scraping {METRICS}: {e:#}"))
+    }
+
+    /// `lvs_real_health_up` of real server `i` of the seed's service.
+    fn health_gauge(&self, i: usize) -> Option<u8> {
+        let want = format!(
+            "lvs_real_health_up{{local_address=\"192.168.47.128\",local_port=\"80\",proto=\"TCP\",remote_address=\"{}\",remote_port=\"80\"}} ",
+            rs_ip(i)
+        );
+        let page = self.metrics();
+        let line = page.lines().find(|l| l.starts_with(&want))?;
+        line[want.len()..].trim().parse().ok()
+    }
+
     fn listing(&self) -> String {
         self.adm(&["-L", "-n"])
     }
@@ -229,9 +253,10 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
         ],
     );
     let (_web, health) = health_web(&seed);
-    let d = Checked::start(seed, &conf);
+    let d = Checked::start_with(seed, &conf, &["--metrics", METRICS]);
     // Applied before the director said it was ready.
     let l = d.listing();
+    assert_eq!(d.health_gauge(0), Some(1), "{}", d.metrics());
     assert_eq!(weight_of(&l, &rip(0)), Some(1), "{l}");
     assert_eq!(weight_of(&l, &rip(1)), Some(1), "{l}");
     let mut old = d.conn_to("rs1\n");
@@ -260,6 +285,9 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
         rs_ip(0)
     )));
 
+    // And in /metrics, beside node_exporter's names.
+    assert_eq!(d.health_gauge(0), Some(0), "{}", d.metrics());
+    assert_eq!(d.health_gauge(1), Some(1), "{}", d.metrics());
     within(T, || down.exists()).expect("notify_down ran");
     assert!(!up.exists(), "notify_up has not run");
     // No new connection reaches rs1.
@@ -280,6 +308,7 @@ fn http_get_removes_a_failing_server_and_brings_it_back() {
     let answers: Vec<String> = (0..4).map(|_| d.get()).collect();
     assert!(answers.iter().any(|a| a == "rs1\n"), "{answers:?}");
     within(T, || up.exists()).expect("notify_up ran");
+    assert_eq!(d.health_gauge(0), Some(1), "{}", d.metrics());
     // Back in its old slot: TCP's retransmission of the request gets
     // through (within its backoff), and the connection goes on.
     assert_eq!(old.answer(RETRANSMITTED).unwrap(), "rs1\n");

@@ -369,6 +369,145 @@ impl Live {
     }
 }
 
+/// One run of established NAT traffic, with or without a SYN flood beside it.
+#[derive(Clone, Debug, Default)]
+struct FloodSample {
+    /// Established frames the director forwarded (`nat_fwd` less the
+    /// flood's, each of which is a `new_conn` forwarded too), per second.
+    established_pps: f64,
+    /// Flood SYNs that reached the director (`new_conn`), per second.
+    flood_pps: f64,
+    /// Flood frames the generator sent, per second.
+    flood_offered_pps: f64,
+}
+
+impl Live {
+    /// The director (`director_bench`) on d0; one thread sends the NAT flow
+    /// of thread 0 (`bench_tx`), and with `flood` a second one SYNs from
+    /// random sources and ports (`lvs::floodgen`) to the same service, both
+    /// out of g0, each pinned to its own core.
+    fn measure_flood(&mut self, flood: bool, secs: f64) -> Result<FloodSample> {
+        let dir = self.dir.clone();
+        let p = self.target_prog(Target::DirectorNat)?;
+        let id = dir
+            .enter(|| p.attach("d0", XdpMode::Driver))?
+            .context("attaching the director to d0")?;
+        let result = self.generate_flood(flood, secs);
+        self.target_prog(Target::DirectorNat)?.detach(id)?;
+        result
+    }
+
+    fn generate_flood(&self, flood: bool, secs: f64) -> Result<FloodSample> {
+        let est_prog = prog(&self.base, "bench_tx")?;
+        let est = ack_to((CLIENT, CLIENT_PORT), NAT_PORT);
+        let gen = lvs::floodgen::Generator::load(
+            &syn_to((CLIENT, CLIENT_PORT), NAT_PORT),
+            lvs::floodgen::Sources {
+                addr: std::net::Ipv4Addr::new(10, 0, 0, 0),
+                addr_bits: 24,
+                port: 1024,
+                port_bits: 15,
+            },
+        )?;
+        let flood_sent = AtomicU64::new(0);
+        let c_before = read_counters(&self.pin)?;
+        let deadline = Instant::now() + Duration::from_secs_f64(secs);
+        let start = Instant::now();
+        let cpus = sysinfo::cpu_count();
+        let results: Vec<Result<()>> = std::thread::scope(|s| {
+            let mut handles = vec![s.spawn(|| -> Result<()> {
+                self.gen.enter(|| -> Result<()> {
+                    sysinfo::pin_to_cpu(0);
+                    while Instant::now() < deadline && !lvs_lab::interrupt::requested() {
+                        test_run_live(est_prog, &est, self.g0, CALL_FRAMES, BATCH)
+                            .context("live BPF_PROG_TEST_RUN")?;
+                    }
+                    Ok(())
+                })?
+            })];
+            if flood {
+                handles.push(s.spawn(|| -> Result<()> {
+                    self.gen.enter(|| -> Result<()> {
+                        sysinfo::pin_to_cpu(1 % cpus);
+                        while Instant::now() < deadline && !lvs_lab::interrupt::requested() {
+                            gen.send(self.g0, CALL_FRAMES)?;
+                            flood_sent.fetch_add(CALL_FRAMES as u64, Ordering::Relaxed);
+                        }
+                        Ok(())
+                    })?
+                }));
+            }
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow!("generator panicked")))
+                })
+                .collect()
+        });
+        let wall = start.elapsed().as_secs_f64();
+        for r in results {
+            r?;
+        }
+        lvs_lab::interrupt::check()?;
+        std::thread::sleep(Duration::from_millis(50));
+        let c_after = read_counters(&self.pin)?;
+        let d = |i: u32| c_after[i as usize] - c_before[i as usize];
+        let new = d(counters::NEW_CONN);
+        Ok(FloodSample {
+            established_pps: d(counters::NAT_FWD).saturating_sub(new) as f64 / wall,
+            flood_pps: new as f64 / wall,
+            flood_offered_pps: flood_sent.load(Ordering::Relaxed) as f64 / wall,
+        })
+    }
+}
+
+/// The SYN-flood table: established NAT forwarding alone and beside a
+/// flood of new connections, side by side.
+fn flood_table(live: &mut Live, rounds: usize, secs: f64, progress: &Progress) -> Result<Table> {
+    let mut alone = Vec::new();
+    let mut during = Vec::new();
+    for round in 0..rounds {
+        progress.step(&format!(
+            "round {}/{rounds}: SYN flood beside NAT",
+            round + 1
+        ));
+        alone.push(live.measure_flood(false, secs)?);
+        during.push(live.measure_flood(true, secs)?);
+    }
+    let med = |v: &[FloodSample], f: &dyn Fn(&FloodSample) -> f64| -> f64 {
+        median(&v.iter().map(f).collect::<Vec<_>>()).unwrap_or(f64::NAN)
+    };
+    let base = med(&alone, &|s| s.established_pps);
+    let mut t = Table::new(&[
+        "established NAT flow",
+        "established forwarded Mpps",
+        "× without flood",
+        "flood offered Mpps",
+        "flood at the director Mpps",
+    ])
+    .align(0, Align::Left);
+    for (name, v) in [("alone", &alone), ("beside a SYN flood", &during)] {
+        let flood = !std::ptr::eq(v, &alone);
+        t.row([
+            name.to_owned(),
+            fmt_mpps(med(v, &|s| s.established_pps)),
+            fmt_ratio_of(med(v, &|s| s.established_pps), base),
+            if flood {
+                fmt_mpps(med(v, &|s| s.flood_offered_pps))
+            } else {
+                "–".to_owned()
+            },
+            if flood {
+                fmt_mpps(med(v, &|s| s.flood_pps))
+            } else {
+                "–".to_owned()
+            },
+        ]);
+    }
+    Ok(t)
+}
+
 pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
     let cpus = sysinfo::cpu_count();
     let thread_counts: Vec<usize> = if opts.quick || cpus == 1 {
@@ -466,6 +605,8 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
         }
     }
     sec.tables.push(t);
+    sec.tables
+        .push(flood_table(&mut live, rounds, secs, progress)?);
     sec.note(
         "What this measures: on veth the receiving end's NAPI poll runs in the softirq that the \
          generator's own flush raises, on the same CPU. So each thread's rate is 1 / (generator \
@@ -486,6 +627,14 @@ pub fn run(opts: &Opts, progress: &Progress, sec: &mut Section) -> Result<()> {
     sec.note(
         "\"Offered\" counts frames the generator's calls completed. Frames veth cannot queue \
          (its ring is full) are dropped before d0's program and show up as offered − processed.",
+    );
+    sec.note(
+        "The SYN-flood table: one thread sends the established NAT flow (as the NAT row), \
+         pinned to core 0; beside it a second, pinned to core 1, runs `lvs::floodgen`'s \
+         generator (live frames, each a SYN from a random 10.0.0.0/8 source and port, checksums \
+         updated) to the same service out of g0. \"Flood at the director\" is `new_conn`'s \
+         rate, \"established forwarded\" `nat_fwd` less it (every flood SYN is forwarded \
+         too, into the embryonic table, which evicts only embryonic entries).",
     );
     drop(live);
     Ok(())

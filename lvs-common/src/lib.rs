@@ -9,6 +9,7 @@
 
 pub mod counters;
 pub mod csum;
+pub mod flood;
 pub mod hash;
 pub mod tcp;
 

@@ -7,6 +7,7 @@
 pub mod adm;
 pub mod bgp;
 pub mod decap;
+pub mod floodgen;
 pub mod health;
 pub mod hops;
 pub mod keepalived;

@@ -515,8 +515,8 @@ fn a_full_table_refuses_new_connections_and_keeps_the_old() {
 /// data in rounds (every 50 ms, or as fast as the machine allows) while a
 /// thread pushes SYNs from random sources and ports through the
 /// director's program at full speed with BPF_PROG_TEST_RUN, into the same
-/// pinned maps (live frames cannot be generated fast enough in these
-/// namespaces). Not one established connection breaks; afterwards the
+/// pinned maps (`flood_live.rs` sends the flood as live frames out of
+/// the client's link instead). Not one established connection breaks; afterwards the
 /// flood's entries are gone within their short timeout and
 /// ActiveConn/InActConn are what the open connections say.
 #[test]

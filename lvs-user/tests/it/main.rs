@@ -14,6 +14,7 @@ mod conns;
 mod dr;
 mod ecmp;
 mod flood;
+mod flood_live;
 mod fuzz;
 mod health;
 mod hops;

@@ -10,8 +10,17 @@
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}
 
+// The director's bounds-checked view, included as a file rather than
+// linked (as `lvs decap` does): linking the `lvs_ebpf` library would bring
+// the director's maps into this object, and loading it would pin them.
+#[cfg(target_arch = "bpf")]
+#[path = "../bounds.rs"]
+#[allow(dead_code)]
+mod bounds;
+
 #[cfg(target_arch = "bpf")]
 mod prog {
+    use super::bounds::ptr_at;
     use aya_ebpf::{
         bindings::xdp_action,
         helpers::bpf_get_prandom_u32,
@@ -24,7 +33,6 @@ mod prog {
         flood::{FloodGen, HEAD},
         PROTO_TCP, PROTO_UDP,
     };
-    use lvs_ebpf::parse::ptr_at;
 
     #[map]
     static FLOOD: Array<FloodGen> = Array::with_max_entries(1, 0);

@@ -368,6 +368,17 @@ impl SingleResult {
             - crate::stats::median_u32(&self.wrapper_ns).unwrap_or(f64::NAN)
     }
 
+    /// The runs in `range` alone (the actions are the whole run's).
+    pub fn part(&self, range: std::ops::Range<usize>) -> SingleResult {
+        let end = range.end.min(self.prog_ns.len());
+        let start = range.start.min(end);
+        SingleResult {
+            prog_ns: self.prog_ns[start..end].to_vec(),
+            wrapper_ns: self.wrapper_ns[start..end].to_vec(),
+            actions: self.actions.clone(),
+        }
+    }
+
     pub fn main_action(&self) -> u32 {
         self.actions
             .iter()

@@ -50,7 +50,10 @@ pub const SWITCH_DIR_PORT: &str = "p-dir";
 pub const PASS_READY: &str = "lvs: pass attached";
 /// Ready line of `lvs load`.
 pub const DIRECTOR_READY: &str = "lvs: director attached";
-pub const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a daemon may take to say it is ready: loading the director runs the
+/// verifier over a large program, which on a loaded 2-CPU machine (a
+/// parallel test run beside builds) took more than 10 s.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// Real server `i` (0-based: rs1 is 0): 192.168.211.129, .130, …
 pub fn rs_ip(i: usize) -> Ipv4Addr {

@@ -379,7 +379,10 @@ fn twenty_concurrent_lvsadm_end_as_a_serial_run() {
     let run_script = |pin: PathBuf, i: u32| {
         for cmd in script(i) {
             let args: Vec<&str> = cmd.iter().map(String::as_str).collect();
-            let r = adm_run(&pin, &args, b"", Duration::from_secs(30));
+            // A watchdog against a hang, not a time limit: each command
+            // waits for the others' locks, and on a loaded 2-CPU machine
+            // one command took more than 30 s.
+            let r = adm_run(&pin, &args, b"", Duration::from_secs(120));
             assert_eq!(r.code, 0, "process {i}: lvsadm {args:?}: {}", r.stderr);
         }
     };

@@ -4,12 +4,16 @@
 
 use std::{
     io::{Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     time::Duration,
 };
 
-use crate::common::{director_with, T};
-use lvs_lab::{clients::TcpConn, require_root, seed};
+use crate::common::{
+    director_with,
+    held::{held_nat_connections, Held},
+    T,
+};
+use lvs_lab::require_root;
 
 /// The stated capacity.
 const N: usize = 1024;
@@ -48,37 +52,16 @@ fn max_conns_connections_all_fit() {
         return;
     }
     let d = director_with("cap", 1, &["--max-conns", &N.to_string()]).unwrap();
-    let rs = &d.seed.rs[0];
-    let listener = rs
-        .enter(|| TcpListener::bind("0.0.0.0:80"))
-        .unwrap()
-        .unwrap();
-    let vip = format!("{}:80", seed::VIP);
-    d.adm(&["-A", "-t", &vip, "-s", "rr"]);
-    d.adm(&[
-        "-a",
-        "-t",
-        &vip,
-        "-r",
-        &format!("{}:80", seed::rs_ip(0)),
-        "-m",
-    ]);
+    let Held { vip, pairs, .. } = held_nat_connections(&d, N);
     let listing = d.adm(&["-L", "-n"]);
     assert!(listing.contains(&format!("size={N})")), "{listing}");
 
-    // Open all N, each carrying one exchange (so the director has seen the
-    // client's ACK of data: ESTABLISHED).
-    let mut pairs: Vec<(TcpConn, TcpStream)> = Vec::with_capacity(N);
-    for i in 0..N {
-        let c = TcpConn::connect(&d.seed.client, d.seed.vip(80), T)
-            .unwrap_or_else(|e| panic!("connection {i}: {e:#}\n{}", d.diag()));
-        let (s, _) = listener
-            .accept()
-            .unwrap_or_else(|e| panic!("accepting connection {i}: {e}"));
-        pass(c.stream(), &s, b"hello\n", T)
-            .and_then(|_| pass(&s, c.stream(), b"hi\n", T))
+    // One exchange on each (so the director has seen the client's ACK of
+    // data: ESTABLISHED).
+    for (i, (c, s)) in pairs.iter().enumerate() {
+        pass(c.stream(), s, b"hello\n", T)
+            .and_then(|_| pass(s, c.stream(), b"hi\n", T))
             .unwrap_or_else(|e| panic!("first exchange on connection {i}: {e}\n{}", d.diag()));
-        pairs.push((c, s));
     }
     let rows = d.reals(&vip);
     assert_eq!(rows[0].active, N as u64, "{rows:?}");

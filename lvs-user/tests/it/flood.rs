@@ -521,14 +521,13 @@ fn a_full_table_refuses_new_connections_and_keeps_the_old() {
 /// ActiveConn/InActConn are what the open connections say.
 #[test]
 fn live_nat_connections_survive_a_syn_flood() {
-    use std::{
-        io::{Read, Write},
-        net::TcpListener,
-        sync::atomic::{AtomicBool, AtomicU64, Ordering},
-    };
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-    use crate::common::{director_with, T};
-    use lvs_lab::{clients::TcpConn, seed};
+    use crate::common::{
+        director_with,
+        held::{exchange_lines, held_nat_connections, link_mac, Held},
+    };
+    use lvs_lab::seed;
 
     if !require_root("flood live") {
         return;
@@ -540,58 +539,13 @@ fn live_nat_connections_survive_a_syn_flood() {
         &["--max-conns", "4096", "--max-embryonic", "512"],
     )
     .unwrap();
-    let vip = format!("{}:80", seed::VIP);
-    d.adm(&["-A", "-t", &vip, "-s", "rr"]);
-    d.adm(&[
-        "-a",
-        "-t",
-        &vip,
-        "-r",
-        &format!("{}:80", seed::rs_ip(0)),
-        "-m",
-    ]);
-    let listener = d.seed.rs[0]
-        .enter(|| TcpListener::bind("0.0.0.0:80"))
-        .unwrap()
-        .unwrap();
-    let mut pairs = Vec::with_capacity(N);
-    for i in 0..N {
-        let c = TcpConn::connect(&d.seed.client, d.seed.vip(80), T)
-            .unwrap_or_else(|e| panic!("connection {i}: {e:#}\n{}", d.diag()));
-        let (s, _) = listener.accept().unwrap();
-        s.set_read_timeout(Some(T)).unwrap();
-        c.stream().set_read_timeout(Some(T)).unwrap();
-        pairs.push((c, s));
-    }
-    // One exchange each: the director has seen every client's ACK.
-    let exchange = |round: usize, pairs: &[(TcpConn, std::net::TcpStream)]| -> Vec<usize> {
-        let mut broken = Vec::new();
-        for (i, (c, _)) in pairs.iter().enumerate() {
-            let mut w = c.stream();
-            if w.write_all(format!("r{round:05} {i:04}\n").as_bytes())
-                .is_err()
-            {
-                broken.push(i);
-            }
-        }
-        for (i, (c, s)) in pairs.iter().enumerate() {
-            let want = format!("r{round:05} {i:04}\n");
-            let mut got = vec![0u8; want.len()];
-            let (mut srv, mut cli) = (s, c.stream());
-            let ok = srv.read_exact(&mut got).is_ok()
-                && got == want.as_bytes()
-                && srv.write_all(b"ok\n").is_ok()
-                && {
-                    let mut a = [0u8; 3];
-                    cli.read_exact(&mut a).is_ok() && &a == b"ok\n"
-                };
-            if !ok {
-                broken.push(i);
-            }
-        }
-        broken
-    };
-    assert_eq!(exchange(0, &pairs), Vec::<usize>::new(), "{}", d.diag());
+    let Held { vip, pairs, .. } = held_nat_connections(&d, N);
+    assert_eq!(
+        exchange_lines(0, &pairs),
+        Vec::<usize>::new(),
+        "{}",
+        d.diag()
+    );
     let row = |d: &crate::common::Director| d.reals(&vip)[0].clone();
     assert_eq!((row(&d).active, row(&d).inactive), (N as u64, 0));
 
@@ -604,20 +558,7 @@ fn live_nat_connections_survive_a_syn_flood() {
     };
     let bpf = lvs::loader::load_director(&pin, sizes, false, TunnelOpts::default(), &[]).unwrap();
     let ext = d.seed.director.ifindex(seed::DIR_EXT_IF).unwrap();
-    let link = d
-        .seed
-        .director
-        .ip(&["-o", "link", "show", seed::DIR_EXT_IF])
-        .unwrap();
-    let dmac: Mac = {
-        let w: Vec<&str> = link.split_whitespace().collect();
-        let m = w[w.iter().position(|x| *x == "link/ether").unwrap() + 1];
-        let b: Vec<u8> = m
-            .split(':')
-            .map(|h| u8::from_str_radix(h, 16).unwrap())
-            .collect();
-        b.try_into().unwrap()
-    };
+    let dmac = link_mac(&d.seed.director, seed::DIR_EXT_IF);
     let stop = AtomicBool::new(false);
     let sent = AtomicU64::new(0);
     let flood_new0 = d.counter("new_conn");
@@ -649,7 +590,7 @@ fn live_nat_connections_survive_a_syn_flood() {
         while start.elapsed() < Duration::from_secs(6) {
             let t = std::time::Instant::now();
             rounds += 1;
-            broken.extend(exchange(rounds, &pairs));
+            broken.extend(exchange_lines(rounds, &pairs));
             if let Some(rest) = Duration::from_millis(50).checked_sub(t.elapsed()) {
                 std::thread::sleep(rest);
             }
@@ -678,14 +619,7 @@ fn live_nat_connections_survive_a_syn_flood() {
     assert_eq!(d.counter("new_conn") - flood_new0, syns);
     assert_eq!(d.counter("evicted"), 0);
     // Gone within their short timeout (3 s, a second of slack, two sweeps).
-    let embryos = || {
-        let m: HashMap<&MapData, FlowKey, Conn> =
-            HashMap::try_from(bpf.map(names::EMBRYOS).unwrap()).unwrap();
-        m.iter()
-            .filter_map(|kv| kv.ok())
-            .filter(|(_, c)| c.st & CONN_F_DEAD == 0)
-            .count()
-    };
+    let embryos = || crate::common::held::live_embryos(&bpf);
     let settled = crate::common::wait_until(
         Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 5),
         || embryos() == 0 && row(&d).inactive == 0,
@@ -695,7 +629,7 @@ fn live_nat_connections_survive_a_syn_flood() {
     // The flood's evictions were counted, and taken off InActConn above.
     assert!(d.counter("syn_pressure") > 0 && d.counter("syn_flood_evicted") > 0);
     assert_eq!(
-        exchange(rounds + 1, &pairs),
+        exchange_lines(rounds + 1, &pairs),
         Vec::<usize>::new(),
         "{}",
         d.diag()
@@ -819,14 +753,7 @@ fn live_dr_connections_survive_a_syn_flood() {
     assert_eq!(d.counter("new_conn") - new0, syns);
     assert!(d.counter("embryonic_full") > 0);
     assert_eq!(d.counter("evicted"), 0);
-    let embryos = || {
-        let m: HashMap<&MapData, FlowKey, Conn> =
-            HashMap::try_from(bpf.map(names::EMBRYOS).unwrap()).unwrap();
-        m.iter()
-            .filter_map(|kv| kv.ok())
-            .filter(|(_, c)| c.st & CONN_F_DEAD == 0)
-            .count()
-    };
+    let embryos = || crate::common::held::live_embryos(&bpf);
     let inactive = |d: &crate::common::Lan| d.reals(&vs).iter().map(|r| r.inactive).sum::<u64>();
     let settled = crate::common::wait_until(
         Duration::from_secs(EMBRYO_SHORT_TIMEOUT_S as u64 + 5),

@@ -3,6 +3,7 @@
 //! BPF_PROG_TEST_RUN fixture.
 #![allow(dead_code)]
 
+pub mod held;
 pub mod xdp;
 
 use std::{path::Path, time::Duration};

@@ -19,7 +19,7 @@ use lvs_lab::{
     servers, Netns, Proc,
 };
 
-use crate::common::{director, wait_until, LVS, LVSADM, T};
+use crate::common::{director, load_command, wait_until, LVS, LVSADM, T};
 
 fn report(line: &str) {
     let _ = writeln!(std::io::stderr(), "apply: {line}");
@@ -114,6 +114,16 @@ fn active(seed: &SeedLab, port: u16, i: usize, rs_port: u16) -> u64 {
         .unwrap_or_else(|| panic!("no {want} in {out}"))
 }
 
+/// Writes `rules` to `name` and `lvs apply`s it: it succeeds, says
+/// `summary`, and the director's table is then the file's.
+fn apply_ok(seed: &SeedLab, name: &str, rules: &str, summary: &str) {
+    let file = write(seed, name, rules);
+    let (code, out, err) = lvs_apply(seed, &file);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(out.trim(), summary);
+    assert_eq!(saved(seed), canonical(rules));
+}
+
 /// An apply that removes one service, adds another and changes the
 /// servers of a third leaves the kept service's open connection working,
 /// its server's ActiveConn and its rr position as they were; a bad file
@@ -129,15 +139,13 @@ fn apply_keeps_what_stays_and_a_bad_file_changes_nothing() {
     let _srv = echo_servers(seed, 80);
     let _srv81 = echo_servers(seed, 81);
     let first = service(80, "rr", &[0, 1, 2], 80) + &service(81, "rr", &[0], 81);
-    let f1 = write(seed, "one.rules", &first);
-    let (code, out, err) = lvs_apply(seed, &f1);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(
-        out.trim(),
+    apply_ok(
+        seed,
+        "one.rules",
+        &first,
         "lvs apply: services: 2 added, 0 removed, 0 changed; servers: 4 added, 0 removed, \
-         0 changed (2 services)"
+         0 changed (2 services)",
     );
-    assert_eq!(saved(seed), canonical(&first));
 
     // rr: the first connection to rs1 (held), the second to rs2.
     let (mut held, a) = open(seed, 80, "held");
@@ -153,15 +161,13 @@ fn apply_keeps_what_stays_and_a_bad_file_changes_nothing() {
     let second = service(80, "rr", &[0, 1, 2], 80)
         + &service(81, "wrr", &[1], 81)
         + &service(82, "rr", &[2], 80);
-    let f2 = write(seed, "two.rules", &second);
-    let (code, out, err) = lvs_apply(seed, &f2);
-    assert_eq!(code, 0, "{out}{err}");
-    assert_eq!(
-        out.trim(),
+    apply_ok(
+        seed,
+        "two.rules",
+        &second,
         "lvs apply: services: 1 added, 0 removed, 1 changed; servers: 2 added, 1 removed, \
-         0 changed (3 services)"
+         0 changed (3 services)",
     );
-    assert_eq!(saved(seed), canonical(&second));
     assert_eq!(held.ask("after").unwrap(), "rs1 after");
     assert_eq!(active(seed, 80, 0, 80), 1, "rs1's count of port 80");
     // The position moved on from rs2: a reset one would start at rs1.
@@ -230,19 +236,21 @@ fn lab(tag: &str) -> (SeedLab, Vec<Proc>) {
 }
 
 fn load_cmd(seed: &SeedLab, rules: &Path) -> Command {
-    let mut cmd = seed.director.command(LVS);
-    cmd.args([
-        "load",
-        "--iface",
-        DIR_INT_IF,
-        "--iface",
-        DIR_EXT_IF,
-        "--pin-path",
-    ])
-    .arg(seed.pin_dir())
-    .arg("--rules")
-    .arg(rules);
+    let mut cmd = load_command(seed);
+    cmd.arg("--rules").arg(rules);
     cmd
+}
+
+/// A start that failed left no pins and no XDP program on either link.
+fn assert_nothing_left(seed: &SeedLab) {
+    assert!(
+        pins_left(seed.pin_dir()).is_empty(),
+        "{:?}",
+        pins_left(seed.pin_dir())
+    );
+    for iface in [DIR_INT_IF, DIR_EXT_IF] {
+        assert!(xdp_progs(&seed.director, iface).is_empty(), "{iface}");
+    }
 }
 
 /// The XDP programs attached to `iface` in `ns`.
@@ -298,14 +306,7 @@ fn rules_at_boot_and_on_sighup() {
         err.contains(&format!("{}:3: illegal weight specified", bad.display())),
         "{err}"
     );
-    assert!(
-        pins_left(seed.pin_dir()).is_empty(),
-        "{:?}",
-        pins_left(seed.pin_dir())
-    );
-    for iface in [DIR_INT_IF, DIR_EXT_IF] {
-        assert!(xdp_progs(&seed.director, iface).is_empty(), "{iface}");
-    }
+    assert_nothing_left(&seed);
     // Valid lines that do not fit the tables (more services than
     // --max-services) fail when applied, before the director attaches.
     let many: String = (0..5).map(|i| service(1000 + i, "rr", &[0], 80)).collect();
@@ -313,14 +314,7 @@ fn rules_at_boot_and_on_sighup() {
     let (code, out, err) = run(load_cmd(&seed, &too_many).args(["--max-services", "4"]));
     assert_ne!(code, 0, "{out}{err}");
     assert!(err.contains("service table full"), "{err}");
-    assert!(
-        pins_left(seed.pin_dir()).is_empty(),
-        "{:?}",
-        pins_left(seed.pin_dir())
-    );
-    for iface in [DIR_INT_IF, DIR_EXT_IF] {
-        assert!(xdp_progs(&seed.director, iface).is_empty(), "{iface}");
-    }
+    assert_nothing_left(&seed);
 
     // A good file: ready means serving.
     let good = service(80, "rr", &[0, 1], 80);

@@ -132,6 +132,34 @@ struct Traffic {
 /// Each connection sends `cN SEQ` every 50 ms and expects `rsX cN SEQ`
 /// back, in order; any difference, error or a 30 s silence is recorded
 /// and ends it.
+/// The ECMP lab at its smallest: one director, one real server, no extra
+/// client sources.
+fn single(tag: &str) -> EcmpLab {
+    EcmpLab::new(
+        tag,
+        EcmpConfig {
+            directors: 1,
+            real_servers: 1,
+            client_sources: 0,
+        },
+    )
+    .unwrap()
+}
+
+/// `birdc show route protocol <proto>` of the first director's BIRD.
+fn bird_routes(lab: &EcmpLab, proto: &str) -> anyhow::Result<String> {
+    let sock = lab.bird_socket("d1");
+    lab.dirs[0].run(&[
+        "birdc",
+        "-s",
+        sock.to_str().unwrap(),
+        "show",
+        "route",
+        "protocol",
+        proto,
+    ])
+}
+
 fn start_traffic(l: &Lab) -> Traffic {
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicU64::new(0));
@@ -423,15 +451,7 @@ fn bgp_options_are_checked_before_anything_is_attached() {
     if !require_root("ecmp options") {
         return;
     }
-    let lab = EcmpLab::new(
-        "ecmpopt",
-        EcmpConfig {
-            directors: 1,
-            real_servers: 1,
-            client_sources: 0,
-        },
-    )
-    .unwrap();
+    let lab = single("ecmpopt");
     let mut cmd = lab.dirs[0].command(LVS);
     cmd.args(["load", "--iface", ecmp::LAN_IF, "--pin-path"])
         .arg(lab.pin_dir(0))
@@ -546,35 +566,14 @@ fn bird_takes_ipv4_and_ipv6_vips_and_survives_a_refusal() {
     if !require_root("ecmp bird tables") {
         return;
     }
-    let lab = EcmpLab::new(
-        "ecmpbird",
-        EcmpConfig {
-            directors: 1,
-            real_servers: 1,
-            client_sources: 0,
-        },
-    )
-    .unwrap();
+    let lab = single("ecmpbird");
     let _bird = lab.start_director_bird(0).unwrap();
     let load = lab.start_director(0, Path::new(LVS), &[]).unwrap();
     let adm = |args: &[&str]| {
         lab.lvsadm(0, Path::new(LVSADM), args)
             .unwrap_or_else(|e| panic!("lvsadm {args:?}: {e:#}"))
     };
-    let sock = lab.bird_socket("d1");
-    let routes = |proto: &str| {
-        lab.dirs[0]
-            .run(&[
-                "birdc",
-                "-s",
-                sock.to_str().unwrap(),
-                "show",
-                "route",
-                "protocol",
-                proto,
-            ])
-            .unwrap()
-    };
+    let routes = |proto: &str| bird_routes(&lab, proto).unwrap();
     let within = |what: &str, f: &dyn Fn() -> bool| {
         assert!(
             crate::common::wait_until(Duration::from_secs(3), f),
@@ -585,15 +584,13 @@ fn bird_takes_ipv4_and_ipv6_vips_and_survives_a_refusal() {
     };
     let vip4 = format!("{VIP}:80");
     let vip6 = "[2001:db8:52::1]:80";
-    adm(&["-A", "-t", &vip4, "-s", "mh"]);
-    adm(&[
-        "-a",
-        "-t",
-        &vip4,
-        "-r",
-        &format!("{}:80", ecmp::rs_ip(0)),
-        "-g",
-    ]);
+    // The IPv4 service (mh, DR to rs1), added again further on.
+    let add_vip4 = || {
+        adm(&["-A", "-t", &vip4, "-s", "mh"]);
+        let rs = format!("{}:80", ecmp::rs_ip(0));
+        adm(&["-a", "-t", &vip4, "-r", &rs, "-g"]);
+    };
+    add_vip4();
     adm(&["-A", "-t", vip6, "-s", "sh"]);
     adm(&[
         "-a",
@@ -655,15 +652,7 @@ fn bird_takes_ipv4_and_ipv6_vips_and_survives_a_refusal() {
     // A director no longer attached announces nothing: its link detached
     // behind the daemon's back (bpftool, through the pin; netlink cannot
     // remove a bpf_link's program).
-    adm(&["-A", "-t", &vip4, "-s", "mh"]);
-    adm(&[
-        "-a",
-        "-t",
-        &vip4,
-        "-r",
-        &format!("{}:80", ecmp::rs_ip(0)),
-        "-g",
-    ]);
+    add_vip4();
     within("announced again", &|| {
         routes("lvs_vips4").contains(&format!("{VIP}/32"))
     });
@@ -686,15 +675,7 @@ fn a_vip_whose_checked_servers_fail_is_withdrawn() {
     if !require_root("ecmp health") {
         return;
     }
-    let lab = EcmpLab::new(
-        "ecmphc",
-        EcmpConfig {
-            directors: 1,
-            real_servers: 1,
-            client_sources: 0,
-        },
-    )
-    .unwrap();
+    let lab = single("ecmphc");
     let web = || servers::http(&lab.rs[0], SocketAddr::from(([0, 0, 0, 0], 80)), "rs1\n").unwrap();
     let server = web();
     let conf = format!(
@@ -721,18 +702,8 @@ fn a_vip_whose_checked_servers_fail_is_withdrawn() {
     let load = lab
         .start_director(0, Path::new(LVS), &["--config", path.to_str().unwrap()])
         .unwrap();
-    let sock = lab.bird_socket("d1");
     let announced = || {
-        lab.dirs[0]
-            .run(&[
-                "birdc",
-                "-s",
-                sock.to_str().unwrap(),
-                "show",
-                "route",
-                "protocol",
-                "lvs_vips4",
-            ])
+        bird_routes(&lab, "lvs_vips4")
             // Until lvs has written its include and BIRD has read it,
             // BIRD knows no such protocol (a syntax error): not announced.
             .is_ok_and(|routes| routes.contains(&format!("{VIP}/32")))

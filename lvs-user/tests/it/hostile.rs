@@ -37,6 +37,27 @@ fn v6(s: &str) -> Ipv6Addr {
 /// The seed plan with NAT TCP VIP:80 -> RS:8080, NAT UDP VIP:53 ->
 /// RS:5353, NAT TCP [VIP6]:80 -> [RS6]:8080, DR TCP VIP:81 -> RS:81 and
 /// TUN TCP VIP:82 -> RS:82 (the real server behind int0).
+/// An ICMP error (`typ`, `code`, the 4 bytes after the checksum) from the
+/// VIP to the client, quoting `quoted`: what the director sends or
+/// translates towards the client.
+fn to_client(typ: u8, code: u8, info: [u8; 4], quoted: &[u8]) -> Vec<u8> {
+    icmp4_error(
+        DIR_EXT_MAC,
+        CLIENT_MAC,
+        v4(VIP),
+        v4(CLIENT),
+        typ,
+        code,
+        info,
+        quoted,
+    )
+}
+
+/// The fixture, if the test runs as root (the others skip).
+fn setup() -> Option<Fixture> {
+    require_root("hostile").then(fixture)
+}
+
 fn fixture() -> Fixture {
     let f = fixture_with("ho", &Plan::seed(), Default::default());
     f.services(vec![
@@ -94,10 +115,7 @@ fn error_about(sent: &[u8]) -> Vec<u8> {
 
 #[test]
 fn icmp_errors_whose_ip_length_cuts_the_quote_are_not_translated() {
-    if !require_root("hostile") {
-        return;
-    }
-    let f = fixture();
+    let Some(f) = setup() else { return };
     let s = syn(40000, 80);
     assert_eq!(f.run(&s.build(), f.link_index("ext0")).0, XDP_REDIRECT);
     // The error as a router sends it is translated (the rule's control).
@@ -150,10 +168,7 @@ fn icmp_errors_whose_ip_length_cuts_the_quote_are_not_translated() {
 
 #[test]
 fn icmp_errors_quoting_ipv4_options_are_translated() {
-    if !require_root("hostile") {
-        return;
-    }
-    let f = fixture();
+    let Some(f) = setup() else { return };
     // A client packet with options (NOP NOP NOP EOL, and a 12-byte run).
     for (sport, opts) in [(40000u16, vec![1, 1, 1, 0]), (40001, vec![1; 12])] {
         let s = syn(sport, 80);
@@ -167,16 +182,7 @@ fn icmp_errors_quoting_ipv4_options_are_translated() {
         let d = deltas(&f, || {
             let (action, out) = f.run(&err, f.link_index("int0"));
             assert_eq!(action, XDP_REDIRECT, "translated");
-            let want = icmp4_error(
-                DIR_EXT_MAC,
-                CLIENT_MAC,
-                v4(VIP),
-                v4(CLIENT),
-                3,
-                4,
-                [0, 0, 5, 0],
-                &sb[14..14 + 20 + opts.len() + 8],
-            );
+            let want = to_client(3, 4, [0, 0, 5, 0], &sb[14..14 + 20 + opts.len() + 8]);
             assert_eq!(out, dec_ttl(&want), "the client sees its own packet quoted");
         });
         assert_eq!(d, [("rx", 1), ("icmp_reply", 1)]);
@@ -185,10 +191,7 @@ fn icmp_errors_quoting_ipv4_options_are_translated() {
 
 #[test]
 fn frames_not_addressed_to_the_link_pass_and_are_counted() {
-    if !require_root("hostile") {
-        return;
-    }
-    let f = fixture();
+    let Some(f) = setup() else { return };
     let ext = f.link_index("ext0");
     for dst in [
         [0xff; 6],
@@ -215,10 +218,7 @@ fn frames_not_addressed_to_the_link_pass_and_are_counted() {
 
 #[test]
 fn ttl_is_decremented_on_every_method() {
-    if !require_root("hostile") {
-        return;
-    }
-    let f = fixture();
+    let Some(f) = setup() else { return };
     let (ext, int) = (f.link_index("ext0"), f.link_index("int0"));
     // NAT, both ways (IPv4 and IPv6).
     let s = syn(40300, 80);
@@ -264,10 +264,7 @@ fn ttl_is_decremented_on_every_method() {
 
 #[test]
 fn ttl_one_is_answered_with_time_exceeded_never_forwarded() {
-    if !require_root("hostile") {
-        return;
-    }
-    let f = fixture();
+    let Some(f) = setup() else { return };
     let (ext, int) = (f.link_index("ext0"), f.link_index("int0"));
     for (ttl, dport) in [(1u8, 80u16), (0, 80), (1, 81), (1, 82)] {
         let mut s = syn(40400 + ttl as u16, dport);
@@ -281,16 +278,7 @@ fn ttl_one_is_answered_with_time_exceeded_never_forwarded() {
         });
         assert!(d.contains(&("ttl_exceeded", 1)), "{d:?}");
         assert!(!d.iter().any(|(n, _)| n.ends_with("_fwd")), "{d:?}");
-        let want = icmp4_error(
-            DIR_EXT_MAC,
-            CLIENT_MAC,
-            v4(VIP),
-            v4(CLIENT),
-            11,
-            0,
-            [0; 4],
-            &b[14..14 + 28],
-        );
+        let want = to_client(11, 0, [0; 4], &b[14..14 + 28]);
         assert_eq!(out, want, "time exceeded from the VIP, quoting the packet");
     }
     // With IP options: the quote is the header with them, and 8 bytes.
@@ -300,16 +288,7 @@ fn ttl_one_is_answered_with_time_exceeded_never_forwarded() {
     let d = deltas(&f, || {
         let (action, out) = f.run(&b, ext);
         assert_eq!(action, XDP_TX, "TTL 1 with options: answered");
-        let want = icmp4_error(
-            DIR_EXT_MAC,
-            CLIENT_MAC,
-            v4(VIP),
-            v4(CLIENT),
-            11,
-            0,
-            [0; 4],
-            &b[14..14 + 28 + 8],
-        );
+        let want = to_client(11, 0, [0; 4], &b[14..14 + 28 + 8]);
         assert_eq!(out, want, "time exceeded quoting the options");
     });
     assert!(d.contains(&("ttl_exceeded", 1)), "{d:?}");
@@ -356,10 +335,7 @@ fn ttl_one_is_answered_with_time_exceeded_never_forwarded() {
 
 #[test]
 fn bad_ipv4_header_checksums_pass_as_malformed() {
-    if !require_root("hostile") {
-        return;
-    }
-    let f = fixture();
+    let Some(f) = setup() else { return };
     let ext = f.link_index("ext0");
     let mut b = syn(40700, 80).build();
     b[24] ^= 0x01;
@@ -383,10 +359,7 @@ fn bad_ipv4_header_checksums_pass_as_malformed() {
 
 #[test]
 fn fragments_and_extension_headers_to_a_vip_pass_untouched() {
-    if !require_root("hostile") {
-        return;
-    }
-    let f = fixture();
+    let Some(f) = setup() else { return };
     let ext = f.link_index("ext0");
     let good = syn(40800, 80).build();
     for (name, flags) in [

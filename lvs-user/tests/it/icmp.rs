@@ -224,6 +224,32 @@ fn assert_icmp_counted(d: &Routed, name: &str) {
     }
 }
 
+/// The one error in `errs` (it must be alone), reaching `whom`.
+fn the_error<'a>(errs: &'a [IcmpErr], whom: &str) -> &'a IcmpErr {
+    assert_eq!(errs.len(), 1, "one error reaches {whom}: {errs:#?}");
+    &errs[0]
+}
+
+/// `e`'s checksums (outer, ICMP, quoted IP) are right and it quotes a UDP
+/// datagram `src:sport` → `dst:dport`.
+fn assert_quotes(e: &IcmpErr, src: (IpAddr, u16), dst: (IpAddr, u16), what: &str) {
+    assert!(
+        e.ip_csum_ok && e.icmp_csum_ok && e.inner_ip_csum_ok,
+        "{e:#?}"
+    );
+    assert_eq!(
+        (
+            e.inner_src,
+            e.inner_sport,
+            e.inner_dst,
+            e.inner_dport,
+            e.inner_proto
+        ),
+        (src.0, src.1, dst.0, dst.1, 17),
+        "{what}"
+    );
+}
+
 fn inside_router_error_reaches_the_client(v6: bool) {
     let (d, srv, s, a) = udp_service(
         if v6 { "icmpin6" } else { "icmpin" },
@@ -239,8 +265,7 @@ fn inside_router_error_reaches_the_client(v6: bool) {
     let errs = received_errors(&cap, T);
     let learnt = d.lab.client.wait_path_mtu(a.vip, 1400, T);
     assert_eq!(srv.requests(), 1, "the big datagram cannot have arrived");
-    assert_eq!(errs.len(), 1, "one error reaches the client: {errs:#?}");
-    let e = &errs[0];
+    let e = the_error(&errs, "the client");
     assert_eq!(
         (e.typ, e.code, e.info),
         (a.too_big.0, a.too_big.1, 1400),
@@ -248,20 +273,11 @@ fn inside_router_error_reaches_the_client(v6: bool) {
     );
     assert_eq!(e.src, a.vip, "outer source: the VIP ({e:#?})");
     assert_eq!(e.dst, a.client);
-    assert!(
-        e.ip_csum_ok && e.icmp_csum_ok && e.inner_ip_csum_ok,
-        "{e:#?}"
-    );
-    assert_eq!(
-        (
-            e.inner_src,
-            e.inner_sport,
-            e.inner_dst,
-            e.inner_dport,
-            e.inner_proto
-        ),
-        (a.client, cport, a.vip, PORT, 17),
-        "the quoted packet is the client's, as it sent it"
+    assert_quotes(
+        e,
+        (a.client, cport),
+        (a.vip, PORT),
+        "the quoted packet is the client's, as it sent it",
     );
     learnt.unwrap();
     assert_eq!(s.path_mtu().unwrap(), 1400);
@@ -285,12 +301,7 @@ fn outside_router_error_reaches_the_real_server(v6: bool) {
     s.send((1500 - a.hdrs).to_string().as_bytes()).unwrap();
     let errs = received_errors(&cap, T);
     let learnt = d.lab.rs[0].wait_path_mtu(a.client, 1400, T);
-    assert_eq!(
-        errs.len(),
-        1,
-        "one error reaches the real server: {errs:#?}"
-    );
-    let e = &errs[0];
+    let e = the_error(&errs, "the real server");
     assert_eq!(
         (e.typ, e.code, e.info),
         (a.too_big.0, a.too_big.1, 1400),
@@ -298,20 +309,11 @@ fn outside_router_error_reaches_the_real_server(v6: bool) {
     );
     assert_eq!(e.src, a.rout, "outer source: the router, unchanged");
     assert_eq!(e.dst, a.rs, "outer destination: the real server");
-    assert!(
-        e.ip_csum_ok && e.icmp_csum_ok && e.inner_ip_csum_ok,
-        "{e:#?}"
-    );
-    assert_eq!(
-        (
-            e.inner_src,
-            e.inner_sport,
-            e.inner_dst,
-            e.inner_dport,
-            e.inner_proto
-        ),
-        (a.rs, PORT, a.client, cport, 17),
-        "the quoted packet is the real server's, as it sent it"
+    assert_quotes(
+        e,
+        (a.rs, PORT),
+        (a.client, cport),
+        "the quoted packet is the real server's, as it sent it",
     );
     learnt.unwrap();
     // The server now refuses to send that much to the client at once.
@@ -347,26 +349,12 @@ fn time_exceeded_reaches_the_client(v6: bool) {
     s.send(b"10").unwrap();
     let errs = received_errors(&cap, T);
     assert_eq!(srv.requests(), 1, "the datagram cannot have arrived");
-    assert_eq!(errs.len(), 1, "one error reaches the client: {errs:#?}");
-    let e = &errs[0];
+    let e = the_error(&errs, "the client");
     let want = if v6 { (3, 0) } else { (11, 0) };
     assert_eq!((e.typ, e.code), want, "{e:#?}");
     assert_eq!(e.src, a.vip, "outer source: the VIP ({e:#?})");
     assert_eq!(e.dst, a.client);
-    assert!(
-        e.ip_csum_ok && e.icmp_csum_ok && e.inner_ip_csum_ok,
-        "{e:#?}"
-    );
-    assert_eq!(
-        (
-            e.inner_src,
-            e.inner_sport,
-            e.inner_dst,
-            e.inner_dport,
-            e.inner_proto
-        ),
-        (a.client, cport, a.vip, PORT, 17),
-    );
+    assert_quotes(e, (a.client, cport), (a.vip, PORT), "the quoted packet");
 }
 
 #[test]

@@ -16,7 +16,7 @@ use lvs_common::counters;
 use lvs_lab::{
     clients,
     lan::{self, Capture, LanConfig},
-    packet::{dec_ttl, parse, Frame, ACK, L4, SYN},
+    packet::{parse, Frame, ACK, SYN},
     require_root,
     seed::{self, CLIENT_IP6, VIP6},
     servers,
@@ -267,17 +267,9 @@ fn nat6_forward_and_reply_exact_bytes() {
         .payload(b"GET / HTTP/1.0\r\n\r\n");
     let (action, out) = f.run(&syn.build(), f.link_index("lan0"));
     assert_eq!(action, XDP_REDIRECT, "to the inside link");
-    let mut want = syn.clone().macs(DIR_INT_MAC, INSIDE_MAC);
-    want.dst = rip;
-    want.l4 = L4::Tcp {
-        sport: 40000,
-        dport: 8080,
-        flags: SYN,
-        seq: 0x1000_0000,
-        ack: 0,
-    };
     // Forwarded: hop limit one less.
-    assert_frame_eq(&out, &dec_ttl(&want.build()), "DNAT over IPv6");
+    let want = dnat(&syn, (DIR_INT_MAC, INSIDE_MAC), (rip, 8080));
+    assert_frame_eq(&out, &want, "DNAT over IPv6");
     assert!(parse(&out).unwrap().l4_csum_ok);
 
     let reply = Frame::tcp((rip, 8080), (client, 40000), SYN | ACK)
@@ -285,16 +277,8 @@ fn nat6_forward_and_reply_exact_bytes() {
         .payload(b"HTTP/1.0 200 OK\r\n\r\nhao2\n");
     let (action, out) = f.run(&reply.build(), f.link_index("int0"));
     assert_eq!(action, XDP_REDIRECT, "to the LAN link");
-    let mut want = reply.clone().macs(DIR_MAC, CLIENT_MAC);
-    want.src = vip;
-    want.l4 = L4::Tcp {
-        sport: 80,
-        dport: 40000,
-        flags: SYN | ACK,
-        seq: 0x1000_0000,
-        ack: 0,
-    };
-    assert_frame_eq(&out, &dec_ttl(&want.build()), "reverse NAT over IPv6");
+    let want = snat(&reply, (DIR_MAC, CLIENT_MAC), (vip, 80));
+    assert_frame_eq(&out, &want, "reverse NAT over IPv6");
 
     // UDP (IPv6 has no "no checksum").
     let q = Frame::udp((client, 33000), (vip, 53))
@@ -302,13 +286,8 @@ fn nat6_forward_and_reply_exact_bytes() {
         .payload(b"query");
     let (action, out) = f.run(&q.build(), f.link_index("lan0"));
     assert_eq!(action, XDP_REDIRECT);
-    let mut want = q.clone().macs(DIR_INT_MAC, INSIDE_MAC);
-    want.dst = rip;
-    want.l4 = L4::Udp {
-        sport: 33000,
-        dport: 5353,
-    };
-    assert_frame_eq(&out, &dec_ttl(&want.build()), "UDP DNAT over IPv6");
+    let want = dnat(&q, (DIR_INT_MAC, INSIDE_MAC), (rip, 5353));
+    assert_frame_eq(&out, &want, "UDP DNAT over IPv6");
     assert_eq!(f.counter(counters::NAT_FWD), 2);
     assert_eq!(f.counter(counters::NAT_REPLY), 1);
 }

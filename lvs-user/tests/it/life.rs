@@ -26,7 +26,7 @@ use lvs_lab::{
     servers, Netns, Proc,
 };
 
-use crate::common::{director_with, Director, LVS, LVSADM, T};
+use crate::common::{director_with, load_command, managed_neighbours, Director, LVS, LVSADM, T};
 
 const IFACES: [&str; 2] = [DIR_INT_IF, DIR_EXT_IF];
 
@@ -322,17 +322,8 @@ fn lab(tag: &str) -> SeedLab {
 }
 
 fn spawn_load(seed: &SeedLab, extra: &[&str], env: &[(&str, &Path)]) -> Proc {
-    let mut cmd = seed.director.command(LVS);
-    cmd.args([
-        "load",
-        "--iface",
-        DIR_INT_IF,
-        "--iface",
-        DIR_EXT_IF,
-        "--pin-path",
-    ])
-    .arg(seed.pin_dir())
-    .args(extra);
+    let mut cmd = load_command(seed);
+    cmd.args(extra);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -558,14 +549,7 @@ fn sd_notify_ready_and_unload() {
         &format!("{}:80", seed::rs_ip(0)),
         "-m",
     ]);
-    let managed = || {
-        seed.director
-            .ip(&["-o", "neigh", "show", "nud", "all"])
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&format!("proto {}", lvs::neigh::PROTO)))
-            .count()
-    };
+    let managed = || managed_neighbours(&seed.director);
     assert!(
         crate::common::wait_until(Duration::from_secs(5), || managed() > 0),
         "no managed neighbour entry:\n{}",

@@ -56,6 +56,18 @@ fn fill(d: &Director) {
     }
 }
 
+/// A director with [`TABLE`] loaded and its `-L -n` listing; `None` (the
+/// test skips) without root.
+fn filled(why: &str, tag: &str) -> Option<(Director, String)> {
+    if !require_root(why) {
+        return None;
+    }
+    let d = director(tag, 2).unwrap();
+    fill(&d);
+    let listing = d.adm(&["-L", "-n"]);
+    Some((d, listing))
+}
+
 #[test]
 fn listing_and_save_match_ipvsadm_byte_for_byte() {
     if !require_root("lvsadm output") {
@@ -85,12 +97,9 @@ UDP  192.168.47.128:53 wrr\n  \
 
 #[test]
 fn save_clear_restore_round_trip() {
-    if !require_root("lvsadm round trip") {
+    let Some((d, before)) = filled("lvsadm round trip", "admrt") else {
         return;
-    }
-    let d = director("admrt", 2).unwrap();
-    fill(&d);
-    let before = d.adm(&["-L", "-n"]);
+    };
     let saved = d.adm(&["-S", "-n"]);
     d.adm(&["-C"]);
     assert!(
@@ -104,12 +113,9 @@ fn save_clear_restore_round_trip() {
 
 #[test]
 fn bad_restore_and_bad_commands_change_nothing() {
-    if !require_root("lvsadm validation") {
+    let Some((d, before)) = filled("lvsadm validation", "admbad") else {
         return;
-    }
-    let d = director("admbad", 2).unwrap();
-    fill(&d);
-    let before = d.adm(&["-L", "-n"]);
+    };
     let bad_restore = "-A -t 10.0.0.1:80 -s rr\n\
 -a -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 1\n\
 -a -t 10.0.0.1:80 -r 10.0.0.300:80 -m -w 1\n";

@@ -18,7 +18,7 @@ use lvs_lab::{
     servers, Netns, Proc,
 };
 
-use crate::common::{wait_until, LVS, LVSADM, T};
+use crate::common::{udp_answer_service, wait_until, LVS, LVSADM, T};
 
 /// The seed's lab with the director running (as `common::Director`, with
 /// a monitoring namespace linked to the director before it starts).
@@ -146,29 +146,8 @@ fn prometheus_scrapes_the_traffic_the_test_sent() {
     }
     let target = format!("{MON_DIR}:9100");
     let (d, prom) = lab("prom", &target, &[]);
-    let _udp: Vec<_> = (0..2)
-        .map(|i| servers::udp(&d.seed.rs[i], "0.0.0.0:53".parse().unwrap(), "answer").unwrap())
-        .collect();
+    let _udp = udp_answer_service(&d.seed, 2);
     let svc = format!("{VIP}:53");
-    d.adm(&["-A", "-u", &svc, "-s", "rr"]);
-    for i in 0..2 {
-        d.adm(&[
-            "-a",
-            "-u",
-            &svc,
-            "-r",
-            &format!("{}:53", rs_ip(i)),
-            "-m",
-            "-w",
-            "1",
-        ]);
-    }
-    for i in 0..2 {
-        d.seed
-            .director
-            .wait_neigh(rs_ip(i).into(), Duration::from_secs(5))
-            .unwrap();
-    }
     let api = format!("{MON_PROM}:9090");
     let _p = prometheus(&d, &prom, &target, &api);
 

@@ -26,7 +26,7 @@ use lvs_lab::{
     Proc,
 };
 
-use crate::common::{LVS, LVSADM, T};
+use crate::common::{managed_neighbours, LVS, LVSADM, T};
 use crate::life::open_to;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -565,14 +565,7 @@ fn the_packaged_daemons_run_with_their_units_capabilities() {
     assert_eq!(adm(&["-S", "-n"], None).1, rules);
     // Its neighbour upkeep works (before any traffic: no entry is the
     // kernel's) with these capabilities (`ip neigh`).
-    let managed = || {
-        seed.director
-            .ip(&["-o", "neigh", "show", "nud", "all"])
-            .unwrap()
-            .lines()
-            .filter(|l| l.contains(&format!("proto {}", lvs::neigh::PROTO)))
-            .count()
-    };
+    let managed = || managed_neighbours(&seed.director);
     assert!(
         crate::common::wait_until(Duration::from_secs(5), || managed() >= 2),
         "managed neighbour entries:\n{}",

@@ -4,19 +4,10 @@
 
 use std::{net::IpAddr, time::Duration};
 
-use crate::common::{director, director_with, Director, SHORT_CLOSE};
-use lvs_lab::{
-    require_root,
-    seed::{rs_ip, VIP},
+use crate::common::{
+    director, director_with, seed_rs as rs, seed_vip as vip, Director, SHORT_CLOSE,
 };
-
-fn vip(port: u16) -> String {
-    format!("{VIP}:{port}")
-}
-
-fn rs(i: usize, port: u16) -> String {
-    format!("{}:{port}", rs_ip(i))
-}
+use lvs_lab::require_root;
 
 /// rr service on `port` over rs1 and rs2 with `opts` (e.g. `-p 60`).
 fn rr_service(d: &Director, port: u16, opts: &[&str]) {

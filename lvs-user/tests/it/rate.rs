@@ -9,13 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use lvs_lab::{
-    require_root,
-    seed::{rs_ip, VIP},
-    servers,
-};
+use lvs_lab::{require_root, seed::rs_ip};
 
-use crate::common::director_with;
+use crate::common::{director_with, udp_answer_service};
 
 /// The offered load: datagrams per second, each from a new client port (a
 /// new connection), of `PAYLOAD` bytes, answered with "answer".
@@ -50,27 +46,7 @@ fn rate_follows_a_steady_offered_load() {
         return;
     }
     let d = director_with("rate", 2, &["--metrics", "127.0.0.1:9100"]).unwrap();
-    let _udp: Vec<_> = (0..2)
-        .map(|i| servers::udp(&d.seed.rs[i], "0.0.0.0:53".parse().unwrap(), "answer").unwrap())
-        .collect();
-    let svc = format!("{VIP}:53");
-    d.adm(&["-A", "-u", &svc, "-s", "rr"]);
-    for i in 0..2 {
-        d.adm(&[
-            "-a",
-            "-u",
-            &svc,
-            "-r",
-            &format!("{}:53", rs_ip(i)),
-            "-m",
-            "-w",
-            "1",
-        ]);
-        d.seed
-            .director
-            .wait_neigh(rs_ip(i).into(), Duration::from_secs(5))
-            .unwrap();
-    }
+    let _udp = udp_answer_service(&d.seed, 2);
     let idle = d.adm(&["-L", "-n", "--rate"]);
     assert_eq!(row(&idle, "UDP"), [0; 5], "{idle}");
 

@@ -12,7 +12,10 @@ use std::{
     time::Duration,
 };
 
-use crate::common::{self, director, director_with, rs_name, Director, SHORT_CLOSE, T};
+use crate::common::{
+    self, director, director_with, rs_name, seed_rs as rs, seed_vip as vip, Director, SHORT_CLOSE,
+    T,
+};
 use lvs::{
     model::Scheduler,
     schedtab::{self, Member},
@@ -22,14 +25,6 @@ use lvs_lab::{
     require_root,
     seed::{rs_ip, VIP},
 };
-
-fn vip(port: u16) -> String {
-    format!("{VIP}:{port}")
-}
-
-fn rs(i: usize, port: u16) -> String {
-    format!("{}:{port}", rs_ip(i))
-}
 
 /// `-A -t VIP:port -s sched` and `-a … -r rsN:port -m -w W` for each
 /// weight, in order (rs1 first).

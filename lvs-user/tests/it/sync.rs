@@ -82,14 +82,11 @@ pub fn services(d: &HaDirector, real_servers: usize) {
 
 /// Echo servers answering `rsN <line>` on port 8080 of each real server.
 pub fn echo_servers(lab: &HaLab) -> Vec<servers::Server> {
-    lab.rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| {
-            let any = SocketAddr::from(([0, 0, 0, 0], 8080));
-            servers::echo_line(ns, any, &format!("rs{}", i + 1)).unwrap()
-        })
-        .collect()
+    rs_servers(
+        lab,
+        SocketAddr::from(([0, 0, 0, 0], 8080)),
+        servers::echo_line,
+    )
 }
 
 /// `lvsadm args…` on a director: (exit status, stdout, stderr).
@@ -119,6 +116,99 @@ pub fn pair(tag: &str, real_servers: usize) -> (HaLab, Vec<Proc>) {
     (lab, procs)
 }
 
+/// One more service on both directors: `-A <kind> <vip> <opts…>`, and each
+/// real server `real(i)` under it, NAT.
+pub fn service_on_both(
+    lab: &HaLab,
+    kind: &str,
+    vip: &str,
+    opts: &[&str],
+    real: impl Fn(usize) -> String,
+) {
+    for d in [&lab.a, &lab.b] {
+        let adm = |args: &[&str]| d.lvsadm(Path::new(LVSADM), args).unwrap();
+        let add: Vec<&str> = ["-A", kind, vip].iter().chain(opts).copied().collect();
+        adm(&add);
+        for i in 0..lab.rs.len() {
+            adm(&["-a", kind, vip, "-r", &real(i), "-m"]);
+        }
+    }
+}
+
+/// A server `rsN` on `any` of each real server, started by `start`
+/// (`servers::echo_line`, `servers::udp`).
+pub fn rs_servers(
+    lab: &HaLab,
+    any: SocketAddr,
+    start: fn(&lvs_lab::Netns, SocketAddr, &str) -> anyhow::Result<servers::Server>,
+) -> Vec<servers::Server> {
+    lab.rs
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| start(ns, any, &format!("rs{}", i + 1)).unwrap())
+        .collect()
+}
+
+/// The director takes the VIP and the real servers' gateway (no VRRP
+/// here: `vrrp.rs` has keepalived move them).
+pub fn hold(d: &HaDirector) {
+    d.ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
+        .unwrap();
+    d.ns.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
+        .unwrap();
+}
+
+/// `lvsadm --start-daemon <role>` on the inside LAN with [`SYNC_ID`].
+pub fn start_daemon(d: &HaDirector, role: &str) -> (i32, String, String) {
+    adm_raw(
+        d,
+        &[
+            "--start-daemon",
+            role,
+            "--mcast-interface",
+            INSIDE_IF,
+            "--syncid",
+            SYNC_ID,
+        ],
+    )
+}
+
+/// The master's daemon on A, the backup's on B; both must start.
+pub fn start_master_backup(lab: &HaLab) {
+    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
+        assert_eq!(start_daemon(d, role).0, 0);
+    }
+}
+
+/// `n` connections from the client to `to`, each asked `<tag> <i>` once:
+/// (connection, the real server that answered).
+pub fn connect_n(lab: &HaLab, to: SocketAddr, n: usize, tag: &str) -> Vec<(TcpConn, String)> {
+    (0..n)
+        .map(|i| {
+            let mut c = TcpConn::connect(&lab.client, to, Duration::from_secs(3)).unwrap();
+            let answer = c.ask(&format!("{tag} {i}")).unwrap();
+            let rs = answer.split(' ').next().unwrap().to_string();
+            (c, rs)
+        })
+        .collect()
+}
+
+/// The client addresses of `conns`, as `lvsadm -L -c` lists them.
+pub fn client_addrs(conns: &[(TcpConn, String)]) -> BTreeSet<String> {
+    conns
+        .iter()
+        .map(|(c, _)| c.local_addr().unwrap().to_string())
+        .collect()
+}
+
+/// How many ESTABLISHED rows of `d` come from one of `ours`.
+pub fn established_of(d: &HaDirector, ours: &BTreeSet<String>) -> usize {
+    conn_rows(d)
+        .iter()
+        .filter(|r| ours.contains(&r.1) && r.0 == "ESTABLISHED")
+        .count()
+}
+
 const LINE: &str =
     "master sync daemon (mcast=eth1, syncid=7, maxlen=1472, group=224.0.0.81, port=8848, ttl=1)\n";
 
@@ -129,16 +219,8 @@ fn backup_learns_the_masters_connections_and_refuses_bad_datagrams() {
     }
     let (lab, _procs) = pair("sync", 2);
     let _servers = echo_servers(&lab);
-    // The master holds the VIP and the real servers' gateway (no VRRP
-    // here: `vrrp.rs` has keepalived move them).
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
-        .unwrap();
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
-        .unwrap();
+    // The master holds the VIP and the real servers' gateway.
+    hold(&lab.a);
     // SYNs to port 81 never reach a listener: dropped on the real
     // servers, the connections stay in SYN_RECV on the master.
     for ns in &lab.rs {
@@ -147,19 +229,7 @@ fn backup_learns_the_masters_connections_and_refuses_bad_datagrams() {
     }
 
     // ipvsadm's commands and messages.
-    let start = |d: &HaDirector, role: &str| {
-        adm_raw(
-            d,
-            &[
-                "--start-daemon",
-                role,
-                "--mcast-interface",
-                INSIDE_IF,
-                "--syncid",
-                SYNC_ID,
-            ],
-        )
-    };
+    let start = start_daemon;
     assert_eq!(
         adm_raw(&lab.a, &["-L", "--daemon"]),
         (0, String::new(), String::new())
@@ -189,14 +259,7 @@ fn backup_learns_the_masters_connections_and_refuses_bad_datagrams() {
 
     // 20 established connections through the master, and one that never
     // gets past its SYN.
-    let mut conns: Vec<(TcpConn, String)> = (0..20)
-        .map(|i| {
-            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
-            let answer = c.ask(&format!("hello {i}")).unwrap();
-            let rs = answer.split(' ').next().unwrap().to_string();
-            (c, rs)
-        })
-        .collect();
+    let mut conns = connect_n(&lab, lab.vip(80), 20, "hello");
     let _syn = lab
         .client
         .spawn(
@@ -210,10 +273,7 @@ fn backup_learns_the_masters_connections_and_refuses_bad_datagrams() {
             ],
         )
         .unwrap();
-    let ours: BTreeSet<String> = conns
-        .iter()
-        .map(|(c, _)| c.local_addr().unwrap().to_string())
-        .collect();
+    let ours = client_addrs(&conns);
     assert!(wait_until(Duration::from_secs(5), || conn_rows(&lab.a)
         .iter()
         .any(|r| r.0 == "SYN_RECV" && r.2.ends_with(":81"))));
@@ -374,40 +434,16 @@ fn persistence_templates_follow_the_connections_to_the_backup() {
     }
     let (lab, _procs) = pair("syncp", 2);
     let vip = format!("{VIP}:82");
-    for d in [&lab.a, &lab.b] {
-        let adm = |args: &[&str]| d.lvsadm(Path::new(LVSADM), args).unwrap();
-        adm(&["-A", "-t", &vip, "-s", "rr", "-p", "300"]);
-        for i in 0..2 {
-            adm(&["-a", "-t", &vip, "-r", &format!("{}:8082", rs_ip(i)), "-m"]);
-        }
-    }
-    let _servers: Vec<servers::Server> = lab
-        .rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| {
-            let any = SocketAddr::from(([0, 0, 0, 0], 8082));
-            servers::echo_line(ns, any, &format!("rs{}", i + 1)).unwrap()
-        })
-        .collect();
-    let hold = |d: &HaDirector| {
-        d.ns.ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
-            .unwrap();
-        d.ns.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
-            .unwrap();
-    };
+    service_on_both(&lab, "-t", &vip, &["-s", "rr", "-p", "300"], |i| {
+        format!("{}:8082", rs_ip(i))
+    });
+    let _servers = rs_servers(
+        &lab,
+        SocketAddr::from(([0, 0, 0, 0], 8082)),
+        servers::echo_line,
+    );
     hold(&lab.a);
-    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
-        let args = [
-            "--start-daemon",
-            role,
-            "--mcast-interface",
-            INSIDE_IF,
-            "--syncid",
-            SYNC_ID,
-        ];
-        assert_eq!(adm_raw(d, &args).0, 0);
-    }
+    start_master_backup(&lab);
     // Eight clients, one connection each: rr alternates their templates
     // between the two servers.
     let clients: Vec<std::net::IpAddr> = (11..19u8)
@@ -473,14 +509,7 @@ fn an_ipv6_group_and_another_port_carry_the_sync() {
     }
     let (lab, _procs) = pair("sync6", 2);
     let _servers = echo_servers(&lab);
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
-        .unwrap();
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
-        .unwrap();
+    hold(&lab.a);
     let opts = [
         "--mcast-interface",
         INSIDE_IF,
@@ -506,22 +535,10 @@ fn an_ipv6_group_and_another_port_carry_the_sync() {
         adm_raw(&lab.a, &["-L", "--daemon"]).1,
         "master sync daemon (mcast=eth1, syncid=7, maxlen=1452, group=ff02::81, port=9848, ttl=2)\n"
     );
-    let conns: Vec<TcpConn> = (0..5)
-        .map(|i| {
-            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
-            c.ask(&format!("v6 {i}")).unwrap();
-            c
-        })
-        .collect();
-    let ours: BTreeSet<String> = conns
-        .iter()
-        .map(|c| c.local_addr().unwrap().to_string())
-        .collect();
+    let conns = connect_n(&lab, lab.vip(80), 5, "v6");
+    let ours = client_addrs(&conns);
     assert!(
-        wait_until(Duration::from_secs(10), || conn_rows(&lab.b)
-            .iter()
-            .filter(|r| ours.contains(&r.1) && r.0 == "ESTABLISHED")
-            .count()
+        wait_until(Duration::from_secs(10), || established_of(&lab.b, &ours)
             == 5),
         "{:#?}\n{:?}",
         conn_rows(&lab.b),
@@ -537,53 +554,18 @@ fn ipv6_connections_are_synced() {
     use lvs_lab::ha::{rs_ip6, GATEWAY6, VIP6};
     let (lab, _procs) = pair("sync6c", 2);
     let vip = format!("[{VIP6}]:80");
-    for d in [&lab.a, &lab.b] {
-        let adm = |args: &[&str]| d.lvsadm(Path::new(LVSADM), args).unwrap();
-        adm(&["-A", "-t", &vip, "-s", "rr"]);
-        for i in 0..2 {
-            adm(&[
-                "-a",
-                "-t",
-                &vip,
-                "-r",
-                &format!("[{}]:8086", rs_ip6(i)),
-                "-m",
-            ]);
-        }
-    }
-    let _servers: Vec<servers::Server> = lab
-        .rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| {
-            let any: SocketAddr = "[::]:8086".parse().unwrap();
-            servers::echo_line(ns, any, &format!("rs{}", i + 1)).unwrap()
-        })
-        .collect();
+    service_on_both(&lab, "-t", &vip, &["-s", "rr"], |i| {
+        format!("[{}]:8086", rs_ip6(i))
+    });
+    let _servers = rs_servers(&lab, "[::]:8086".parse().unwrap(), servers::echo_line);
     lab.a.ns.addr(OUTSIDE_IF, &format!("{VIP6}/128")).unwrap();
     lab.a
         .ns
         .addr(INSIDE_IF, &format!("{GATEWAY6}/128"))
         .unwrap();
-    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
-        let args = [
-            "--start-daemon",
-            role,
-            "--mcast-interface",
-            INSIDE_IF,
-            "--syncid",
-            SYNC_ID,
-        ];
-        assert_eq!(adm_raw(d, &args).0, 0);
-    }
+    start_master_backup(&lab);
     let to = SocketAddr::new(VIP6.into(), 80);
-    let mut conns: Vec<(TcpConn, String)> = (0..6)
-        .map(|i| {
-            let mut c = TcpConn::connect(&lab.client, to, Duration::from_secs(3)).unwrap();
-            let a = c.ask(&format!("six {i}")).unwrap();
-            (c, a.split(' ').next().unwrap().to_string())
-        })
-        .collect();
+    let mut conns = connect_n(&lab, to, 6, "six");
     let rows = |d: &HaDirector| -> BTreeSet<Row> {
         conn_rows(d)
             .into_iter()
@@ -615,36 +597,15 @@ fn both_roles_at_once_send_nothing_back() {
     }
     let (lab, _procs) = pair("syncdual", 2);
     let _servers = echo_servers(&lab);
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
-        .unwrap();
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
-        .unwrap();
+    hold(&lab.a);
     // Master and backup on both directors, as IPVS allows.
     for d in [&lab.a, &lab.b] {
         for role in ["master", "backup"] {
-            let args = [
-                "--start-daemon",
-                role,
-                "--mcast-interface",
-                INSIDE_IF,
-                "--syncid",
-                SYNC_ID,
-            ];
-            assert_eq!(adm_raw(d, &args).0, 0);
+            assert_eq!(start_daemon(d, role).0, 0);
         }
         assert_eq!(adm_raw(d, &["-L", "--daemon"]).1.lines().count(), 2);
     }
-    let _conns: Vec<TcpConn> = (0..10)
-        .map(|i| {
-            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
-            c.ask(&format!("dual {i}")).unwrap();
-            c
-        })
-        .collect();
+    let _conns = connect_n(&lab, lab.vip(80), 10, "dual");
     let synced = |d: &HaDirector| control::stats(&d.pin_dir).unwrap().0.conns;
     assert!(wait_until(Duration::from_secs(10), || synced(&lab.b) >= 10));
     // B learnt them and saw no packet of them: it sends none back to A,
@@ -661,25 +622,8 @@ fn a_restarted_lvs_load_resumes_its_daemons() {
     }
     let (lab, procs) = pair("syncre", 2);
     let _servers = echo_servers(&lab);
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
-        .unwrap();
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
-        .unwrap();
-    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
-        let args = [
-            "--start-daemon",
-            role,
-            "--mcast-interface",
-            INSIDE_IF,
-            "--syncid",
-            SYNC_ID,
-        ];
-        assert_eq!(adm_raw(d, &args).0, 0);
-    }
+    hold(&lab.a);
+    start_master_backup(&lab);
     // The master's `lvs load` restarts (the director keeps forwarding);
     // the new one adopts it and resumes the sync daemon.
     procs[1].stop().unwrap();
@@ -693,22 +637,11 @@ fn a_restarted_lvs_load_resumes_its_daemons() {
         "{:?}",
         adm_raw(&lab.a, &["-L", "--daemon"])
     );
-    let conns: Vec<TcpConn> = (0..5)
-        .map(|i| {
-            let mut c = TcpConn::connect(&lab.client, lab.vip(80), Duration::from_secs(3)).unwrap();
-            c.ask(&format!("re {i}")).unwrap();
-            c
-        })
-        .collect();
-    let ours: BTreeSet<String> = conns
-        .iter()
-        .map(|c| c.local_addr().unwrap().to_string())
-        .collect();
-    assert!(wait_until(Duration::from_secs(10), || conn_rows(&lab.b)
-        .iter()
-        .filter(|r| ours.contains(&r.1) && r.0 == "ESTABLISHED")
-        .count()
-        == 5));
+    let conns = connect_n(&lab, lab.vip(80), 5, "re");
+    let ours = client_addrs(&conns);
+    assert!(wait_until(Duration::from_secs(10), || established_of(
+        &lab.b, &ours
+    ) == 5));
 }
 
 #[test]
@@ -719,41 +652,12 @@ fn udp_flows_are_synced_only_past_one_packet() {
     use lvs_lab::clients::UdpClient;
     let (lab, _procs) = pair("syncudp", 2);
     let vip = format!("{VIP}:53");
-    for d in [&lab.a, &lab.b] {
-        let adm = |args: &[&str]| d.lvsadm(Path::new(LVSADM), args).unwrap();
-        adm(&["-A", "-u", &vip, "-s", "rr"]);
-        for i in 0..2 {
-            adm(&["-a", "-u", &vip, "-r", &format!("{}:5353", rs_ip(i)), "-m"]);
-        }
-    }
-    let _servers: Vec<servers::Server> = lab
-        .rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| {
-            let any = SocketAddr::from(([0, 0, 0, 0], 5353));
-            servers::udp(ns, any, &format!("rs{}", i + 1)).unwrap()
-        })
-        .collect();
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{VIP}/32"), "dev", OUTSIDE_IF])
-        .unwrap();
-    lab.a
-        .ns
-        .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", INSIDE_IF])
-        .unwrap();
-    for (d, role) in [(&lab.a, "master"), (&lab.b, "backup")] {
-        let args = [
-            "--start-daemon",
-            role,
-            "--mcast-interface",
-            INSIDE_IF,
-            "--syncid",
-            SYNC_ID,
-        ];
-        assert_eq!(adm_raw(d, &args).0, 0);
-    }
+    service_on_both(&lab, "-u", &vip, &["-s", "rr"], |i| {
+        format!("{}:5353", rs_ip(i))
+    });
+    let _servers = rs_servers(&lab, SocketAddr::from(([0, 0, 0, 0], 5353)), servers::udp);
+    hold(&lab.a);
+    start_master_backup(&lab);
     let to = SocketAddr::new(VIP.into(), 53);
     let any: SocketAddr = "0.0.0.0:0".parse().unwrap();
     // One flow of one datagram (a flood's), one that keeps talking.

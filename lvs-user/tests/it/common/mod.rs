@@ -28,20 +28,33 @@ pub struct Director {
 /// director. Forwarding is on, as `lvs_nat.sh` sets it (the XDP FIB lookup
 /// needs it); no netfilter rule is installed.
 pub fn director(tag: &str, real_servers: usize) -> Result<Director> {
-    let seed = SeedLab::with_config(
-        tag,
-        SeedConfig {
-            real_servers,
-            ..Default::default()
-        },
-    )?;
-    seed.director.sysctl("net.ipv4.ip_forward", "1")?;
-    let mut procs = seed.start_pass(Path::new(LVS))?;
-    procs.push(seed.start_director(Path::new(LVS), &[])?);
-    Ok(Director {
-        _procs: procs,
-        seed,
-    })
+    director_with(tag, real_servers, &[])
+}
+
+/// A UDP NAT service VIP:53 (rr) over port 53 of the seed's first `n` real
+/// servers (weight 1), each answering "answer"; returns the servers once
+/// the director has resolved every real server.
+pub fn udp_answer_service(seed: &SeedLab, n: usize) -> Vec<servers::Server> {
+    use lvs_lab::seed::{rs_ip, VIP};
+    let adm = |args: &[&str]| {
+        seed.lvsadm(Path::new(LVSADM), args)
+            .unwrap_or_else(|e| panic!("lvsadm {args:?}: {e:#}"))
+    };
+    let udp: Vec<_> = (0..n)
+        .map(|i| servers::udp(&seed.rs[i], "0.0.0.0:53".parse().unwrap(), "answer").unwrap())
+        .collect();
+    let svc = format!("{VIP}:53");
+    adm(&["-A", "-u", &svc, "-s", "rr"]);
+    for i in 0..n {
+        let rs = format!("{}:53", rs_ip(i));
+        adm(&["-a", "-u", &svc, "-r", &rs, "-m", "-w", "1"]);
+    }
+    for i in 0..n {
+        seed.director
+            .wait_neigh(rs_ip(i).into(), Duration::from_secs(5))
+            .unwrap();
+    }
+    udp
 }
 
 impl Director {
@@ -222,6 +235,34 @@ impl Lan {
                 .unwrap();
         }
     }
+
+    /// Six HTTP GETs of the client to VIP:80 over the LAN's two real
+    /// servers `srv` (rr, both resolved first), captured on the client's
+    /// link: three answers from each, and each server saw the client's own
+    /// address (DR and TUN keep it). Returns (answers, the frames seen).
+    pub fn rr_gets(&self, srv: &[servers::Server]) -> (Vec<String>, Vec<Seen>) {
+        // So that every packet counts (see `resolved`).
+        self.resolved(&[lvs_lab::lan::rs_ip(0).into(), lvs_lab::lan::rs_ip(1).into()]);
+        let cap = lvs_lab::lan::Capture::start(&self.lan.client, "eth0").unwrap();
+        let answers: Vec<String> = (0..6)
+            .map(|_| lvs_lab::clients::http_get(&self.lan.client, self.lan.vip(80), T).unwrap())
+            .collect();
+        // Give the last FIN/ACKs time to be counted before comparing.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let frames = l4_frames(&cap.finish());
+        assert_eq!(
+            tally(&answers),
+            std::collections::BTreeMap::from([("rs1\n".to_owned(), 3), ("rs2\n".to_owned(), 3)]),
+            "{answers:?}"
+        );
+        for s in srv {
+            assert!(s
+                .peers()
+                .iter()
+                .all(|p| p.ip().to_canonical() == std::net::IpAddr::V4(lvs_lab::lan::CLIENT_IP)));
+        }
+        (answers, frames)
+    }
 }
 
 /// A [`RoutedLab`] with the director running (forwarding on, `lvs pass`
@@ -374,6 +415,42 @@ pub fn director_with(tag: &str, real_servers: usize, extra: &[&str]) -> Result<D
         _procs: procs,
         seed,
     })
+}
+
+/// `lvs load` on the seed's director, on both its links, pinning at the
+/// seed's pin directory; the caller adds the rest.
+pub fn load_command(seed: &SeedLab) -> std::process::Command {
+    let mut cmd = seed.director.command(LVS);
+    cmd.args([
+        "load",
+        "--iface",
+        lvs_lab::seed::DIR_INT_IF,
+        "--iface",
+        lvs_lab::seed::DIR_EXT_IF,
+        "--pin-path",
+    ])
+    .arg(seed.pin_dir());
+    cmd
+}
+
+/// How many neighbour entries of `ns` are the director's own (`lvs load`
+/// manages them with its protocol number).
+pub fn managed_neighbours(ns: &Netns) -> usize {
+    ns.ip(&["-o", "neigh", "show", "nud", "all"])
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&format!("proto {}", lvs::neigh::PROTO)))
+        .count()
+}
+
+/// The seed's `VIP:port`, as lvsadm takes it.
+pub fn seed_vip(port: u16) -> String {
+    format!("{}:{port}", lvs_lab::seed::VIP)
+}
+
+/// The seed's real server `i` (0: rs1) `addr:port`, as lvsadm takes it.
+pub fn seed_rs(i: usize, port: u16) -> String {
+    format!("{}:{port}", lvs_lab::seed::rs_ip(i))
 }
 
 /// `lvs load` options that shorten every closing state's timeout to a few

@@ -18,7 +18,7 @@ use lvs::{
     testbed::Director,
 };
 use lvs_lab::{
-    packet::{checksum, Mac},
+    packet::{checksum, dec_ttl, Frame, Mac, L4},
     xdpns::{mac, Plan, XdpNs},
 };
 
@@ -111,6 +111,28 @@ impl Run for Fixture {
             .expect("src in route get");
         w[i + 1].parse().unwrap()
     }
+}
+
+/// `frame` as NAT forwards it to a real server: the MACs `macs` (source,
+/// destination), the destination replaced by `dst`, the TTL one less.
+pub fn dnat(frame: &Frame, macs: (Mac, Mac), dst: (IpAddr, u16)) -> Vec<u8> {
+    let mut want = frame.clone().macs(macs.0, macs.1);
+    want.dst = dst.0;
+    match &mut want.l4 {
+        L4::Tcp { dport, .. } | L4::Udp { dport, .. } => *dport = dst.1,
+    }
+    dec_ttl(&want.build())
+}
+
+/// `frame`, a real server's reply, as NAT sends it back: the MACs `macs`,
+/// the source replaced by `src` (the VIP's), the TTL one less.
+pub fn snat(frame: &Frame, macs: (Mac, Mac), src: (IpAddr, u16)) -> Vec<u8> {
+    let mut want = frame.clone().macs(macs.0, macs.1);
+    want.src = src.0;
+    match &mut want.l4 {
+        L4::Tcp { sport, .. } | L4::Udp { sport, .. } => *sport = src.1,
+    }
+    dec_ttl(&want.build())
 }
 
 /// A TCP service `vip:port` (rr) with the given real servers.

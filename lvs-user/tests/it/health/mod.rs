@@ -208,6 +208,11 @@ fn weight_of(listing: &str, rip: &str) -> Option<u32> {
 /// HTTP servers answering `rs1\n`, `rs2\n`, … on port 80, each with a
 /// `/health` whose status the returned handles set.
 fn health_web(seed: &SeedLab) -> (Vec<servers::Server>, Vec<Arc<AtomicU16>>) {
+    health_web_on(seed, "0.0.0.0:80")
+}
+
+/// [`health_web`] listening on `addr` (e.g. `[::]:80`).
+fn health_web_on(seed: &SeedLab, addr: &str) -> (Vec<servers::Server>, Vec<Arc<AtomicU16>>) {
     seed.rs
         .iter()
         .enumerate()
@@ -215,7 +220,7 @@ fn health_web(seed: &SeedLab) -> (Vec<servers::Server>, Vec<Arc<AtomicU16>>) {
             let st = Arc::new(AtomicU16::new(200));
             let s = servers::http_health(
                 ns,
-                sa("0.0.0.0:80"),
+                sa(addr),
                 &format!("rs{}\n", i + 1),
                 "/health",
                 st.clone(),
@@ -224,6 +229,15 @@ fn health_web(seed: &SeedLab) -> (Vec<servers::Server>, Vec<Arc<AtomicU16>>) {
             (s, st)
         })
         .unzip()
+}
+
+/// rs1 and rs2 on port 80, each checked by [`http_get`], rs1 with
+/// `first_extra` (e.g. `inhibit_on_failure`).
+fn two_reals(first_extra: &str) -> [String; 2] {
+    [
+        real(rs_ip(0), 80, first_extra, http_get()),
+        real(rs_ip(1), 80, "", http_get()),
+    ]
 }
 
 fn rip(i: usize) -> String {
@@ -325,13 +339,7 @@ fn expire_nodest_conn_ends_a_removed_servers_connections() {
         return;
     }
     let seed = lab("hcexp", 2);
-    let conf = seed_conf(
-        "",
-        &[
-            real(rs_ip(0), 80, "", http_get()),
-            real(rs_ip(1), 80, "", http_get()),
-        ],
-    );
+    let conf = seed_conf("", &two_reals(""));
     let (_web, health) = health_web(&seed);
     let d = Checked::start_with(seed, &conf, &["--expire-nodest-conn"]);
     let mut old = d.conn_to("rs1\n");
@@ -367,13 +375,7 @@ fn inhibit_on_failure_sets_weight_0_and_keeps_the_connection() {
     if !require_root("health inhibit") {
         return;
     }
-    let conf = seed_conf(
-        "",
-        &[
-            real(rs_ip(0), 80, "inhibit_on_failure", http_get()),
-            real(rs_ip(1), 80, "", http_get()),
-        ],
-    );
+    let conf = seed_conf("", &two_reals("inhibit_on_failure"));
     let seed = lab("hcinh", 2);
     let (_web, health) = health_web(&seed);
     let d = Checked::start(seed, &conf);
@@ -429,13 +431,7 @@ fn alpha_servers_start_failed() {
     if !require_root("health alpha") {
         return;
     }
-    let conf = seed_conf(
-        "alpha",
-        &[
-            real(rs_ip(0), 80, "", http_get()),
-            real(rs_ip(1), 80, "", http_get()),
-        ],
-    );
+    let conf = seed_conf("alpha", &two_reals(""));
     // rs1's health URL fails from the start: with alpha it never enters.
     let seed = lab("hcalpha", 2);
     let (_web, health) = health_web(&seed);
@@ -459,13 +455,7 @@ fn the_sorry_server_answers_when_every_server_is_down() {
     if !require_root("health sorry") {
         return;
     }
-    let conf = seed_conf(
-        &format!("sorry_server {} 80", rs_ip(2)),
-        &[
-            real(rs_ip(0), 80, "", http_get()),
-            real(rs_ip(1), 80, "", http_get()),
-        ],
-    );
+    let conf = seed_conf(&format!("sorry_server {} 80", rs_ip(2)), &two_reals(""));
     let seed = lab("hcsorry", 3);
     let (_web, health) = health_web(&seed);
     let d = Checked::start(seed, &conf);
@@ -513,7 +503,7 @@ fn losing_the_quorum_runs_its_script_and_brings_the_sorry_server() {
             down.display(),
             up.display()
         ),
-        &[real(rs_ip(0), 80, "", http_get()), real(rs_ip(1), 80, "", http_get())],
+        &two_reals(""),
     );
     let seed = lab("hcquorum", 3);
     let (_web, health) = health_web(&seed);
@@ -587,13 +577,7 @@ fn sighup_applies_the_changed_file_and_keeps_connections_that_stay() {
     if !require_root("health reload") {
         return;
     }
-    let conf = seed_conf(
-        "",
-        &[
-            real(rs_ip(0), 80, "", http_get()),
-            real(rs_ip(1), 80, "", http_get()),
-        ],
-    );
+    let conf = seed_conf("", &two_reals(""));
     let seed = lab("hchup", 3);
     let (_web, _health) = health_web(&seed);
     let d = Checked::start(seed, &conf);
@@ -729,23 +713,7 @@ fn ipv6_real_servers_are_checked_and_removed() {
     seed.director
         .sysctl("net.ipv6.conf.all.forwarding", "1")
         .unwrap();
-    let (_web, health): (Vec<_>, Vec<_>) = seed
-        .rs
-        .iter()
-        .enumerate()
-        .map(|(i, ns)| {
-            let st = Arc::new(AtomicU16::new(200));
-            let s = servers::http_health(
-                ns,
-                sa("[::]:80"),
-                &format!("rs{}\n", i + 1),
-                "/health",
-                st.clone(),
-            )
-            .unwrap();
-            (s, st)
-        })
-        .unzip();
+    let (_web, health) = health_web_on(&seed, "[::]:80");
     let d = Checked::start(seed, &conf);
     let r1 = format!("[{}]:80", rs_ip6(0));
     assert!(line_of(&d.listing(), &r1).is_some(), "{}", d.listing());

@@ -53,7 +53,7 @@ pub const WRAPPERS: [&str; 2] = ["director_bench", "bench_overhead"];
 
 /// The unit-cost programs of the benchmark object: (program, what it does
 /// once on top of XDP_DROP).
-pub const UNITS: [(&str, &str); 6] = [
+pub const UNITS: [(&str, &str); 9] = [
     ("unit_ktime", "bpf_ktime_get_ns"),
     ("unit_ktime_coarse", "bpf_ktime_get_coarse_ns"),
     ("unit_jiffies", "bpf_jiffies64 (inlined)"),
@@ -62,6 +62,18 @@ pub const UNITS: [(&str, &str); 6] = [
     (
         "unit_lru_insert",
         "LRU hash insert of a new 40-byte key (evicting once full)",
+    ),
+    (
+        "unit_lru_insert_room",
+        "LRU hash insert + delete, table with room",
+    ),
+    (
+        "unit_lru_pcpu_insert_room",
+        "LRU hash (per-CPU lists) insert + delete, table with room",
+    ),
+    (
+        "unit_hash_insert_room",
+        "plain hash insert + delete, table with room",
     ),
 ];
 

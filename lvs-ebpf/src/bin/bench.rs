@@ -147,6 +147,62 @@ mod prog {
         xdp_action::XDP_DROP + !ok as u32
     }
 
+    /// The same table with per-CPU LRU lists (`BPF_F_NO_COMMON_LRU`): no
+    /// shared list lock, but each CPU may only use its share of the slots.
+    #[map]
+    static UNIT_LRU_PCPU: LruHashMap<FlowKey, Conn> =
+        LruHashMap::with_max_entries(65536, aya_ebpf::bindings::BPF_F_NO_COMMON_LRU);
+
+    /// A plain (preallocated) hash table of the same shape.
+    #[map]
+    static UNIT_HASH_BIG: HashMap<FlowKey, Conn> = HashMap::with_max_entries(65536, 0);
+
+    /// The next key of the unit insert programs (a new one each run).
+    #[inline(always)]
+    fn next_key() -> Option<FlowKey> {
+        let seq = UNIT_SEQ.get_ptr_mut(0)?;
+        let n = unsafe {
+            *seq = (*seq).wrapping_add(1);
+            *seq
+        };
+        Some(unit_key(n))
+    }
+
+    /// An LRU insert of a new key into a table with room (removed again
+    /// at once, so the table never fills): what a new connection costs
+    /// when the table is not under pressure, plus a delete.
+    #[xdp]
+    pub fn unit_lru_insert_room(_ctx: XdpContext) -> u32 {
+        let Some(k) = next_key() else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let ok = UNIT_LRU.insert(&k, &Conn::default(), 0).is_ok();
+        let _ = UNIT_LRU.remove(&k);
+        xdp_action::XDP_DROP + !ok as u32
+    }
+
+    /// The same with per-CPU LRU lists.
+    #[xdp]
+    pub fn unit_lru_pcpu_insert_room(_ctx: XdpContext) -> u32 {
+        let Some(k) = next_key() else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let ok = UNIT_LRU_PCPU.insert(&k, &Conn::default(), 0).is_ok();
+        let _ = UNIT_LRU_PCPU.remove(&k);
+        xdp_action::XDP_DROP + !ok as u32
+    }
+
+    /// The same into a plain hash table.
+    #[xdp]
+    pub fn unit_hash_insert_room(_ctx: XdpContext) -> u32 {
+        let Some(k) = next_key() else {
+            return xdp_action::XDP_ABORTED;
+        };
+        let ok = UNIT_HASH_BIG.insert(&k, &Conn::default(), 0).is_ok();
+        let _ = UNIT_HASH_BIG.remove(&k);
+        xdp_action::XDP_DROP + !ok as u32
+    }
+
     /// An LRU lookup that hits (`CONNS` for an established packet on the
     /// shared path).
     #[xdp]

@@ -458,6 +458,87 @@ pub const FIX_INACTIVE: u32 = 1;
 /// LRU evicted: off `EmbryoCounts` and `RealConns::inactive`.
 pub const FIX_EMBRYO: u32 = 2;
 
+/// Input and output of the sweeper's `conn_sweep` program
+/// (BPF_PROG_TEST_RUN data, read back from the output frame): one bounded
+/// slice of the walk of `CONNS` or `EMBRYOS` that `bpf_for_each_map_elem`
+/// makes in the kernel. The helper always starts at the table's first
+/// bucket, so a slice skips the `skip` entries the slices before it
+/// handled (each costs one callback), handles up to `budget` entries and
+/// stops; the run says where the next one starts (`next`) and whether the
+/// table's end was reached (`done`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepRun {
+    /// The sweep's number: a service with a live connection gets it in
+    /// `SweepSvc::live`.
+    pub sweep: u64,
+    /// Entries of the table the slices before this one handled.
+    pub skip: u64,
+    /// Entries before `skip` handled again but not counted: between two
+    /// slices the data path removes and inserts entries in buckets
+    /// already walked, shifting the positions; an entry that moved back
+    /// by up to this many is still seen (expired, its service marked).
+    pub overlap: u64,
+    /// Entries this slice handles at most (0: no limit).
+    pub budget: u64,
+    /// [`SWEEP_CONNS`] or [`SWEEP_EMBRYOS`].
+    pub table: u32,
+    /// [`SWEEP_F_START`] on the sweep's first slice.
+    pub flags: u32,
+    /// `EMBRYOS`: the epoch (0 or 1) whose live entries are counted per
+    /// real server (`SweepSeen::embryo`).
+    pub fixed_epoch: u32,
+    pub _pad: u32,
+    // Output.
+    /// Callbacks made (entries visited, skipped ones included).
+    pub visited: u64,
+    /// Live entries counted (not in the overlap).
+    pub live: u64,
+    /// Expired entries this slice claimed and removed.
+    pub expired: u64,
+    /// Persistence templates kept in use (`Persist::last_used` = now).
+    pub kept: u64,
+    /// Where the next slice starts (`skip` of the next run).
+    pub next: u64,
+    /// Non-zero once the table's end was reached.
+    pub done: u32,
+    pub _pad2: u32,
+}
+
+/// `SweepRun::table`.
+pub const SWEEP_CONNS: u32 = 0;
+pub const SWEEP_EMBRYOS: u32 = 1;
+/// `SweepRun::flags`: the sweep's first slice zeroes `SWEEP_SEEN` and
+/// loads the services' persistence settings into `SWEEP_SVCS` first.
+pub const SWEEP_F_START: u32 = 1;
+
+/// Value of the sweeper's `SWEEP_SEEN` (indexed like `REALS`): the live
+/// connections one walk saw per real server, for the reconciliation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepSeen {
+    /// `CONNS`: counted active / inactive.
+    pub active: u64,
+    pub inactive: u64,
+    /// `EMBRYOS`: of the fixed epoch.
+    pub embryo: u64,
+}
+
+/// Value of the sweeper's `SWEEP_SVCS` (indexed by `Service::id`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepSvc {
+    /// The last sweep that saw a live connection of the service.
+    pub live: u64,
+    /// The sweep whose start wrote the fields below (others are stale).
+    pub loaded: u64,
+    pub netmask: [u32; 4],
+    /// Non-zero: persistent (`SVC_F_PERSISTENT` in the published copy).
+    pub persistent: u8,
+    pub family: u8,
+    pub _pad: [u8; 6],
+}
+
 /// Input of `conn_sync` (BPF_PROG_TEST_RUN data): a connection a sync
 /// master announced, mapped onto this director's tables by the backup
 /// (`lvs-user/src/sync/`). `conn.st` holds the state and `CONN_F_ACTIVE`;
@@ -757,6 +838,10 @@ mod pod {
     unsafe impl bytemuck::Pod for ConnFix {}
     unsafe impl bytemuck::Zeroable for ConnSync {}
     unsafe impl bytemuck::Pod for ConnSync {}
+    unsafe impl bytemuck::Zeroable for SweepRun {}
+    unsafe impl bytemuck::Pod for SweepRun {}
+    unsafe impl aya::Pod for SweepSeen {}
+    unsafe impl aya::Pod for SweepSvc {}
 }
 
 #[cfg(test)]
@@ -867,6 +952,9 @@ mod tests {
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<ConnFix>(), 16);
         assert_eq!(size_of::<ConnSync>(), 64);
+        assert_eq!(size_of::<SweepRun>(), 96);
+        assert_eq!(size_of::<SweepSeen>(), 24);
+        assert_eq!(size_of::<SweepSvc>(), 40);
         assert_eq!(size_of::<ServiceKey>(), 20);
         assert_eq!(size_of::<Service>(), 44);
         assert_eq!(size_of::<ServiceEntry>(), 88);

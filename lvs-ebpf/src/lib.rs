@@ -48,6 +48,8 @@ mod stats;
 #[cfg(target_arch = "bpf")]
 mod svc;
 #[cfg(target_arch = "bpf")]
+pub mod sweep;
+#[cfg(target_arch = "bpf")]
 pub mod sync;
 #[cfg(target_arch = "bpf")]
 mod verdict;

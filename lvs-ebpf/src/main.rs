@@ -40,6 +40,13 @@ mod prog {
         lvs_ebpf::gc::conn_fix(&ctx)
     }
 
+    /// Run by the sweeper through BPF_PROG_TEST_RUN, one slice of the walk
+    /// of `CONNS` or `EMBRYOS` per run (see `sweep`).
+    #[xdp]
+    pub fn conn_sweep(ctx: XdpContext) -> u32 {
+        lvs_ebpf::sweep::conn_sweep(&ctx)
+    }
+
     /// Run by a sync backup to insert a synced connection (see `sync`).
     #[xdp]
     pub fn conn_sync(ctx: XdpContext) -> u32 {

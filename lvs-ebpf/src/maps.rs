@@ -10,7 +10,7 @@ use aya_ebpf::{
 use lvs_common::{
     counters, AddrKey, Config, Conn, EmbryoCounts, FlowKey, Lblc, LblcKey, LinkMac, Persist,
     PersistKey, Rate, Real, RealConns, RealHop, RealViews, ServiceEntry, ServiceKey, Stats,
-    VlanDev, VlanKey,
+    SweepSeen, SweepSvc, VlanDev, VlanKey,
 };
 
 /// (proto, family, VIP, port) -> service, both generations' copies (see
@@ -104,6 +104,17 @@ pub static EMBRYO_COUNTS: Array<EmbryoCounts> = Array::pinned(4096, 0);
 /// Real index -> active/inactive connection counts (atomics).
 #[map]
 pub static REAL_CONNS: Array<RealConns> = Array::pinned(4096, 0);
+
+/// The sweeper's working tables (`sweep`): per real server (indexed like
+/// `REALS`) the live connections one walk saw, and per service id whether
+/// it has a live connection and its persistence settings. Not pinned:
+/// they belong to the `lvs load` whose sweeper fills and reads them (a
+/// later one that adopts the pinned tables makes its own), so the pinned
+/// layout is unchanged. Sized by `lvs load` like `REALS` and `SERVICES`.
+#[map]
+pub static SWEEP_SEEN: Array<SweepSeen> = Array::with_max_entries(4096, 0);
+#[map]
+pub static SWEEP_SVCS: Array<SweepSvc> = Array::with_max_entries(1024, 0);
 
 /// Persistence templates (`-p`): masked client address -> real server.
 #[map]

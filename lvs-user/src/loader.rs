@@ -437,6 +437,9 @@ pub fn load_director(
     for (name, n) in map_sizes(s, possible_cpus()?) {
         loader.map_max_entries(name, n);
     }
+    // The sweeper's own maps, unpinned (not in the layout).
+    loader.map_max_entries(names::SWEEP_SEEN, s.max_reals);
+    loader.map_max_entries(names::SWEEP_SVCS, s.max_services);
     let build = crate::life::build_id::wanted()?;
     loader.override_global(crate::life::build_id::GLOBAL, &build, true);
     let mut bpf = loader
@@ -448,7 +451,12 @@ pub fn load_director(
         .ok_or_else(|| anyhow!("object has no {} program", progs::DIRECTOR))?
         .try_into()?;
     load_xdp(prog, progs::DIRECTOR)?;
-    for name in [progs::CONN_EXPIRE, progs::CONN_FIX, crate::sync::PROG] {
+    for name in [
+        progs::CONN_EXPIRE,
+        progs::CONN_FIX,
+        progs::CONN_SWEEP,
+        crate::sync::PROG,
+    ] {
         let p: &mut Xdp = bpf
             .program_mut(name)
             .ok_or_else(|| anyhow!("object has no {name} program"))?

@@ -1,8 +1,13 @@
-//! The connection sweeper, run by `lvs load` once a second: walks `CONNS`,
-//! has the kernel remove expired connections (`conn_expire`, so the claim
-//! and the count are atomic with the data path), keeps the persistence
-//! templates of live connections in use, and corrects the active/inactive
-//! counts of connections the LRU evicted before they ended (`conn_fix`).
+//! The connection sweeper, run by `lvs load` once a second. The walk of
+//! the connection tables is in the kernel (`conn_sweep`, lvs-ebpf's
+//! `sweep`): run through BPF_PROG_TEST_RUN in bounded slices, it walks
+//! `CONNS` with `bpf_for_each_map_elem`, removes expired connections (the
+//! claim and the count atomic with the data path, as `conn_expire` did
+//! them for the userspace walk before), keeps the persistence templates
+//! of live connections in use, marks the services that have one, and
+//! counts what it saw per real server; no syscall is made per connection.
+//! Userspace corrects the active/inactive counts of connections the LRU
+//! evicted before they ended (`conn_fix`, per real server).
 //! It walks the embryonic table (`EMBRYOS`) the same way, and takes the
 //! embryonic connections its LRU evicted (a SYN flood's doing) off the
 //! counts exactly: each sweep flips the epoch new embryonic connections
@@ -12,28 +17,39 @@
 //! Deleted services are kept as tombstones while they have connections;
 //! the sweeper removes them once their last connection has gone (see
 //! [`crate::tables::buriable`]).
+//!
+//! (The sync master, `crate::sync`, still walks `CONNS` from userspace to
+//! announce connections.)
 
 use std::{
-    collections::{HashMap as StdHashMap, HashSet},
+    collections::HashMap as StdHashMap,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use aya::{
     maps::{Array, HashMap, MapData},
     programs::Xdp,
     Ebpf,
 };
 use lvs_common::{
-    occupancy, state, xdp, Config, Conn, ConnFix, EmbryoCounts, FlowKey, Persist, PersistKey,
-    RealConns, Service, ServiceEntry, ServiceKey, CONN_F_ACTIVE, CONN_F_DEAD, CONN_F_EPOCH,
-    FIX_ACTIVE, FIX_EMBRYO, FIX_INACTIVE, SVC_F_DELETED, SVC_F_PERSISTENT,
+    occupancy, state, xdp, Config, Conn, ConnFix, EmbryoCounts, RealConns, ServiceEntry,
+    ServiceKey, SweepRun, SweepSeen, SweepSvc, FIX_ACTIVE, FIX_EMBRYO, FIX_INACTIVE, SVC_F_DELETED,
+    SWEEP_CONNS, SWEEP_EMBRYOS, SWEEP_F_START,
 };
 
 use crate::tables::{
     monotonic_ns,
     names::{self, progs},
 };
+
+/// Entries one `conn_sweep` run handles at most (see `SLICE_FIGURES`).
+pub const BUDGET: u64 = 65_536;
+/// Entries before a slice's start handled again, uncounted
+/// (`SweepRun::overlap`): what the data path may shift the positions by
+/// between two slices run back to back.
+pub const OVERLAP: u64 = 1024;
 
 /// What one sweep did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -48,6 +64,13 @@ pub struct Swept {
     /// Embryonic connections taken off counts because the LRU evicted
     /// them.
     pub embryonic_evicted: u64,
+    /// Persistence templates kept in use.
+    pub kept: u64,
+    /// `conn_sweep` runs (both tables), their summed kernel time and the
+    /// longest one.
+    pub slices: u64,
+    pub kernel: Duration,
+    pub longest: Duration,
 }
 
 /// Counts seen per real server: [active, inactive].
@@ -66,6 +89,10 @@ pub struct Sweeper {
     /// `CONNS`'s `max_entries` as the kernel has it (the pinned map taken
     /// over may be of another size than this `lvs load` would make).
     capacity: Option<u64>,
+    /// This sweep's number (from 1), which the walk stamps on services
+    /// with a live connection (`SweepSvc::live`): nothing is cleared
+    /// between sweeps.
+    number: u64,
 }
 
 impl Sweeper {
@@ -75,6 +102,7 @@ impl Sweeper {
             surplus: StdHashMap::new(),
             was_full: false,
             capacity: None,
+            number: 0,
         }
     }
 }
@@ -92,14 +120,6 @@ pub fn near_full(entries: u64, capacity: u64, cpus: u64) -> bool {
 /// The data path's expiry rule with the configured per-state timeouts.
 pub fn expired(c: &Conn, timeouts: &[u32; state::COUNT], now: u64) -> bool {
     c.expired(lvs_common::conn_timeout_s(c.st, timeouts), now)
-}
-
-/// The input of `conn_expire`: the key, then which table.
-fn expire_input(k: &FlowKey, embryo: bool) -> [u8; 41] {
-    let mut b = [0u8; 41];
-    b[..40].copy_from_slice(bytemuck::bytes_of(k));
-    b[40] = embryo as u8;
-    b
 }
 
 /// The correction for one count: (to take off now, surplus to remember).
@@ -126,97 +146,71 @@ fn run(bpf: &Ebpf, prog: &str, input: &[u8]) -> Result<u32> {
 impl Sweeper {
     pub fn sweep(&mut self, bpf: &mut Ebpf) -> Result<Swept> {
         let now = monotonic_ns();
+        self.number += 1;
         let cfg: Config = {
             let a: Array<&MapData, Config> = Array::try_from(map(bpf, names::CONFIG)?)?;
             a.get(&0, 0)?
         };
         let published = crate::tables::published(map(bpf, names::GENERATION)?)?;
-        let (services, tombstones): (StdHashMap<u32, Service>, Vec<(ServiceKey, u32)>) = {
+        // Per service, not per connection: the tombstones to bury.
+        let tombstones: Vec<(ServiceKey, u32)> = {
             let m: HashMap<&MapData, ServiceKey, ServiceEntry> =
                 HashMap::try_from(map(bpf, names::SERVICES)?)?;
-            let all: Vec<(ServiceKey, Service)> = m
-                .iter()
+            m.iter()
                 .filter_map(|kv| kv.ok())
                 .map(|(k, e)| (k, *e.view(published.0)))
-                .collect();
-            let tombs = all
-                .iter()
                 .filter(|(_, v)| v.flags & SVC_F_DELETED != 0)
-                .map(|(k, v)| (*k, v.id))
-                .collect();
-            (all.into_iter().map(|(_, v)| (v.id, v)).collect(), tombs)
+                .map(|(k, v)| (k, v.id))
+                .collect()
         };
-        let mut live_services: HashSet<u32> = HashSet::new();
         let mut out = Swept::default();
-        let mut seen = Seen::new();
-        let mut dead = Vec::new();
-        let mut keep = Vec::new();
-        {
-            let conns: HashMap<&MapData, FlowKey, Conn> =
-                HashMap::try_from(map(bpf, names::CONNS)?)?;
-            for kv in conns.iter() {
-                let Ok((k, c)) = kv else { continue };
-                if c.st & CONN_F_DEAD != 0 {
-                    continue;
-                }
-                if expired(&c, &cfg.timeouts, now) {
-                    dead.push(k);
-                    continue;
-                }
-                out.live += 1;
-                live_services.insert(c.svc_id);
-                let kind = if c.st & CONN_F_ACTIVE != 0 {
-                    FIX_ACTIVE
-                } else {
-                    FIX_INACTIVE
-                } as usize;
-                seen.entry(c.real).or_default()[kind] += 1;
-                if let Some(s) = services.get(&c.svc_id) {
-                    if s.flags & SVC_F_PERSISTENT != 0 {
-                        keep.push(PersistKey::new(s.id, s.family, &s.netmask, &k.src));
-                    }
-                }
-            }
-        }
-        for k in dead {
-            if run(bpf, progs::CONN_EXPIRE, &expire_input(&k, false))? == xdp::PASS {
-                out.expired += 1;
-            }
-        }
-        self.sweep_embryos(bpf, &cfg, now, &mut out, &mut live_services)?;
-        self.keep_templates(bpf, &keep, now)?;
-        let done: Vec<ServiceKey> = tombstones
-            .into_iter()
-            .filter(|(_, id)| !live_services.contains(id))
-            .map(|(k, _)| k)
-            .collect();
+        let capacity = self.capacity(bpf, &cfg)?;
+        let conns = walk(bpf, SWEEP_CONNS, self.number, 0, capacity, &mut out)?;
+        out.live = conns.live;
+        out.expired = conns.expired;
+        out.kept = conns.kept;
+        let mut complete = conns.done;
+        complete &= self.sweep_embryos(bpf, &mut out)?;
+        let done: Vec<ServiceKey> = if complete {
+            let svcs: Array<&MapData, SweepSvc> = Array::try_from(map(bpf, names::SWEEP_SVCS)?)?;
+            tombstones
+                .into_iter()
+                .filter(|(_, id)| svcs.get(id, 0).map_or(true, |s| s.live != self.number))
+                .map(|(k, _)| k)
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.bury(bpf, &done, published, now)?;
         // Connections created while the walk runs are counted but not seen,
         // and under a steady rate that gap exists at every sweep: only a
         // table that was full can have lost entries, so only then are the
         // counts compared.
         let cpus = aya::util::nr_cpus().map(|n| n as u64).unwrap_or(1);
-        let capacity = match self.capacity {
-            Some(c) => c,
-            None => {
-                let c = match map(bpf, names::CONNS)? {
-                    aya::maps::Map::LruHashMap(m) | aya::maps::Map::HashMap(m) => {
-                        m.info()?.max_entries() as u64
-                    }
-                    _ => cfg.conn_table_size as u64,
-                };
-                *self.capacity.insert(c)
-            }
-        };
         let full = near_full(out.live + out.expired, capacity, cpus);
-        if full || self.was_full {
+        if complete && (full || self.was_full) {
             let embryos = embryo_counts(bpf)?;
+            let seen = seen_counts(bpf)?;
             out.evicted = self.reconcile(bpf, &seen, &embryos)?;
         } else {
             self.surplus.clear();
         }
         self.was_full = full;
         Ok(out)
+    }
+
+    /// `CONNS`'s `max_entries` as the kernel has it.
+    fn capacity(&mut self, bpf: &Ebpf, cfg: &Config) -> Result<u64> {
+        if let Some(c) = self.capacity {
+            return Ok(c);
+        }
+        let c = match map(bpf, names::CONNS)? {
+            aya::maps::Map::LruHashMap(m) | aya::maps::Map::HashMap(m) => {
+                m.info()?.max_entries() as u64
+            }
+            _ => cfg.conn_table_size as u64,
+        };
+        Ok(*self.capacity.insert(c))
     }
 
     /// Removes deleted services whose last connection has gone, unless an
@@ -255,83 +249,59 @@ impl Sweeper {
         Ok(())
     }
 
-    fn keep_templates(&self, bpf: &mut Ebpf, keys: &[PersistKey], now: u64) -> Result<()> {
-        let mut m: HashMap<&mut MapData, PersistKey, Persist> = HashMap::try_from(
-            bpf.map_mut(names::PERSIST)
-                .ok_or_else(|| anyhow!("no PERSIST map"))?,
-        )?;
-        for k in keys {
-            if let Ok(mut t) = m.get(k, 0) {
-                t.last_used = now;
-                let _ = m.insert(k, t, 0);
-            }
-        }
-        Ok(())
-    }
-
     /// Walks `EMBRYOS`: expires what has expired, and takes what the LRU
     /// evicted of the epoch not current off the counts; then flips the
-    /// epoch.
-    fn sweep_embryos(
-        &mut self,
-        bpf: &mut Ebpf,
-        cfg: &Config,
-        now: u64,
-        out: &mut Swept,
-        live_services: &mut HashSet<u32>,
-    ) -> Result<()> {
+    /// epoch. False if the walk did not finish (nothing is taken off then,
+    /// nor is the epoch flipped).
+    fn sweep_embryos(&mut self, bpf: &mut Ebpf, out: &mut Swept) -> Result<bool> {
         let current = {
             let a: Array<&MapData, u64> = Array::try_from(map(bpf, names::OCCUPANCY)?)?;
             a.get(&occupancy::EPOCH, 0)? & 1
         };
         // Its count no longer grows (the epoch flipped a sweep ago).
         let fixed = (current ^ 1) as usize;
-        let mut seen: StdHashMap<u32, u64> = StdHashMap::new();
-        let mut dead = Vec::new();
-        {
-            let m: HashMap<&MapData, FlowKey, Conn> = HashMap::try_from(map(bpf, names::EMBRYOS)?)?;
-            for kv in m.iter() {
-                let Ok((k, c)) = kv else { continue };
-                if c.st & CONN_F_DEAD != 0 {
-                    continue;
-                }
-                if expired(&c, &cfg.timeouts, now) {
-                    dead.push(k);
-                    continue;
-                }
-                out.embryonic += 1;
-                live_services.insert(c.svc_id);
-                if (c.st & CONN_F_EPOCH != 0) as usize == fixed {
-                    *seen.entry(c.real).or_default() += 1;
-                }
+        let capacity = match map(bpf, names::EMBRYOS)? {
+            aya::maps::Map::LruHashMap(m) | aya::maps::Map::HashMap(m) => {
+                m.info()?.max_entries() as u64
             }
+            _ => u32::MAX as u64,
+        };
+        let w = walk(bpf, SWEEP_EMBRYOS, self.number, fixed as u32, capacity, out)?;
+        out.embryonic = w.live;
+        out.embryonic_expired = w.expired;
+        if !w.done {
+            return Ok(false);
         }
-        for k in dead {
-            if run(bpf, progs::CONN_EXPIRE, &expire_input(&k, true))? == xdp::PASS {
-                out.embryonic_expired += 1;
-            }
-        }
-        // Read after the walk and the expiries: only what the LRU took
-        // without telling is left over.
+        // Read after the walk and its expiries: only what the LRU took
+        // without telling is left over. Only reals with a count are looked
+        // at in what the walk saw.
+        let seen: Array<&MapData, SweepSeen> = Array::try_from(map(bpf, names::SWEEP_SEEN)?)?;
+        let mut fixes = Vec::new();
         for (real, e) in embryo_counts(bpf)?.iter().enumerate() {
             let real = real as u32;
-            let lost = e.epochs[fixed].saturating_sub(seen.get(&real).copied().unwrap_or(0));
+            if e.epochs[fixed] == 0 {
+                continue;
+            }
+            let saw = seen.get(&real, 0).map_or(0, |s| s.embryo);
+            let lost = e.epochs[fixed].saturating_sub(saw);
             if lost > 0 {
-                let input = ConnFix {
+                fixes.push(ConnFix {
                     real,
                     kind: FIX_EMBRYO + fixed as u32,
                     amount: lost,
-                };
-                run(bpf, progs::CONN_FIX, bytemuck::bytes_of(&input))?;
-                out.embryonic_evicted += lost;
+                });
             }
+        }
+        for input in fixes {
+            run(bpf, progs::CONN_FIX, bytemuck::bytes_of(&input))?;
+            out.embryonic_evicted += input.amount;
         }
         let mut a: Array<&mut MapData, u64> = Array::try_from(
             bpf.map_mut(names::OCCUPANCY)
                 .ok_or_else(|| anyhow!("no OCCUPANCY map"))?,
         )?;
         a.set(occupancy::EPOCH, fixed as u64, 0)?;
-        Ok(())
+        Ok(true)
     }
 
     fn reconcile(&mut self, bpf: &Ebpf, seen: &Seen, embryos: &[EmbryoCounts]) -> Result<u64> {
@@ -369,6 +339,95 @@ impl Sweeper {
         }
         Ok(total)
     }
+}
+
+/// One table's walk, all slices: what it found.
+#[derive(Debug, Default)]
+pub struct Walked {
+    pub live: u64,
+    pub expired: u64,
+    pub kept: u64,
+    /// The table's end was reached.
+    pub done: bool,
+}
+
+/// Runs `conn_sweep` once: one slice.
+pub fn sweep_slice(bpf: &Ebpf, input: &SweepRun) -> Result<(SweepRun, Duration)> {
+    let p: &Xdp = bpf
+        .program(progs::CONN_SWEEP)
+        .ok_or_else(|| anyhow!("object has no {} program", progs::CONN_SWEEP))?
+        .try_into()?;
+    let r = crate::progtest::test_run(p, bytemuck::bytes_of(input), 0, 1, true)
+        .context("running conn_sweep")?;
+    let size = std::mem::size_of::<SweepRun>();
+    let o = r.out.unwrap_or_default();
+    if r.action != xdp::PASS || o.len() < size {
+        bail!("conn_sweep failed (action {}, {} bytes)", r.action, o.len());
+    }
+    Ok((
+        bytemuck::pod_read_unaligned(&o[..size]),
+        Duration::from_nanos(r.kernel_ns as u64),
+    ))
+}
+
+/// Walks `table` (`SWEEP_CONNS`, whose first slice starts the sweep, or
+/// `SWEEP_EMBRYOS`) in slices of [`BUDGET`] entries. A table of
+/// `capacity` entries takes at most `2 × capacity / BUDGET` slices and a
+/// few (a slice that removes all it handles stays in place, but only as
+/// often as the table has entries); beyond that the walk is left
+/// unfinished (`done` false) rather than chase a table that refills.
+pub fn walk(
+    bpf: &Ebpf,
+    table: u32,
+    sweep: u64,
+    fixed_epoch: u32,
+    capacity: u64,
+    out: &mut Swept,
+) -> Result<Walked> {
+    let mut w = Walked::default();
+    let mut input = SweepRun {
+        sweep,
+        overlap: OVERLAP,
+        budget: BUDGET,
+        table,
+        flags: if table == SWEEP_CONNS {
+            SWEEP_F_START
+        } else {
+            0
+        },
+        fixed_epoch,
+        ..Default::default()
+    };
+    let limit = 2 * capacity / BUDGET + 4;
+    for _ in 0..limit {
+        let (r, took) = sweep_slice(bpf, &input)?;
+        out.slices += 1;
+        out.kernel += took;
+        out.longest = out.longest.max(took);
+        w.live += r.live;
+        w.expired += r.expired;
+        w.kept += r.kept;
+        if r.done != 0 {
+            w.done = true;
+            break;
+        }
+        input.skip = r.next;
+        input.flags = 0;
+    }
+    Ok(w)
+}
+
+/// What the walk saw per real server (`SWEEP_SEEN`), active and inactive.
+fn seen_counts(bpf: &Ebpf) -> Result<Seen> {
+    let a: Array<&MapData, SweepSeen> = Array::try_from(map(bpf, names::SWEEP_SEEN)?)?;
+    let mut out = Seen::new();
+    for (i, s) in a.iter().enumerate() {
+        let s = s?;
+        if s.active != 0 || s.inactive != 0 {
+            out.insert(i as u32, [s.active, s.inactive]);
+        }
+    }
+    Ok(out)
 }
 
 /// Every real server's embryonic counts, indexed like `REALS`.

@@ -80,4 +80,13 @@ pub mod progs {
     pub const CONN_EXPIRE: &str = "conn_expire";
     /// Run by the sweeper to correct a real server's connection counts.
     pub const CONN_FIX: &str = "conn_fix";
+    /// Run by the sweeper: one bounded slice of the walk of `CONNS` or
+    /// `EMBRYOS` in the kernel (`lvs_common::SweepRun`).
+    pub const CONN_SWEEP: &str = "conn_sweep";
 }
+
+/// The sweeper's working maps: in the object but not pinned (so not in
+/// [`ALL`] nor the layout record), sized by `lvs load` like `REALS` and
+/// `SERVICES`.
+pub const SWEEP_SEEN: &str = "SWEEP_SEEN";
+pub const SWEEP_SVCS: &str = "SWEEP_SVCS";

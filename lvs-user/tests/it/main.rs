@@ -34,6 +34,7 @@ mod prog_run;
 mod rate;
 mod sched;
 mod static_neigh;
+mod sweep;
 mod sync;
 mod tunnel;
 mod txn;

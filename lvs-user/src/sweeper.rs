@@ -44,7 +44,9 @@ use crate::tables::{
     names::{self, progs},
 };
 
-/// Entries one `conn_sweep` run handles at most (see `SLICE_FIGURES`).
+/// Entries one `conn_sweep` run handles at most: the program runs with
+/// preemption off, so a walk is cut into slices that each stay short. (The
+/// figure was chosen, not yet measured: the bench has no sweep row yet.)
 pub const BUDGET: u64 = 65_536;
 /// Entries before a slice's start handled again, uncounted
 /// (`SweepRun::overlap`): what the data path may shift the positions by
